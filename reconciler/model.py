@@ -1,0 +1,173 @@
+"""Frozen models shared by desired state (from YAML) and live state (from catalogs).
+
+Two layers live here:
+
+* The *declaration* (``DesiredState``): what an operator writes in git: levels,
+  nodes, replication sets, monitoring thresholds.
+* The *per-node catalog* (``NodeCatalog``): what one database holds in
+  pglogical's catalogs: its node, its replication sets with their tables, and
+  its subscriptions. ``topology.desired_catalogs`` derives one per node from
+  the declaration; ``inspect`` reads one per node from the server. Both are
+  normalised at the edges so that ``==`` means "in sync".
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+NAME_MAX_LEN = 40
+
+# pglogical creates these in every node; they are its own, never drift.
+BUILTIN_SETS = frozenset({"default", "default_insert_only", "ddl_sql"})
+
+
+class Frozen(BaseModel):
+    """Base: immutable, strict about unknown keys, compared by value."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Operation(StrEnum):
+    INSERT = "insert"
+    UPDATE = "update"
+    DELETE = "delete"
+    TRUNCATE = "truncate"
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*(B|kB|MB|GB|TB)?\s*$")
+_UNIT = {None: 1, "B": 1, "kB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
+
+
+def parse_size(value: object) -> object:
+    """PostgreSQL memory units (1024-based: kB, MB, GB, TB) -> bytes; ints pass through."""
+    if isinstance(value, str):
+        match = _SIZE.match(value)
+        if match is None:
+            raise ValueError(f"not a size: {value!r} (use e.g. 512MB, 5GB; units B, kB, MB, GB, TB)")
+        return int(match.group(1)) * _UNIT[match.group(2)]
+    return value
+
+
+ByteSize = Annotated[int, BeforeValidator(parse_size), Field(ge=0)]
+
+DEFAULT_REPLICATE: tuple[Operation, ...] = (Operation.INSERT, Operation.UPDATE, Operation.DELETE)
+
+
+# --------------------------------------------------------------------------
+# Declaration (desired state as written in git)
+# --------------------------------------------------------------------------
+
+
+class TableDecl(Frozen):
+    """A table in a replication set, as declared."""
+
+    row_filter: str | None = None
+    columns: tuple[str, ...] | None = None
+
+
+class SetDecl(Frozen):
+    """A replication set, as declared. Every node publishes every set."""
+
+    replicate: tuple[Operation, ...] = DEFAULT_REPLICATE
+    tables: dict[str, TableDecl]
+
+
+class NodeDecl(Frozen):
+    """One database of the network, as declared."""
+
+    level: str
+    upstream: str | None = None
+    dsn: str
+    admin_dsn: str | None = None
+    max_slot_wal_keep_size: str | None = None
+
+    @property
+    def connect_dsn(self) -> str:
+        """The DSN the reconciler itself uses: the admin DSN when given."""
+        return self.admin_dsn or self.dsn
+
+
+class Monitoring(Frozen):
+    """Thresholds used by `status`; WARN at `warn_fraction` of each CRIT limit."""
+
+    max_lag_seconds: float = Field(default=300.0, gt=0)
+    max_lag_bytes: ByteSize = 1024**3
+    max_retained_wal: ByteSize = 5 * 1024**3
+    warn_fraction: float = Field(default=0.5, gt=0, le=1)
+
+
+class DesiredState(Frozen):
+    """The merged desired-state directory, validated."""
+
+    version: Literal[1] = 1
+    engine: Literal["pglogical", "native"] = "pglogical"
+    levels: tuple[str, ...] = ("district", "region", "nation")
+    nodes: dict[str, NodeDecl]
+    replication_sets: dict[str, SetDecl]
+    monitoring: Monitoring = Field(default_factory=Monitoring)
+
+    def level_index(self, level: str) -> int:
+        """0 for the leaf level, len(levels)-1 for the top."""
+        return self.levels.index(level)
+
+    def children(self, node: str) -> list[str]:
+        """Nodes whose upstream is `node`, sorted by name."""
+        return sorted(n for n, d in self.nodes.items() if d.upstream == node)
+
+
+# --------------------------------------------------------------------------
+# Per-node catalog (desired: derived by topology.py; live: read by inspect)
+# --------------------------------------------------------------------------
+
+
+class SetTable(Frozen):
+    """A table's membership in one replication set on one node.
+
+    `row_filter` is the filter *as installed* (for pglogical:
+    ``(<filter>) IS NOT FALSE``), in PostgreSQL's normalised text once it has
+    been through `pg_get_expr` or the probe. `columns` None means all columns.
+    """
+
+    row_filter: str | None = None
+    columns: tuple[str, ...] | None = None
+
+
+class ReplicationSet(Frozen):
+    name: str
+    replicate_insert: bool = True
+    replicate_update: bool = True
+    replicate_delete: bool = True
+    replicate_truncate: bool = False
+    tables: dict[str, SetTable] = Field(default_factory=dict)
+
+
+class Subscription(Frozen):
+    """A subscription held by a subscriber node, to one provider node."""
+
+    name: str
+    provider_node: str
+    provider_dsn: str
+    replication_sets: tuple[str, ...]
+    forward_origins: tuple[str, ...]
+    enabled: bool = True
+
+
+class NodeCatalog(Frozen):
+    """Everything the desired state owns in one database.
+
+    `node_name`/`dsn` are None when the database has no pglogical node yet.
+    Sets exclude pglogical's built-in ones. Keys are names, sorted on output.
+    """
+
+    node_name: str | None = None
+    dsn: str | None = None
+    sets: dict[str, ReplicationSet] = Field(default_factory=dict)
+    subscriptions: dict[str, Subscription] = Field(default_factory=dict)
+    # Live only: pglogical slots in this database that no declared subscription
+    # uses. They keep WAL forever; desired state always has none.
+    orphan_slots: tuple[str, ...] = ()
