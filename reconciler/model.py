@@ -104,7 +104,7 @@ class Monitoring(Frozen):
 class DesiredState(Frozen):
     """The merged desired-state directory, validated."""
 
-    version: Literal[1] = 1
+    version: Literal[1]
     engine: Literal["pglogical", "native"] = "pglogical"
     levels: tuple[str, ...] = ("district", "region", "nation")
     nodes: dict[str, NodeDecl]

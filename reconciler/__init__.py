@@ -1,0 +1,8 @@
+"""reconcile: declarative reconciler for PostgreSQL logical replication topologies."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("reconcile")
+except PackageNotFoundError:  # running from a source tree without installation
+    __version__ = "0.0.0+source"
