@@ -1,0 +1,244 @@
+"""The plan: one global order of actions (one phase table), fingerprints, and the plan file."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from importlib import metadata
+from pathlib import Path
+
+import pydantic
+
+from reconciler.actions import (
+    Action,
+    AlterSubscription,
+    ChangeNodeDsn,
+    CreateNode,
+    CreateSubscription,
+    ReplaceSubscription,
+)
+from reconciler.errors import PlanError
+from reconciler.model import Frozen, NodeCatalog
+from reconciler.preflight import Blocker
+from reconciler.secrets import redact
+
+FORMAT_VERSION = 1
+
+# The global order of action kinds: the ONLY place it is written. Actions are
+# sorted by phase first, then node name, then subject, so every dependency
+# across nodes is met by phase alone. Why each sits where it does:
+#
+# * drop_subscription, drop_slot, drop_node come FIRST, not last. A drop_node
+#   happens only when a database holds a pglogical node under another name:
+#   pglogical allows one local node per database (create_node fails while the
+#   old one exists) and drop_node refuses while the node still has
+#   subscriptions, and fails on an active slot (reference/pglogical-2.4.md
+#   1.1). So subscriptions and orphaned slots go before nodes, and nodes go
+#   before creation. Dropping an undeclared subscription early loses nothing:
+#   subscription names are deterministic per (subscriber, provider), so a
+#   dropped one is never the one a creation below relies on.
+# * create_node .. replace_table: a provider's node, sets and tables exist
+#   before any subscription asks for them; subscribing to a set the provider
+#   lacks leaves the subscription `down` (REPLICATION-NOTES "Other traps").
+# * alter_subscription (which also removes sets from subscriptions) comes
+#   before drop_set: dropping a set a subscription still uses leaves it `down`.
+# * remove_table, drop_set last: removals in reverse dependency order.
+PHASES: tuple[str, ...] = (
+    "drop_subscription",
+    "drop_slot",
+    "drop_node",
+    "create_node",
+    "change_node_dsn",
+    "create_set",
+    "alter_set",
+    "add_table",
+    "replace_table",
+    "create_subscription",
+    "alter_subscription",
+    "replace_subscription",
+    "remove_table",
+    "drop_set",
+)
+_PHASE_INDEX = {kind: i for i, kind in enumerate(PHASES)}
+
+
+def order(actions: Iterable[Action]) -> list[Action]:
+    """Actions in execution order: phase, node, subject; the full JSON breaks any remaining tie."""
+    return sorted(
+        actions,
+        key=lambda a: (_PHASE_INDEX[a.kind], a.node, a.subject, a.model_dump_json()),
+    )
+
+
+def fingerprint(catalog: NodeCatalog) -> str:
+    """sha256 of a node's catalog in canonical JSON: equal catalogs, equal fingerprints."""
+    canonical = json.dumps(catalog.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def tool_version() -> str:
+    try:
+        return metadata.version("reconcile")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+class Summary(Frozen):
+    """Terraform-style counts: a replace (-/+) is one add AND one destroy."""
+
+    to_add: int
+    to_change: int
+    to_destroy: int
+
+
+class Plan(Frozen):
+    """Everything `plan` found: ordered actions, blockers, silent nodes, live fingerprints."""
+
+    format_version: int = FORMAT_VERSION
+    tool_version: str
+    desired_commit: str | None = None
+    actions: tuple[Action, ...] = ()
+    blockers: tuple[Blocker, ...] = ()
+    unreachable: dict[str, str] = pydantic.Field(default_factory=dict)
+    fingerprints: dict[str, str] = pydantic.Field(default_factory=dict)
+    nodes: tuple[str, ...] = ()
+
+    @property
+    def summary(self) -> Summary:
+        add = change = destroy = 0
+        for action in self.actions:
+            if action.symbol == "+":
+                add += 1
+            elif action.symbol == "-":
+                destroy += 1
+            elif action.symbol == "-/+":
+                add += 1
+                destroy += 1
+            else:
+                change += 1
+        return Summary(to_add=add, to_change=change, to_destroy=destroy)
+
+    @property
+    def to_add(self) -> int:
+        return self.summary.to_add
+
+    @property
+    def to_change(self) -> int:
+        return self.summary.to_change
+
+    @property
+    def to_destroy(self) -> int:
+        return self.summary.to_destroy
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.actions)
+
+    @property
+    def has_blockers(self) -> bool:
+        return bool(self.blockers)
+
+    @property
+    def destroys(self) -> tuple[Action, ...]:
+        """Actions flagged destructive: they run only with --allow-destroy."""
+        return tuple(a for a in self.actions if a.destructive)
+
+    def held_back(self, allow_destroy: bool) -> tuple[Action, ...]:
+        """Actions apply must skip: every destructive one unless destroys are allowed."""
+        return () if allow_destroy else self.destroys
+
+    def runnable(self, allow_destroy: bool) -> tuple[Action, ...]:
+        """Actions apply may run, in plan order."""
+        return tuple(a for a in self.actions if allow_destroy or not a.destructive)
+
+    def by_node(self) -> dict[str, list[Action]]:
+        """Actions grouped per node, nodes sorted, plan order kept within each node."""
+        groups: dict[str, list[Action]] = {}
+        for action in self.actions:
+            groups.setdefault(action.node, []).append(action)
+        return dict(sorted(groups.items()))
+
+    def sorted_blockers(self) -> list[Blocker]:
+        return sorted(self.blockers, key=lambda b: (b.node, b.table or "", b.message))
+
+
+def redact_action(action: Action) -> Action:
+    """The action with every DSN it carries stripped of its password."""
+    if isinstance(action, CreateNode):
+        return action.model_copy(update={"dsn": redact(action.dsn)})
+    if isinstance(action, ChangeNodeDsn):
+        return action.model_copy(
+            update={"before": redact(action.before), "after": redact(action.after)}
+        )
+    if isinstance(action, CreateSubscription):
+        sub = action.subscription
+        return action.model_copy(
+            update={"subscription": sub.model_copy(update={"provider_dsn": redact(sub.provider_dsn)})}
+        )
+    if isinstance(action, AlterSubscription | ReplaceSubscription):
+        b, a = action.before, action.after
+        return action.model_copy(
+            update={
+                "before": b.model_copy(update={"provider_dsn": redact(b.provider_dsn)}),
+                "after": a.model_copy(update={"provider_dsn": redact(a.provider_dsn)}),
+            }
+        )
+    return action
+
+
+def redacted(plan: Plan) -> Plan:
+    """The plan with no password anywhere (the desired state has none; live DSNs might)."""
+    return plan.model_copy(update={"actions": tuple(redact_action(a) for a in plan.actions)})
+
+
+def save_plan(plan: Plan, path: Path | str) -> None:
+    """Write the plan as JSON, atomically: a temp file in the same directory, then os.replace."""
+    target = Path(path)
+    text = redacted(plan).model_dump_json(indent=2) + "\n"
+    directory = target.parent if str(target.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise PlanError(f"cannot write plan file {target}: {exc.strerror}") from exc
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise PlanError(f"cannot write plan file {target}: {exc.strerror}") from exc
+
+
+def load_plan(path: Path | str) -> Plan:
+    """Read a plan file written by save_plan; any problem is a PlanError naming the file."""
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlanError(f"cannot read plan file {source}: {exc}") from exc
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PlanError(f"plan file {source} is not JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise PlanError(f"plan file {source} is not a plan (expected a JSON object)")
+    version = raw.get("format_version")
+    if version != FORMAT_VERSION:
+        raise PlanError(
+            f"plan file {source} has format_version {version!r}; "
+            f"this reconcile ({tool_version()}) reads {FORMAT_VERSION}"
+        )
+    try:
+        return Plan.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise PlanError(
+            f"plan file {source} is not a valid plan: {where}: {first['msg']}"
+            f" ({exc.error_count()} problem(s))"
+        ) from exc

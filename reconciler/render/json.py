@@ -1,0 +1,79 @@
+"""Machine-readable plan (`--format json`): a documented, versioned, stable schema.
+
+Schema, format_version 1 (keys sorted, two-space indent, one trailing newline)::
+
+    {
+      "format_version": 1,
+      "tool_version": "0.1.0",
+      "desired_commit": "<git sha>" | null,
+      "summary": {"to_add": int, "to_change": int, "to_destroy": int,
+                  "has_changes": bool, "destructive": int,
+                  "blockers": int, "unreachable": int},
+      "nodes": ["<node planned>", ...],                 # sorted
+      "actions": [                                      # execution order
+        {"node": str, "kind": str, "symbol": "+"|"~"|"-"|"-/+",
+         "subject": str, "description": str, "destructive": bool,
+         "data_movement": "none"|"initial_copy"|"resync_needed"|"slot_dropped",
+         ...the action's own fields (see reconciler/actions.py), DSNs without passwords}
+      ],
+      "blockers": [{"node": str, "table": str|null, "message": str}],   # sorted
+      "unreachable": {"<node>": "<reason>"},
+      "fingerprints": {"<node>": "<sha256 of its live catalog>"}
+    }
+
+Adding keys is compatible; removing or changing one raises format_version.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from reconciler.actions import Action
+from reconciler.plan import Plan, redact_action
+from reconciler.secrets import redact_text
+
+
+def action_record(action: Action) -> dict[str, Any]:
+    """One action as a JSON object: common keys plus its own fields."""
+    record: dict[str, Any] = redact_action(action).model_dump(mode="json")
+    record.update(
+        node=action.node,
+        kind=action.kind,
+        symbol=action.symbol,
+        subject=action.subject,
+        description=action.describe(),
+        destructive=action.destructive,
+        data_movement=action.data_movement.value,
+    )
+    return record
+
+
+def plan_document(plan: Plan) -> dict[str, Any]:
+    s = plan.summary
+    return {
+        "format_version": plan.format_version,
+        "tool_version": plan.tool_version,
+        "desired_commit": plan.desired_commit,
+        "summary": {
+            "to_add": s.to_add,
+            "to_change": s.to_change,
+            "to_destroy": s.to_destroy,
+            "has_changes": plan.has_changes,
+            "destructive": len(plan.destroys),
+            "blockers": len(plan.blockers),
+            "unreachable": len(plan.unreachable),
+        },
+        "nodes": sorted(plan.nodes),
+        "actions": [action_record(a) for a in plan.actions],
+        "blockers": [
+            {"node": b.node, "table": b.table, "message": redact_text(b.message)}
+            for b in plan.sorted_blockers()
+        ],
+        "unreachable": {n: redact_text(r) for n, r in sorted(plan.unreachable.items())},
+        "fingerprints": dict(sorted(plan.fingerprints.items())),
+    }
+
+
+def render_json(plan: Plan) -> str:
+    return json.dumps(plan_document(plan), sort_keys=True, indent=2, ensure_ascii=False) + "\n"

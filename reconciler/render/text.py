@@ -1,0 +1,64 @@
+"""Terraform-like text rendering of a plan: per node, symbols, data-movement labels, summary."""
+
+from __future__ import annotations
+
+from reconciler.actions import DataMovement
+from reconciler.plan import Plan
+from reconciler.render import NO_CHANGES, labels, summary_line
+from reconciler.secrets import redact_text
+
+
+def render_text(plan: Plan) -> str:
+    """The plan for a terminal; the same plan always gives the same bytes."""
+    lines: list[str] = []
+    if plan.actions:
+        lines.append("reconcile will perform the following actions")
+        lines.append("(run in dependency order across nodes; listed here per node):")
+        for node, actions in plan.by_node().items():
+            lines.append("")
+            lines.append(f"node {node}:")
+            for action in actions:
+                tags = "".join(f" [{label}]" for label in labels(action))
+                lines.append(f"{action.symbol:>3} {action.describe()}{tags}")
+
+    blockers = plan.sorted_blockers()
+    if blockers:
+        lines.append("")
+        for blocker in blockers:
+            where = f"node {blocker.node}" + (f", table {blocker.table}" if blocker.table else "")
+            lines.append(f"Error: {where}: {redact_text(blocker.message)}")
+
+    if plan.unreachable:
+        lines.append("")
+        count = len(plan.unreachable)
+        lines.append(f"Not planned: {count} node{'s' if count != 1 else ''} did not answer:")
+        for node, reason in sorted(plan.unreachable.items()):
+            lines.append(f"  {node}: {redact_text(reason)}")
+
+    if not plan.actions and not blockers and not plan.unreachable:
+        return NO_CHANGES + "\n"
+
+    notes = _notes(plan)
+    if notes:
+        lines.append("")
+        lines.extend(notes)
+    lines.append("")
+    s = plan.summary
+    lines.append(summary_line(s.to_add, s.to_change, s.to_destroy))
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _notes(plan: Plan) -> list[str]:
+    notes = []
+    verify = sum(1 for a in plan.actions if a.data_movement is DataMovement.RESYNC_NEEDED)
+    if verify:
+        notes.append(
+            f"Note: {verify} action(s) marked [needs verify] change which rows a subscriber"
+            " should hold without copying them; run `reconcile verify` after apply."
+        )
+    destroys = len(plan.destroys)
+    if destroys:
+        notes.append(
+            f"Note: {destroys} destructive action(s) run only with `reconcile apply --allow-destroy`."
+        )
+    return notes
