@@ -1,0 +1,60 @@
+"""What inspection yields per node: live catalog, normalised desired catalog, preflight facts."""
+
+from __future__ import annotations
+
+from reconciler.model import Frozen, NodeCatalog
+
+
+class ColumnFacts(Frozen):
+    type: str  # format_type(): 'uuid', 'text', 'character varying(20)', ...
+    not_null: bool
+
+
+class TableFacts(Frozen):
+    """A declared table as this node has it; everything empty when it does not exist."""
+
+    exists: bool
+    columns: dict[str, ColumnFacts] = {}  # in column order
+    pk_columns: tuple[str, ...] = ()  # in key order
+    pk_types: tuple[str, ...] = ()
+    replica_identity: str = ""  # pg_class.relreplident: 'd', 'f', 'i', 'n'
+
+
+class InspectStats(Frozen):
+    """How the node was read: the one-round-trip promise made visible.
+
+    `round_trips` counts client waits for the server after the connection is
+    up, i.e. pipeline Syncs; connection setup (TCP, TLS, auth) is counted in
+    `connections`, not here.
+    """
+
+    connections: int
+    round_trips: int
+    seconds: float
+
+
+class NodeFacts(Frozen):
+    node: str
+    live: NodeCatalog
+    # Desired catalog of this node with every row filter replaced by the text
+    # PostgreSQL normalises it to on this node, so `desired == live` means in
+    # sync; a filter that cannot be normalised stays raw (see filter_problems).
+    desired: NodeCatalog
+    server_version: str
+    server_version_num: int
+    pglogical_version: str | None  # None: extension not installed in this database
+    wal_level: str
+    shared_preload_libraries: str
+    max_slot_wal_keep_size: str
+    system_identifier: str
+    database: str
+    tables: dict[str, TableFacts]  # every declared table, by "schema.table"
+    filter_problems: list[str]  # "public.technology: column \"aproved\" does not exist"
+    fingerprint: str  # sha256 of the live catalog and facts (not of desired, not of stats)
+    stats: InspectStats
+    subscription_slots: dict[str, str] = {}  # live subscription name -> its slot name
+
+
+class InspectResult(Frozen):
+    facts: dict[str, NodeFacts]
+    unreachable: dict[str, str]  # node -> short reason, never a secret

@@ -1,0 +1,61 @@
+-- Normalises every desired row filter on this node and, only when the
+-- pglogical extension exists, runs the pglogical catalog queries.
+--
+-- Why a DO block: the whole inspection is one pipelined batch with a single
+-- Sync, and in a pipeline an error makes the server skip everything up to the
+-- Sync, savepoints included. A bad filter (missing column, not boolean,
+-- missing table) must not lose the rest, so each probe runs in a plpgsql
+-- exception block (a subtransaction). For the same reason the pglogical
+-- queries are EXECUTEd here: a statement naming schema pglogical fails at
+-- parse time in a database without the extension.
+--
+-- The probe: row filters are parsed like CHECK constraints (pglogical's
+-- parse_row_filter uses EXPR_KIND_CHECK_CONSTRAINT with the table as the only
+-- range-table entry), so pg_get_expr of a NOT VALID CHECK on a temporary copy
+-- of the table gives exactly what pg_get_expr(set_row_filter, set_reloid)
+-- gives after replication_set_add_table. The caller rolls the transaction
+-- back: nothing stays.
+DO $inspect$
+DECLARE
+    input constant jsonb := current_setting('reconcile.inspect_input')::jsonb;
+    probe jsonb;
+    probe_table text;
+    n integer := 0;
+    normalised text;
+    filters jsonb := '[]';
+    catalogs jsonb := 'null';
+    kind text;
+    query text;
+    answer jsonb;
+BEGIN
+    FOR probe IN SELECT value FROM jsonb_array_elements(input -> 'filters') LOOP
+        n := n + 1;
+        probe_table := 'reconcile_probe_' || n;
+        BEGIN
+            EXECUTE format('CREATE TEMP TABLE %I (LIKE %I.%I)',
+                           probe_table, probe ->> 'schema', probe ->> 'table');
+            EXECUTE format('ALTER TABLE pg_temp.%I ADD CONSTRAINT reconcile_probe CHECK (%s) NOT VALID',
+                           probe_table, probe ->> 'filter');
+            SELECT pg_get_expr(c.conbin, c.conrelid) INTO normalised
+              FROM pg_constraint c
+             WHERE c.conrelid = format('pg_temp.%I', probe_table)::regclass
+               AND c.conname = 'reconcile_probe';
+            filters := filters || jsonb_build_array(jsonb_build_object('expr', normalised));
+        EXCEPTION WHEN OTHERS THEN
+            -- OTHERS does not catch query_canceled: statement_timeout still ends the batch.
+            filters := filters || jsonb_build_array(jsonb_build_object('error', SQLERRM));
+        END;
+    END LOOP;
+
+    IF EXISTS (SELECT FROM pg_extension WHERE extname = 'pglogical') THEN
+        catalogs := '{}';
+        FOR kind, query IN SELECT key, value FROM jsonb_each_text(input -> 'queries') LOOP
+            EXECUTE query INTO answer;
+            catalogs := catalogs || jsonb_build_object(kind, answer);
+        END LOOP;
+    END IF;
+
+    PERFORM set_config('reconcile.inspect_filters', filters::text, true);
+    PERFORM set_config('reconcile.inspect_pglogical', catalogs::text, true);
+END
+$inspect$

@@ -1,0 +1,4 @@
+-- What probe.sql left behind: normalised filters (one per input filter, in
+-- order) and the pglogical catalogs (JSON null when the extension is absent).
+SELECT current_setting('reconcile.inspect_filters') AS filters,
+       current_setting('reconcile.inspect_pglogical') AS pglogical
