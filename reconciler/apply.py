@@ -1,0 +1,226 @@
+"""The apply step: lock every node touched, check the plan is still current, run it in order, record it.
+
+Safety comes from three things, in this order:
+1. Locks: every node an action runs on is locked (advisory lock, held by one
+   connection per node for the whole apply), so two applies never interleave.
+2. Staleness: after locking, the touched nodes are read again; if any node's
+   catalog fingerprint differs from the plan's, nothing is done.
+3. Idempotent actions in plan order: each action is safe to repeat, so an
+   apply killed at any point is completed by the next run, which plans again
+   from what is live.
+The library never prints: progress goes to a callback the CLI provides.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import signal
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+from reconciler import apply_log, locks
+from reconciler.actions import Action
+from reconciler.engines import pglogical as engine
+from reconciler.errors import ApplyError
+from reconciler.model import DesiredState
+from reconciler.plan import Plan
+from reconciler.planner import compute_plan
+from reconciler.secrets import redact
+
+# Test hook: kill this process with SIGKILL right after the Nth action, to
+# prove that an apply killed half-way is completed by the next run.
+KILL_AFTER_ENV = "RECONCILE_TEST_KILL_AFTER_ACTIONS"
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    allow_destroy: bool = False
+    lock_timeout: float | None = None
+    timeout: float = 10.0
+    parallelism: int = 32
+
+
+@dataclass
+class Outcome:
+    action: Action
+    status: str  # done | failed | not attempted | held back
+    detail: str = ""
+
+
+@dataclass
+class ApplyReport:
+    outcomes: list[Outcome] = field(default_factory=list)
+    remaining: list[Action] = field(default_factory=list)
+    unreachable_after: dict[str, str] = field(default_factory=dict)
+    failed: bool = False
+
+    @property
+    def converged(self) -> bool:
+        held = {o.action.model_dump_json() for o in self.outcomes if o.status == "held back"}
+        return (
+            not self.failed
+            and not self.unreachable_after
+            and all(a.model_dump_json() in held for a in self.remaining)
+        )
+
+
+class _Sessions:
+    """One connection per node: locked ones for touched nodes, plain ones for providers."""
+
+    def __init__(self, state: DesiredState, timeout: float, application_name: str) -> None:
+        self.state = state
+        self.timeout = timeout
+        self.application_name = application_name
+        self.conns: dict[str, psycopg.Connection] = {}
+
+    def connect(self, node: str) -> psycopg.Connection:
+        if node not in self.conns:
+            self.conns[node] = psycopg.connect(
+                self.state.nodes[node].connect_dsn,
+                autocommit=True,
+                connect_timeout=max(1, int(self.timeout)),
+                application_name=self.application_name,
+            )
+        return self.conns[node]
+
+    def provider(self, node: str) -> psycopg.Connection | None:
+        """A connection to another node (e.g. a provider whose slot must go), or None if it is down."""
+        if node not in self.state.nodes:
+            return None
+        try:
+            return self.connect(node)
+        except psycopg.OperationalError:
+            return None
+
+    def close(self) -> None:
+        for conn in self.conns.values():
+            conn.close()  # also releases the session's advisory locks
+        self.conns.clear()
+
+
+def _connect_error(node: str, dsn: str, exc: psycopg.Error) -> ApplyError:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return ApplyError(f"node {node}: cannot connect ({redact(dsn)}): {reason}; nothing was done")
+
+
+def _record(action: Action, status: str) -> dict[str, str]:
+    return {"kind": action.kind, "subject": action.subject, "description": action.describe(), "status": status}
+
+
+def apply_plan(
+    state: DesiredState,
+    directory: Path,
+    plan: Plan,
+    options: ApplyOptions,
+    progress: Progress,
+) -> ApplyReport:
+    """Run `plan` against the live network; raise ApplyError before touching anything if unsafe."""
+    if plan.blockers:
+        raise ApplyError("the plan has blocking errors; nothing was done (run `reconcile plan`)")
+    runnable = plan.runnable(options.allow_destroy)
+    report = ApplyReport(outcomes=[Outcome(a, "held back") for a in plan.held_back(options.allow_destroy)])
+    if not runnable:
+        return report
+    touched = sorted({a.node for a in runnable})
+    user = getpass.getuser()
+    host = socket.gethostname()
+    sessions = _Sessions(state, options.timeout, f"reconcile apply {user}@{host} pid {os.getpid()}"[:63])
+    try:
+        for node in touched:
+            try:
+                conn = sessions.connect(node)
+            except psycopg.OperationalError as exc:
+                raise _connect_error(node, state.nodes[node].connect_dsn, exc) from exc
+            locks.acquire(conn, node, options.lock_timeout)
+        _check_fresh(state, directory, plan, touched, options)
+        _run(state, plan, runnable, sessions, report, progress, user, host)
+    finally:
+        sessions.close()
+    _verify(state, directory, touched, options, report)
+    return report
+
+
+def _check_fresh(
+    state: DesiredState, directory: Path, plan: Plan, touched: Sequence[str], options: ApplyOptions
+) -> None:
+    """Refuse when a touched node changed since the plan was computed (read under the locks)."""
+    now = compute_plan(state, directory, nodes=touched, parallelism=options.parallelism, timeout=options.timeout)
+    silent = sorted(set(now.plan.unreachable) & set(touched))
+    if silent:
+        raise ApplyError(
+            "nodes stopped answering before apply: "
+            + "; ".join(f"{n}: {now.plan.unreachable[n]}" for n in silent)
+            + "; nothing was done"
+        )
+    changed = [n for n in touched if plan.fingerprints.get(n) != now.plan.fingerprints.get(n)]
+    if changed:
+        raise ApplyError(
+            "live state changed since the plan was made on node(s) "
+            + ", ".join(changed)
+            + "; nothing was done: run `reconcile plan` again"
+        )
+
+
+def _run(
+    state: DesiredState,
+    plan: Plan,
+    runnable: Sequence[Action],
+    sessions: _Sessions,
+    report: ApplyReport,
+    progress: Progress,
+    user: str,
+    host: str,
+) -> None:
+    kill_after = int(os.environ.get(KILL_AFTER_ENV, "0") or 0)
+    per_node: dict[str, list[dict[str, str]]] = {}
+    failure: str | None = None
+    index = 0
+    for index, action in enumerate(runnable):
+        progress(f"{action.node}: {action.symbol} {action.describe()} ...")
+        try:
+            detail = engine.execute(sessions.connect(action.node), action, provider_conn=sessions.provider)
+        except (ApplyError, psycopg.Error) as exc:
+            failure = f"{action.node}: {action.symbol} {action.describe()}: {exc}"
+            report.outcomes.append(Outcome(action, "failed", str(exc)))
+            per_node.setdefault(action.node, []).append(_record(action, "failed"))
+            progress(f"{action.node}:   failed: {exc}")
+            break
+        report.outcomes.append(Outcome(action, "done", detail))
+        per_node.setdefault(action.node, []).append(_record(action, "done"))
+        progress(f"{action.node}:   {detail}")
+        if kill_after and index + 1 >= kill_after:
+            os.kill(os.getpid(), signal.SIGKILL)
+    if failure is not None:
+        for action in runnable[index + 1 :]:
+            report.outcomes.append(Outcome(action, "not attempted"))
+        report.failed = True
+    for node, actions in sorted(per_node.items()):
+        try:
+            apply_log.write(
+                sessions.connect(node),
+                os_user=user,
+                client_host=host,
+                tool_version=plan.tool_version,
+                desired_commit=plan.desired_commit,
+                result="failed" if failure and any(a["status"] == "failed" for a in actions) else "ok",
+                actions=actions,
+                message=failure,
+            )
+        except psycopg.Error as exc:
+            progress(f"{node}: warning: could not write the apply record: {exc}")
+
+
+def _verify(
+    state: DesiredState, directory: Path, touched: Sequence[str], options: ApplyOptions, report: ApplyReport
+) -> None:
+    """Re-read what was touched: whatever still differs is reported, not guessed."""
+    after = compute_plan(state, directory, nodes=touched, parallelism=options.parallelism, timeout=options.timeout)
+    report.remaining = list(after.plan.actions)
+    report.unreachable_after = dict(after.plan.unreachable)

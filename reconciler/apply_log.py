@@ -1,0 +1,85 @@
+"""The apply record each node keeps in `reconcile.apply_log`: who changed what, from which commit."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+from psycopg import sql
+
+# The tool's own schema; pglogical never replicates it (it is in no set).
+_DDL = [
+    sql.SQL("CREATE SCHEMA IF NOT EXISTS reconcile"),
+    sql.SQL(
+        "CREATE TABLE IF NOT EXISTS reconcile.apply_log ("
+        " id bigserial PRIMARY KEY,"
+        " applied_at timestamptz NOT NULL DEFAULT now(),"
+        " os_user text NOT NULL,"
+        " client_host text NOT NULL,"
+        " tool_version text NOT NULL,"
+        " desired_commit text,"
+        " result text NOT NULL CHECK (result IN ('ok', 'failed')),"
+        " actions jsonb NOT NULL,"
+        " message text)"
+    ),
+]
+
+
+@dataclass(frozen=True)
+class ApplyRecord:
+    applied_at: datetime
+    os_user: str
+    client_host: str
+    tool_version: str
+    desired_commit: str | None
+    result: str
+    actions: list[dict[str, str]]
+    message: str | None
+
+
+def write(
+    conn: psycopg.Connection,
+    *,
+    os_user: str,
+    client_host: str,
+    tool_version: str,
+    desired_commit: str | None,
+    result: str,
+    actions: list[dict[str, str]],
+    message: str | None,
+) -> None:
+    """Append one record (creating the schema on first use) in one transaction."""
+    with conn.transaction():
+        for statement in _DDL:
+            conn.execute(statement)
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO reconcile.apply_log"
+                " (os_user, client_host, tool_version, desired_commit, result, actions, message)"
+                " VALUES ({}, {}, {}, {}, {}, {}, {})"
+            ).format(
+                sql.Literal(os_user),
+                sql.Literal(client_host),
+                sql.Literal(tool_version),
+                sql.Literal(desired_commit),
+                sql.Literal(result),
+                sql.Literal(json.dumps(actions, sort_keys=True)),
+                sql.Literal(message),
+            )
+        )
+
+
+def last(conn: psycopg.Connection) -> ApplyRecord | None:
+    """The newest record on this node, or None when it was never applied to."""
+    exists = conn.execute("SELECT to_regclass('reconcile.apply_log') IS NOT NULL").fetchone()
+    if exists is None or not exists[0]:
+        return None
+    row = conn.execute(
+        "SELECT applied_at, os_user, client_host, tool_version, desired_commit, result,"
+        " actions, message FROM reconcile.apply_log ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    if row is None:
+        return None
+    return ApplyRecord(*row)

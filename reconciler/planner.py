@@ -1,0 +1,65 @@
+"""The plan step of the flow: inspect every node at once, preflight, diff, and build a Plan."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler import gitops
+from reconciler.diff import diff
+from reconciler.errors import PlanError
+from reconciler.inspect import InspectResult, inspect_network
+from reconciler.model import DesiredState
+from reconciler.plan import Plan, tool_version
+from reconciler.preflight import preflight
+
+
+@dataclass(frozen=True)
+class PlanRun:
+    """A computed plan together with the inspection it came from (stats, facts)."""
+
+    plan: Plan
+    inspection: InspectResult
+
+
+def select_nodes(state: DesiredState, nodes: Sequence[str] | None) -> list[str]:
+    """The nodes to plan: all declared ones, or the named ones (each must be declared)."""
+    if not nodes:
+        return sorted(state.nodes)
+    unknown = sorted(set(nodes) - set(state.nodes))
+    if unknown:
+        raise PlanError(f"--node names undeclared node(s): {', '.join(unknown)}")
+    return sorted(set(nodes))
+
+
+def compute_plan(
+    state: DesiredState,
+    directory: Path,
+    *,
+    nodes: Sequence[str] | None = None,
+    parallelism: int = 32,
+    timeout: float = 10.0,
+) -> PlanRun:
+    """Read the live network (one round trip per node, all at once) and plan the difference.
+
+    Unreachable nodes are not planned but named in the plan with the reason;
+    the others are planned in full.
+    """
+    selected = select_nodes(state, nodes)
+    inspection = inspect_network(state, selected, parallelism=parallelism, timeout=timeout)
+    facts = inspection.facts
+    actions = diff(
+        {name: f.desired for name, f in facts.items()},
+        {name: f.live for name, f in facts.items()},
+    )
+    plan = Plan(
+        tool_version=tool_version(),
+        desired_commit=gitops.revision(directory).commit,
+        actions=tuple(actions),
+        blockers=tuple(preflight(state, inspection)),
+        unreachable=dict(sorted(inspection.unreachable.items())),
+        fingerprints={name: facts[name].fingerprint for name in sorted(facts)},
+        nodes=tuple(selected),
+    )
+    return PlanRun(plan=plan, inspection=inspection)
