@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from reconciler.model import Frozen
+from itertools import combinations
+
+from pglast.parser import ParseError
+
+from reconciler.inspect.facts import InspectResult, NodeFacts, TableFacts
+from reconciler.model import DesiredState, Frozen
+from reconciler.row_filter import filter_columns
+from reconciler.topology import edges
 
 
 class Blocker(Frozen):
@@ -11,3 +18,141 @@ class Blocker(Frozen):
     node: str
     table: str | None = None
     message: str
+
+
+def preflight(state: DesiredState, result: InspectResult) -> list[Blocker]:
+    """Every blocking problem of the inspected nodes, sorted by (node, table, message).
+
+    Pure: reads only the desired state and the facts inspection gathered.
+    Unreachable nodes are the plan's business (exit 3), not blockers.
+    """
+    blockers: list[Blocker] = []
+    for _, facts in sorted(result.facts.items()):
+        blockers += _server_blockers(state, facts)
+        blockers += _table_blockers(state, facts)
+    blockers += _edge_blockers(state, result)
+    blockers += _shared_server_blockers(state, result)
+    return sorted(set(blockers), key=lambda b: (b.node, b.table or "", b.message))
+
+
+def _server_blockers(state: DesiredState, facts: NodeFacts) -> list[Blocker]:
+    found: list[str] = []
+    if state.engine == "pglogical":
+        if facts.pglogical_version is None:
+            found.append("pglogical extension is not installed in this database")
+        libraries = {lib.strip().strip('"').lower() for lib in facts.shared_preload_libraries.split(",")}
+        if "pglogical" not in libraries:
+            found.append(
+                "pglogical is not in shared_preload_libraries "
+                f"({facts.shared_preload_libraries or 'empty'}); it needs a server restart"
+            )
+    if facts.wal_level != "logical":
+        found.append(f"wal_level is {facts.wal_level}, not logical; it needs a server restart")
+    return [Blocker(node=facts.node, message=m) for m in found]
+
+
+def _table_blockers(state: DesiredState, facts: NodeFacts) -> list[Blocker]:
+    out: list[Blocker] = []
+    missing = {name for name, t in facts.tables.items() if not t.exists}
+    for set_name, decl in sorted(state.replication_sets.items()):
+        for table, tdecl in sorted(decl.tables.items()):
+            info = facts.tables.get(table, TableFacts(exists=False))
+            for message in _table_problems(info, tdecl.columns, tdecl.row_filter, set_name):
+                out.append(Blocker(node=facts.node, table=table, message=message))
+    for problem in facts.filter_problems:
+        table, _, message = problem.partition(": ")
+        # A missing table is reported once, as missing, not again by each filter.
+        if table not in missing:
+            out.append(Blocker(node=facts.node, table=table, message=f"row filter: {message}"))
+    return out
+
+
+def _table_problems(
+    info: TableFacts, columns: tuple[str, ...] | None, row_filter: str | None, set_name: str
+) -> list[str]:
+    if not info.exists:
+        return ["table does not exist"]
+    found: list[str] = []
+    if not info.pk_columns:
+        found.append("table has no primary key (pglogical needs one to replicate updates)")
+    for column, typ in zip(info.pk_columns, info.pk_types, strict=True):
+        if typ != "uuid":
+            # Rows from many districts meet at a region: only UUID keys cannot collide.
+            found.append(f"primary key column {column} is {typ}, not uuid")
+    if columns is not None:
+        for column in info.pk_columns:
+            if column not in columns:
+                found.append(f"column list of set {set_name} lacks primary key column {column}")
+        for column in columns:
+            if column not in info.columns:
+                found.append(f"column list of set {set_name} names missing column {column}")
+    if row_filter is not None:
+        try:
+            read = filter_columns(row_filter)
+        except ParseError:
+            read = set()  # load.py reports unparsable filters
+        for column in sorted(read):
+            col = info.columns.get(column)
+            if col is not None and not col.not_null:
+                # `(<filter>) IS NOT FALSE` lets NULL through: same as the plain
+                # filter only when every column it reads is NOT NULL.
+                found.append(f"row filter of set {set_name} reads column {column}, which allows NULL")
+    return found
+
+
+def _replicated(columns: dict[str, str], listed: set[str] | None) -> dict[str, str]:
+    return {c: t for c, t in columns.items() if listed is None or c in listed}
+
+
+def _edge_blockers(state: DesiredState, result: InspectResult) -> list[Blocker]:
+    """Tables whose replicated columns (names and types) differ between provider and subscriber."""
+    listed: dict[str, set[str] | None] = {}
+    for decl in state.replication_sets.values():
+        for table, tdecl in decl.tables.items():
+            cols = set(tdecl.columns) if tdecl.columns is not None else None
+            prev = listed.get(table, set())
+            # A table in several sets: the union of what they replicate.
+            listed[table] = None if cols is None or prev is None else prev | cols
+    out: list[Blocker] = []
+    for edge in edges(state):
+        sub = result.facts.get(edge.subscriber)
+        prov = result.facts.get(edge.provider)
+        if sub is None or prov is None:
+            continue
+        for table in sorted(listed):
+            s_info, p_info = sub.tables.get(table), prov.tables.get(table)
+            if s_info is None or p_info is None or not s_info.exists or not p_info.exists:
+                continue
+            here = _replicated({c: f.type for c, f in s_info.columns.items()}, listed[table])
+            there = _replicated({c: f.type for c, f in p_info.columns.items()}, listed[table])
+            diffs = [
+                f"{c} {here.get(c, 'missing')} here, {there.get(c, 'missing')} at {edge.provider}"
+                for c in sorted(here.keys() | there.keys())
+                if here.get(c) != there.get(c)
+            ]
+            if diffs:
+                out.append(
+                    Blocker(
+                        node=edge.subscriber,
+                        table=table,
+                        message=f"columns differ from provider {edge.provider}: " + "; ".join(diffs),
+                    )
+                )
+    return out
+
+
+def _shared_server_blockers(state: DesiredState, result: InspectResult) -> list[Blocker]:
+    """Nodes of different levels on one server (same system_identifier)."""
+    out: list[Blocker] = []
+    for a, b in combinations(sorted(result.facts), 2):
+        fa, fb = result.facts[a], result.facts[b]
+        la, lb = state.nodes[a].level, state.nodes[b].level
+        if fa.system_identifier != fb.system_identifier or la == lb:
+            continue
+        why = (
+            f"(system_identifier {fa.system_identifier}); pglogical forwarding crashes "
+            "a server that holds two levels"
+        )
+        out.append(Blocker(node=a, message=f"same PostgreSQL server as {b} (level {lb}) {why}"))
+        out.append(Blocker(node=b, message=f"same PostgreSQL server as {a} (level {la}) {why}"))
+    return out
