@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from reconciler.actions import (
     Action,
@@ -27,14 +27,30 @@ from reconciler.plan import order
 
 def diff(desired: Mapping[str, NodeCatalog], live: Mapping[str, NodeCatalog]) -> list[Action]:
     """Every action that makes `live` equal `desired`, over the nodes present in both, in order."""
+    asked: dict[str, set[str]] = {}
+    for catalog in live.values():
+        for sub in catalog.subscriptions.values():
+            asked.setdefault(sub.provider_node, set()).update(sub.replication_sets)
     actions: list[Action] = []
     for node in sorted(set(desired) & set(live)):
-        actions.extend(diff_node(node, desired[node], live[node]))
+        actions.extend(
+            diff_node(node, desired[node], live[node], subscribed_sets=asked.get(node, ()))
+        )
     return order(actions)
 
 
-def diff_node(node: str, desired: NodeCatalog, live: NodeCatalog) -> list[Action]:
-    """Actions on one node (unordered across kinds; `diff` orders globally)."""
+def diff_node(
+    node: str,
+    desired: NodeCatalog,
+    live: NodeCatalog,
+    *,
+    subscribed_sets: Collection[str] = (),
+) -> list[Action]:
+    """Actions on one node (unordered across kinds; `diff` orders globally).
+
+    `subscribed_sets`: sets of this node that live subscriptions elsewhere
+    already ask for; tables added to them must be copied even when the set is new.
+    """
     actions: list[Action] = []
     # Orphaned slots keep WAL on this provider forever; drop_node would also
     # drop them, but an explicit action shows the WAL release in the plan.
@@ -59,7 +75,7 @@ def diff_node(node: str, desired: NodeCatalog, live: NodeCatalog) -> list[Action
             ChangeNodeDsn(node=node, name=node, before=live.dsn or "", after=desired.dsn)
         )
 
-    actions.extend(_diff_sets(node, desired.sets, live.sets))
+    actions.extend(_diff_sets(node, desired.sets, live.sets, frozenset(subscribed_sets)))
     actions.extend(_diff_subscriptions(node, desired.subscriptions, live.subscriptions))
     return actions
 
@@ -74,7 +90,10 @@ def _same_flags(a: ReplicationSet, b: ReplicationSet) -> bool:
 
 
 def _diff_sets(
-    node: str, desired: Mapping[str, ReplicationSet], live: Mapping[str, ReplicationSet]
+    node: str,
+    desired: Mapping[str, ReplicationSet],
+    live: Mapping[str, ReplicationSet],
+    subscribed: frozenset[str],
 ) -> list[Action]:
     actions: list[Action] = []
     for name in sorted(set(desired) | set(live)):
@@ -85,11 +104,18 @@ def _diff_sets(
             continue
         if have is None:
             actions.append(CreateSet(node=node, set=_flags_only(want)))
-            # A brand-new set has no subscriber yet: the subscription's (or the
-            # set's addition to it) initial copy brings the rows, so a second
-            # copy triggered by add_table would only race it.
+            # A brand-new set usually has no subscriber yet: the subscription's
+            # initial copy brings the rows, and a copy queued by add_table would
+            # only race it. But a subscription that already asks for the set (it
+            # was dropped by hand) never copies tables added after it started.
             actions.extend(
-                AddTable(node=node, set_name=name, table=t, spec=spec, synchronize_data=False)
+                AddTable(
+                    node=node,
+                    set_name=name,
+                    table=t,
+                    spec=spec,
+                    synchronize_data=name in subscribed,
+                )
                 for t, spec in sorted(want.tables.items())
             )
             continue

@@ -58,6 +58,17 @@ def _check_provider_sets(state: Mapping[str, NodeCatalog], sub: Subscription) ->
         )
 
 
+def _subscribers(
+    state: Mapping[str, NodeCatalog], provider: str | None, set_name: str
+) -> list[str]:
+    return [
+        sub.name
+        for catalog in state.values()
+        for sub in catalog.subscriptions.values()
+        if sub.provider_node == provider and set_name in sub.replication_sets
+    ]
+
+
 def _apply(state: Mapping[str, NodeCatalog], action: Action) -> NodeCatalog:
     cat = state[action.node]
     sets = dict(cat.sets)
@@ -102,12 +113,9 @@ def _apply(state: Mapping[str, NodeCatalog], action: Action) -> NodeCatalog:
         case DropSet():
             if action.name not in sets:
                 raise SimulationError(f"{action.node}: drop of missing set {action.name}")
-            for other in state.values():
-                for sub in other.subscriptions.values():
-                    if sub.provider_node == cat.node_name and action.name in sub.replication_sets:
-                        raise SimulationError(
-                            f"{action.node}: set {action.name} dropped while {sub.name} uses it"
-                        )
+            users = _subscribers(state, cat.node_name, action.name)
+            if users:
+                raise SimulationError(f"{action.node}: set {action.name} dropped while {users} use it")
             del sets[action.name]
         case AddTable() | ReplaceTable() | RemoveTable():
             if action.set_name not in sets:
@@ -117,6 +125,13 @@ def _apply(state: Mapping[str, NodeCatalog], action: Action) -> NodeCatalog:
             if isinstance(action, AddTable):
                 if present:
                     raise SimulationError(f"{action.node}: {action.table} already in set")
+                if not action.synchronize_data and _subscribers(state, cat.node_name, action.set_name):
+                    # A running subscription copies only the tables its set held
+                    # when it started: rows of this one would never arrive.
+                    raise SimulationError(
+                        f"{action.node}: {action.table} added to {action.set_name} without copy"
+                        " while subscribed"
+                    )
                 tables[action.table] = action.spec
             elif not present:
                 raise SimulationError(f"{action.node}: {action.table} not in set")
