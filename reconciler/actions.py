@@ -213,9 +213,7 @@ class ReplaceTable(ActionBase):
         return f"table {self.set_name}/{self.table}"
 
     def describe(self) -> str:
-        return (
-            f"table {self.table} in set {self.set_name}:{_spec(self.before)} ->{_spec(self.after)}"
-        )
+        return f"table {self.table} in set {self.set_name}:{_spec(self.before)} ->{_spec(self.after)}"
 
 
 class RemoveTable(ActionBase):
@@ -303,8 +301,7 @@ class ReplaceSubscription(ActionBase):
             changes.append(f"provider {b.provider_node} -> {a.provider_node}")
         if b.forward_origins != a.forward_origins:
             changes.append(
-                f"forward_origins {{{','.join(b.forward_origins)}}} -> "
-                f"{{{','.join(a.forward_origins)}}}"
+                f"forward_origins {{{','.join(b.forward_origins)}}} -> {{{','.join(a.forward_origins)}}}"
             )
         return f"subscription {a.name}: {'; '.join(changes) or 'recreate'}"
 

@@ -111,7 +111,12 @@ def _connect_error(node: str, dsn: str, exc: psycopg.Error) -> ApplyError:
 
 
 def _record(action: Action, status: str) -> dict[str, str]:
-    return {"kind": action.kind, "subject": action.subject, "description": action.describe(), "status": status}
+    return {
+        "kind": action.kind,
+        "subject": action.subject,
+        "description": action.describe(),
+        "status": status,
+    }
 
 
 def apply_plan(
@@ -151,7 +156,9 @@ def _check_fresh(
     state: DesiredState, directory: Path, plan: Plan, touched: Sequence[str], options: ApplyOptions
 ) -> None:
     """Refuse when a touched node changed since the plan was computed (read under the locks)."""
-    now = compute_plan(state, directory, nodes=touched, parallelism=options.parallelism, timeout=options.timeout)
+    now = compute_plan(
+        state, directory, nodes=touched, parallelism=options.parallelism, timeout=options.timeout
+    )
     silent = sorted(set(now.plan.unreachable) & set(touched))
     if silent:
         raise ApplyError(
@@ -221,6 +228,8 @@ def _verify(
     state: DesiredState, directory: Path, touched: Sequence[str], options: ApplyOptions, report: ApplyReport
 ) -> None:
     """Re-read what was touched: whatever still differs is reported, not guessed."""
-    after = compute_plan(state, directory, nodes=touched, parallelism=options.parallelism, timeout=options.timeout)
+    after = compute_plan(
+        state, directory, nodes=touched, parallelism=options.parallelism, timeout=options.timeout
+    )
     report.remaining = list(after.plan.actions)
     report.unreachable_after = dict(after.plan.unreachable)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import typer
 
 from reconciler import topology
+from reconciler.cli_apply import apply_command
 from reconciler.cli_common import DirOption, load_state_or_exit
+from reconciler.cli_plan import plan_command
 
 app = typer.Typer(
     name="reconcile",
@@ -34,6 +36,10 @@ def show_topology(directory: DirOption = None) -> None:
     """Print the derived topology: levels, nodes, and each edge's subscription."""
     state = load_state_or_exit(directory)
     typer.echo(topology.describe(state), nl=False)
+
+
+app.command("plan")(plan_command)
+app.command("apply")(apply_command)
 
 
 def main() -> None:

@@ -23,13 +23,17 @@ def _report(report: ApplyReport) -> None:
     skipped = [o for o in report.outcomes if o.status == "not attempted"]
     held = [o for o in report.outcomes if o.status == "held back"]
     typer.echo("")
-    typer.echo(f"Apply: {len(done)} done, {len(failed)} failed, {len(skipped)} not attempted, {len(held)} held back.")
+    typer.echo(
+        f"Apply: {len(done)} done, {len(failed)} failed, {len(skipped)} not attempted, {len(held)} held back."
+    )
     for o in failed:
         typer.echo(f"  failed:        {o.action.node}: {o.action.symbol} {o.action.describe()}: {o.detail}")
     for o in skipped:
         typer.echo(f"  not attempted: {o.action.node}: {o.action.symbol} {o.action.describe()}")
     for o in held:
-        typer.echo(f"  held back (needs --allow-destroy): {o.action.node}: {o.action.symbol} {o.action.describe()}")
+        typer.echo(
+            f"  held back (needs --allow-destroy): {o.action.node}: {o.action.symbol} {o.action.describe()}"
+        )
     if report.unreachable_after:
         for node, reason in sorted(report.unreachable_after.items()):
             typer.echo(f"  could not re-read {node}: {reason}")
@@ -40,7 +44,9 @@ def _report(report: ApplyReport) -> None:
         for action in report.remaining:
             typer.echo(f"  {action.node}: {action.symbol} {action.describe()}")
         if report.failed:
-            typer.echo("Rerun `reconcile apply` once the cause is fixed: it converges from where this stopped.")
+            typer.echo(
+                "Rerun `reconcile apply` once the cause is fixed: it converges from where this stopped."
+            )
 
 
 def apply_command(
@@ -48,16 +54,25 @@ def apply_command(
         Path | None, typer.Argument(help="A plan saved with `reconcile plan -o FILE`.", show_default=False)
     ] = None,
     directory: DirOption = None,
-    auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Do not ask for confirmation.")] = False,
+    auto_approve: Annotated[
+        bool, typer.Option("--auto-approve", help="Do not ask for confirmation.")
+    ] = False,
     allow_destroy: Annotated[
         bool, typer.Option("--allow-destroy", help="Also run destructive actions (drops).")
     ] = False,
     allow_dirty: Annotated[
-        bool, typer.Option("--allow-dirty", help="Run even if the desired-state repository has uncommitted changes.")
+        bool,
+        typer.Option(
+            "--allow-dirty", help="Run even if the desired-state repository has uncommitted changes."
+        ),
     ] = False,
     lock_timeout: Annotated[
         float | None,
-        typer.Option("--lock-timeout", min=0, help="Wait this many seconds for another apply's lock (default: fail at once)."),
+        typer.Option(
+            "--lock-timeout",
+            min=0,
+            help="Wait this many seconds for another apply's lock (default: fail at once).",
+        ),
     ] = None,
     node: NodeOption = None,
     parallelism: ParallelismOption = 32,
@@ -95,7 +110,9 @@ def apply_command(
         raise typer.Exit(1 if plan.unreachable else 0)
     if plan_file is None and not auto_approve:
         answer = typer.prompt(
-            "\nDo you want to perform these actions? Only 'yes' will be accepted", default="", show_default=False
+            "\nDo you want to perform these actions? Only 'yes' will be accepted",
+            default="",
+            show_default=False,
         )
         if answer.strip() != "yes":
             typer.echo("Apply cancelled; nothing was done.")

@@ -34,9 +34,7 @@ NodeOption = Annotated[
     list[str] | None,
     typer.Option("--node", help="Limit to this node (repeatable).", show_default=False),
 ]
-ParallelismOption = Annotated[
-    int, typer.Option("--parallelism", min=1, help="Nodes read at the same time.")
-]
+ParallelismOption = Annotated[int, typer.Option("--parallelism", min=1, help="Nodes read at the same time.")]
 TimeoutOption = Annotated[
     float, typer.Option("--timeout", min=0.1, help="Connect timeout per node, in seconds.")
 ]

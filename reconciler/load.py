@@ -275,8 +275,7 @@ def _check_tree(state: DesiredState, add: Any) -> None:
         if node.level not in state.levels:
             add(
                 ("nodes", name, "level"),
-                f"node '{name}': level '{node.level}' is not one of levels "
-                f"[{', '.join(state.levels)}]",
+                f"node '{name}': level '{node.level}' is not one of levels [{', '.join(state.levels)}]",
             )
             continue
         index = state.level_index(node.level)

@@ -152,8 +152,7 @@ def test_skipped_level(tmp_path: Path) -> None:
 
 def test_upstream_on_same_level(tmp_path: Path) -> None:
     topology = TOPOLOGY + (
-        "  district_b:\n    level: district\n    upstream: district_a\n"
-        '    dsn: "host=10.3.0.2 dbname=slm"\n'
+        '  district_b:\n    level: district\n    upstream: district_a\n    dsn: "host=10.3.0.2 dbname=slm"\n'
     )
     found = only_problem(write(tmp_path, topology))
     assert found.startswith(f"{tmp_path}/topology.yaml:17:15: ")
@@ -161,7 +160,10 @@ def test_upstream_on_same_level(tmp_path: Path) -> None:
 
 
 def test_top_level_node_with_upstream(tmp_path: Path) -> None:
-    topology = TOPOLOGY + '  nation_b:\n    level: nation\n    upstream: nation\n    dsn: "host=10.9.0.1 dbname=slm"\n'
+    topology = (
+        TOPOLOGY
+        + '  nation_b:\n    level: nation\n    upstream: nation\n    dsn: "host=10.9.0.1 dbname=slm"\n'
+    )
     found = only_problem(write(tmp_path, topology))
     assert found.startswith(f"{tmp_path}/topology.yaml:17:15: ")
     assert "top level 'nation' and cannot have an upstream" in found
@@ -218,9 +220,13 @@ def test_password_in_admin_dsn(tmp_path: Path) -> None:
 
 
 def test_unparsable_dsn(tmp_path: Path) -> None:
-    topology = TOPOLOGY.replace('"host=10.3.0.1 port=5432 dbname=slm user=replicator"', '"host=10.3.0.1 port"')
+    topology = TOPOLOGY.replace(
+        '"host=10.3.0.1 port=5432 dbname=slm user=replicator"', '"host=10.3.0.1 port"'
+    )
     found = only_problem(write(tmp_path, topology))
-    assert found.startswith(f"{tmp_path}/topology.yaml:14:10: node 'district_a': dsn is not a valid connection string")
+    assert found.startswith(
+        f"{tmp_path}/topology.yaml:14:10: node 'district_a': dsn is not a valid connection string"
+    )
 
 
 @pytest.mark.parametrize(
@@ -266,7 +272,9 @@ def test_two_nodes_same_dsn(tmp_path: Path) -> None:
         '    dsn: "postgresql://replicator@10.3.0.1:5432/slm"\n'
     )
     found = only_problem(write(tmp_path, topology))
-    assert found.startswith(f"{tmp_path}/topology.yaml:18:10: node 'district_b': dsn reaches the same database as node 'district_a'")
+    assert found.startswith(
+        f"{tmp_path}/topology.yaml:18:10: node 'district_b': dsn reaches the same database as node 'district_a'"
+    )
 
 
 def test_different_levels_same_server(tmp_path: Path) -> None:
@@ -278,10 +286,9 @@ def test_different_levels_same_server(tmp_path: Path) -> None:
 
 
 def test_loopback_spellings_are_one_server(tmp_path: Path) -> None:
-    topology = (
-        TOPOLOGY.replace("host=10.2.0.1 port=5432 dbname=slm", "host=localhost port=6000 dbname=r")
-        .replace("host=10.3.0.1 port=5432", "host=127.0.0.1 port=6000")
-    )
+    topology = TOPOLOGY.replace(
+        "host=10.2.0.1 port=5432 dbname=slm", "host=localhost port=6000 dbname=r"
+    ).replace("host=10.3.0.1 port=5432", "host=127.0.0.1 port=6000")
     assert "same PostgreSQL server localhost:6000" in only_problem(write(tmp_path, topology))
 
 
@@ -312,7 +319,7 @@ def test_column_list_rules(tmp_path: Path) -> None:
 
 def test_all_problems_reported_at_once(tmp_path: Path) -> None:
     topology = TOPOLOGY.replace("upstream: region_east", "upstream: nowhere").replace(
-        "dbname=slm user=replicator\"\n  region", "dbname=slm password=x\"\n  region"
+        'dbname=slm user=replicator"\n  region', 'dbname=slm password=x"\n  region'
     )
     sets = SETS.replace("public.approach:", "approach:")
     found = problems(write(tmp_path, topology, sets))

@@ -364,18 +364,19 @@ def _drop_subscription(conn: Conn, name: str, provider_conn: ProviderConn | None
     current = live.subscription(conn, name)
     if current is None:
         return None
-    warnings: list[Diagnostic] = []
+    warnings: list[str] = []
 
     def on_notice(diag: Diagnostic) -> None:
+        # A Diagnostic is only valid inside the callback: keep its text.
         if diag.severity_nonlocalized == "WARNING":
-            warnings.append(diag)
+            warnings.append(diag.message_primary or "")
 
     conn.add_notice_handler(on_notice)
     try:
         live.run(conn, [drop_subscription_sql(name)])
     finally:
         conn.remove_notice_handler(on_notice)
-    if not any("could not drop slot" in (w.message_primary or "") for w in warnings):
+    if not any("could not drop slot" in w for w in warnings):
         return DONE
     slot, provider = current.slot_name, current.provider_node
     pconn = provider_conn(provider) if provider_conn is not None else None
