@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,11 +85,31 @@ class _Locator:
 
 def load_desired_state(directory: Path) -> DesiredState:
     """Read, merge and validate `directory`; raise LoadError listing every problem."""
-    sources, problems = _read(directory)
+    here = Location(str(directory), 1, 1)
+    if not directory.is_dir():
+        raise LoadError([Problem(here, "desired-state directory does not exist")])
+    files: dict[str, str] = {}
+    problems: list[Problem] = []
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            files[str(path)] = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            problems.append(Problem(Location(str(path), 1, 1), "file is not UTF-8 text"))
+    if problems:
+        raise LoadError(problems)
+    return load_desired_texts(files, origin=str(directory))
+
+
+def load_desired_texts(files: Mapping[str, str], origin: str) -> DesiredState:
+    """Validate desired-state YAML given as {file name: text} (e.g. blobs of a git revision).
+
+    `origin` names the place in errors when there are no files at all.
+    """
+    sources, problems = _parse(files, origin)
     if problems:
         raise LoadError(problems)
     merged, owners, problems = _merge(sources)
-    locate = _Locator(owners, sources[0].file if sources else str(directory))
+    locate = _Locator(owners, sources[0].file if sources else origin)
     if problems:
         raise LoadError(problems)
     try:
@@ -104,27 +125,19 @@ def load_desired_state(directory: Path) -> DesiredState:
 # -- reading and merging ---------------------------------------------------------
 
 
-def _read(directory: Path) -> tuple[list[_Source], list[Problem]]:
-    here = Location(str(directory), 1, 1)
-    if not directory.is_dir():
-        return [], [Problem(here, "desired-state directory does not exist")]
-    files = sorted(directory.glob("*.yaml"))
+def _parse(files: Mapping[str, str], origin: str) -> tuple[list[_Source], list[Problem]]:
     if not files:
-        return [], [Problem(here, "no *.yaml files in the desired-state directory")]
+        return [], [Problem(Location(origin, 1, 1), "no *.yaml files in the desired-state directory")]
     sources: list[_Source] = []
     problems: list[Problem] = []
-    for path in files:
-        name = str(path)
+    for name, text in sorted(files.items()):
         try:
-            data = YAML(typ="rt").load(path.read_text(encoding="utf-8"))
+            data = YAML(typ="rt").load(text)
         except MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             where = Location(name, mark.line + 1, mark.column + 1) if mark else Location(name, 1, 1)
             # Our own words, not ruamel's: its message can quote a value.
             problems.append(Problem(where, f"YAML syntax error: {exc.problem or exc.context}"))
-            continue
-        except UnicodeDecodeError:
-            problems.append(Problem(Location(name, 1, 1), "file is not UTF-8 text"))
             continue
         if data is None:
             continue  # an empty file contributes nothing
