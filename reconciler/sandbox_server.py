@@ -1,0 +1,422 @@
+"""Low-level sandbox pieces: one local PostgreSQL 15 + pglogical server, its databases."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from reconciler.errors import SandboxError
+
+DEFAULT_PG_BIN = Path("/usr/lib/postgresql/15/bin")
+INSTALL_HINT = "apt-get install -y postgresql-15 postgresql-15-pglogical"
+SERVER_USER = "postgres"  # the database superuser every sandbox DSN uses
+# The OS user the servers run as when we are root: initdb and postgres refuse root.
+OS_USER_WHEN_ROOT = "postgres"
+# A unix socket path must fit in sockaddr_un.sun_path (108 bytes, NUL included).
+MAX_SOCKET_PATH = 100
+DROP_TIMEOUT = 30.0
+# Sized for test sessions that keep dozens of pglogical databases on one server:
+# pglogical runs one manager worker per database plus one apply worker per
+# subscription, and every subscription holds a walsender and a slot upstream.
+SETTINGS: tuple[tuple[str, str], ...] = (
+    ("wal_level", "logical"),
+    ("shared_preload_libraries", "'pglogical'"),
+    ("track_commit_timestamp", "on"),
+    ("max_connections", "300"),
+    ("max_worker_processes", "256"),
+    ("max_replication_slots", "128"),
+    ("max_wal_senders", "128"),
+    # Throwaway servers: losing them on an OS crash is fine, speed matters.
+    ("fsync", "off"),
+    ("full_page_writes", "off"),
+    ("synchronous_commit", "off"),
+)
+# Some PostgreSQL 15 builds (this project's machines) only let logical slots
+# use the output plugins listed here; pglogical's apply worker then fails with
+# 'library "pglogical_output" may not be used as an output plugin'. Set only
+# where the server knows the parameter: elsewhere it would refuse to start.
+PLUGIN_SETTING = ("output_plugin_libraries", "'pgoutput, test_decoding, pglogical_output'")
+HBA = """\
+# Written by `reconcile sandbox`: loopback only, no passwords.
+local   all          all                 trust
+local   replication  all                 trust
+host    all          all   127.0.0.1/32  trust
+host    replication  all   127.0.0.1/32  trust
+host    all          all   ::1/128       trust
+host    replication  all   ::1/128       trust
+"""
+
+
+def pg_bin() -> Path:
+    """Directory of the PostgreSQL 15 binaries ($RECONCILE_PG_BIN overrides)."""
+    path = Path(os.environ.get("RECONCILE_PG_BIN", str(DEFAULT_PG_BIN)))
+    if not (path / "initdb").exists():
+        raise SandboxError(f"PostgreSQL 15 binaries not found in {path}; install them: {INSTALL_HINT}")
+    return path
+
+
+def _as_server_user(args: Sequence[str]) -> list[str]:
+    if os.geteuid() == 0:
+        return ["runuser", "-u", OS_USER_WHEN_ROOT, "--", *args]
+    return list(args)
+
+
+def _run(args: Sequence[str], what: str) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        _as_server_user(args), capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL
+    )
+    if proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        raise SandboxError(f"{what} failed (exit {proc.returncode}): " + " | ".join(detail))
+    return proc
+
+
+def _query(name: str) -> sql.SQL:
+    # Path, not importlib.resources: `reconciler` is a namespace package (no
+    # __init__.py), which resources.files() cannot read from in 3.11.
+    text = (Path(__file__).parent / "sandbox_sql" / f"{name}.sql").read_text()
+    # The package's own .sql files are constants, as trusted as a literal.
+    return sql.SQL(text)
+
+
+def admin_conninfo(port: int, dbname: str = "postgres") -> str:
+    """How the sandbox itself reaches a database of one of its servers."""
+    return psycopg.conninfo.make_conninfo(
+        host="127.0.0.1", port=str(port), dbname=dbname, user=SERVER_USER, connect_timeout="10"
+    )
+
+
+def connect(port: int, dbname: str = "postgres") -> psycopg.Connection[tuple[object, ...]]:
+    try:
+        return psycopg.connect(admin_conninfo(port, dbname), autocommit=True)
+    except psycopg.OperationalError as exc:
+        raise SandboxError(f"cannot connect to database {dbname!r} on port {port}: {exc}") from exc
+
+
+# --------------------------------------------------------------------------
+# Servers
+# --------------------------------------------------------------------------
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """True when something listens on host:port (binding as the server would fails)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # PostgreSQL binds with SO_REUSEADDR; do the same so TIME_WAIT does not count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def is_running(pgdata: Path) -> bool:
+    """Whether a postmaster runs on this data directory (pg_ctl status)."""
+    if not (pgdata / "PG_VERSION").exists():
+        return False
+    proc = subprocess.run(
+        _as_server_user([str(pg_bin() / "pg_ctl"), "status", "-D", str(pgdata)]),
+        capture_output=True,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    return proc.returncode == 0
+
+
+def _check_reachable(path: Path) -> None:
+    """As root, the server runs as `postgres`: every ancestor must be searchable by it."""
+    if os.geteuid() != 0:
+        return
+    for ancestor in [path, *path.parents]:
+        if not ancestor.exists():
+            continue
+        mode = ancestor.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            raise SandboxError(
+                f"the {OS_USER_WHEN_ROOT!r} OS user that runs the servers cannot reach "
+                f"{path}: {ancestor} is not searchable by others; choose another data "
+                "directory (e.g. --data-dir /tmp/reconcile-sandbox)"
+            )
+
+
+def _known_parameters(bindir: Path) -> set[str]:
+    proc = _run([str(bindir / "postgres"), "--describe-config"], "postgres --describe-config")
+    return {line.split("\t", 1)[0] for line in proc.stdout.splitlines()}
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _write_config(
+    bindir: Path, pgdata: Path, port: int, listen: Sequence[str], sockets: Sequence[str]
+) -> None:
+    settings = list(SETTINGS)
+    if PLUGIN_SETTING[0] in _known_parameters(bindir):
+        settings.append(PLUGIN_SETTING)
+    lines = [
+        "",
+        "# Added by `reconcile sandbox` (settings a pglogical node needs).",
+        f"listen_addresses = {_quote(','.join(listen))}",
+        f"port = {port}",
+        f"unix_socket_directories = {_quote(','.join(sockets))}",
+        *(f"{name} = {value}" for name, value in settings),
+        "",
+    ]
+    with (pgdata / "postgresql.conf").open("a") as conf:
+        conf.write("\n".join(lines))
+    (pgdata / "pg_hba.conf").write_text(HBA)
+
+
+def _socket_dirs(pgdata: Path, port: int, extra: Iterable[str]) -> list[str]:
+    dirs = []
+    # The socket lives in the data directory so that servers never collide in
+    # /var/run/postgresql; skipped when the path would not fit in sun_path.
+    if len(f"{pgdata}/.s.PGSQL.{port}") <= MAX_SOCKET_PATH:
+        dirs.append(str(pgdata))
+    dirs.extend(extra)
+    return dirs
+
+
+def ensure_server(
+    port: int,
+    pgdata: Path,
+    *,
+    listen: Sequence[str] = ("127.0.0.1",),
+    extra_socket_dirs: Sequence[str] = (),
+) -> str:
+    """Make sure our server runs on `port` from `pgdata`; returns what was done.
+
+    "running" (left alone), "started" (existing data directory) or "created".
+    Refuses when the port is taken by anything else than this data directory.
+    """
+    if is_running(pgdata):
+        return "running"
+    bindir = pg_bin()
+    for host in listen:
+        if port_in_use(port, host):
+            raise SandboxError(
+                f"port {port} on {host} is already in use by another program "
+                f"(not the sandbox server of {pgdata}); stop it or choose another port"
+            )
+    pgdata = pgdata.absolute()
+    _check_reachable(pgdata.parent)
+    created = not (pgdata / "PG_VERSION").exists()
+    if created:
+        if pgdata.exists() and any(pgdata.iterdir()):
+            raise SandboxError(f"{pgdata} exists, is not empty and holds no PostgreSQL data")
+        pgdata.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if os.geteuid() == 0:
+            shutil.chown(pgdata, OS_USER_WHEN_ROOT, OS_USER_WHEN_ROOT)
+        _run(
+            [
+                str(bindir / "initdb"),
+                "-D", str(pgdata),
+                "-U", SERVER_USER,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+            f"initdb for port {port}",
+        )  # fmt: skip
+        _write_config(bindir, pgdata, port, listen, _socket_dirs(pgdata, port, extra_socket_dirs))
+    _run(
+        [
+            str(bindir / "pg_ctl"),
+            "start", "-w", "-t", "60",
+            "-D", str(pgdata),
+            "-l", str(pgdata / "server.log"),
+        ],
+        f"starting the server on port {port} (log: {pgdata / 'server.log'})",
+    )  # fmt: skip
+    return "created" if created else "started"
+
+
+def stop_server(pgdata: Path) -> bool:
+    """Stop (fast) the server of `pgdata` if it runs; True when it did run."""
+    if not is_running(pgdata):
+        return False
+    _run(
+        [str(pg_bin() / "pg_ctl"), "stop", "-w", "-t", "60", "-m", "fast", "-D", str(pgdata)],
+        f"stopping the server of {pgdata}",
+    )
+    return True
+
+
+def remove_server(pgdata: Path) -> None:
+    """Stop the server and delete its data directory."""
+    stop_server(pgdata)
+    if pgdata.exists():
+        shutil.rmtree(pgdata)
+
+
+# --------------------------------------------------------------------------
+# Databases
+# --------------------------------------------------------------------------
+
+
+def existing_databases(port: int, names: Iterable[str]) -> set[str]:
+    with connect(port) as conn:
+        rows = conn.execute(_query("existing_databases"), {"names": sorted(names)}).fetchall()
+    return {str(row[0]) for row in rows}
+
+
+def create_database(port: int, dbname: str, schema_sql: str | None = None) -> bool:
+    """Create `dbname` if missing, install pglogical, run the schema; True if created."""
+    with connect(port) as conn:
+        exists = conn.execute(_query("existing_databases"), {"names": [dbname]}).fetchall()
+        if not exists:
+            try:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+            except psycopg.errors.DuplicateDatabase:
+                exists = [(dbname,)]  # created concurrently: leave it
+    with connect(port, dbname) as conn:
+        conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS pglogical"))
+        if schema_sql:
+            try:
+                # A user's script of several statements: sent as one simple query.
+                conn.execute(schema_sql.encode())
+            except psycopg.Error as exc:
+                raise SandboxError(f"schema failed in database {dbname!r} on port {port}: {exc}") from exc
+    return not exists
+
+
+def _drop_subscriptions(port: int, dbname: str) -> None:
+    """pglogical.drop_subscription for every subscription of the database.
+
+    Done while the database still accepts connections so that pglogical stops
+    the apply workers and drops the slots they hold on their providers.
+    """
+    try:
+        conn = connect(port, dbname)
+    except SandboxError:
+        return  # already refusing connections (an earlier drop got half-way)
+    with conn:
+        has = conn.execute(_query("has_pglogical")).fetchone()
+        if not has or not has[0]:
+            return
+        for (name,) in conn.execute(_query("pglogical_subscriptions")).fetchall():
+            conn.execute(
+                sql.SQL("SELECT pglogical.drop_subscription({}, ifexists := true)").format(sql.Literal(name))
+            )
+
+
+def _drop_slots(conn: psycopg.Connection[tuple[object, ...]], dbname: str) -> int:
+    """Drop the database's logical slots; returns how many are still there (active)."""
+    left = 0
+    for slot, active_pid in conn.execute(_query("database_slots"), {"dbname": dbname}).fetchall():
+        if active_pid is not None:
+            conn.execute(
+                sql.SQL("SELECT pg_catalog.pg_terminate_backend({})").format(sql.Literal(active_pid))
+            )
+        try:
+            conn.execute(sql.SQL("SELECT pg_catalog.pg_drop_replication_slot({})").format(sql.Literal(slot)))
+        except psycopg.errors.ObjectInUse:
+            left += 1  # its walsender has not exited yet
+        except psycopg.errors.UndefinedObject:
+            pass  # dropped meanwhile (pglogical's drop_subscription from a subscriber)
+    return left
+
+
+def _wake_supervisor(port: int) -> None:
+    """Make pglogical's supervisor absorb a pending ProcSignalBarrier.
+
+    PostgreSQL 15's DROP DATABASE waits until every process has absorbed a
+    ProcSignalBarrier (smgr release). pglogical 2.4.2's supervisor sleeps in
+    WaitLatch for up to 180 s and reaches CHECK_FOR_INTERRUPTS only after
+    "subscriptions changed", so the drop hangs for minutes ("still waiting for
+    backend with PID ... to accept ProcSignalBarrier"). Terminating the
+    supervisor is no way out: it exits with code 0 and is never restarted.
+    Creating and dropping a node in one committed transaction sets that flag
+    and its latch (pglogical_subscription_changed at commit).
+    """
+    with connect(port) as conn:
+        conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS pglogical"))
+        node = f"reconcile_wake_{conn.info.backend_pid}"
+        with conn.transaction():
+            conn.execute(_query("wake_create_node"), {"node": node})
+            conn.execute(_query("wake_drop_node"), {"node": node})
+
+
+def _drop_waking_supervisor(conn: psycopg.Connection[tuple[object, ...]], dbname: str) -> None:
+    """DROP DATABASE ... WITH (FORCE) on `conn`, waking the supervisor while it waits."""
+    port = int(conn.info.port)
+    pid = conn.info.backend_pid
+    done = threading.Event()
+
+    def watch() -> None:
+        try:
+            with connect(port) as monitor:
+                while not done.wait(0.1):
+                    row = monitor.execute(_query("wait_event"), {"pid": pid}).fetchone()
+                    if row is not None and row[0] == "ProcSignalBarrier":
+                        _wake_supervisor(port)
+        except (SandboxError, psycopg.Error):
+            return  # best effort: without it the drop only takes longer
+
+    watcher = threading.Thread(target=watch, name=f"wake-supervisor-{port}", daemon=True)
+    watcher.start()
+    try:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+    finally:
+        done.set()
+        watcher.join()
+
+
+def drop_database(port: int, dbname: str, timeout: float = DROP_TIMEOUT) -> None:
+    """Drop a database even while it holds pglogical nodes, subscriptions and slots.
+
+    Order matters: pglogical's supervisor relaunches a manager worker for every
+    database that allows connections, and its apply workers and the
+    subscribers' walsenders reconnect, so a plain terminate-then-drop races
+    them. Turning ALLOW_CONNECTIONS off first stops every relaunch; then the
+    sessions are ended, the slots dropped (DROP DATABASE refuses while the
+    database has any logical slot) and the database dropped WITH (FORCE).
+    """
+    if not existing_databases(port, [dbname]):
+        return
+    _drop_subscriptions(port, dbname)
+    ident = sql.Identifier(dbname)
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    with connect(port) as conn:
+        conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(ident))
+        while time.monotonic() < deadline:
+            conn.execute(_query("terminate_backends"), {"dbname": dbname})
+            if _drop_slots(conn, dbname):
+                time.sleep(0.05)
+                continue
+            try:
+                _drop_waking_supervisor(conn, dbname)
+                return
+            except psycopg.errors.ObjectInUse as exc:
+                last = exc
+                time.sleep(0.05)
+    raise SandboxError(f"could not drop database {dbname!r} on port {port} in {timeout}s: {last}")
+
+
+def drop_databases(databases: Iterable[tuple[int, str]]) -> None:
+    """Drop several databases: subscriptions everywhere first, then each database.
+
+    Dropping every subscription before any provider disappears lets pglogical
+    drop the provider slots itself instead of logging "could not drop slot".
+    """
+    todo = sorted(set(databases))
+    for port, dbname in todo:
+        if existing_databases(port, [dbname]):
+            _drop_subscriptions(port, dbname)
+    for port, dbname in todo:
+        drop_database(port, dbname)
