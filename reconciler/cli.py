@@ -8,6 +8,7 @@ from reconciler import topology
 from reconciler.cli_apply import apply_command
 from reconciler.cli_common import DirOption, load_state_or_exit
 from reconciler.cli_plan import plan_command
+from reconciler.cli_sandbox import sandbox_app
 
 app = typer.Typer(
     name="reconcile",
@@ -15,6 +16,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+app.add_typer(sandbox_app, name="sandbox")
 
 
 @app.command()
