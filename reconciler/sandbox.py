@@ -35,6 +35,7 @@ __all__ = [
     "ensure_server",
     "is_local_host",
     "plan_servers",
+    "remove_server",
     "server_dir",
     "status",
     "up",
