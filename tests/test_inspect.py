@@ -1,0 +1,400 @@
+"""Inspection against real pglogical servers: exact reads, filter normalisation, one round trip, unreachable nodes."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from reconciler.inspect import inspect_network
+from reconciler.inspect.read import read_node, short_reason
+from reconciler.inspect.request import build_request
+from reconciler.model import DesiredState, NodeCatalog, ReplicationSet, SetTable, Subscription
+from reconciler.preflight import preflight
+from reconciler.topology import desired_catalogs, installed_filter
+
+TRACE_LINE = re.compile(r"^[^\t\n]+\t([FB])\t\d+\t(\w+)", re.MULTILINE)
+TECH = "public.technology"
+APPROACH = "public.approach"
+
+# Declared filter -> what pg_get_expr gives after replication_set_add_table
+# with the installed form `(<filter>) IS NOT FALSE` (measured on 2.4.2 / PG 15).
+EXPECTED = {
+    "approved": "(approved IS NOT FALSE)",
+    "status = 'approved'": "((status = 'approved'::text) IS NOT FALSE)",
+}
+
+
+# --------------------------------------------------------------------------
+# pure
+# --------------------------------------------------------------------------
+
+
+def test_short_reason_strips_passwords_and_keeps_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PGPASSWORD", "env-s3cret")
+    dsn = "host=db port=5432 dbname=x user=u password=dsn-s3cret"
+    message = (
+        'connection failed: connection to server at "db" failed: FATAL:  '
+        "password authentication failed (tried env-s3cret and dsn-s3cret)\n\tmore detail"
+    )
+    reason = short_reason(message, dsn)
+    assert "s3cret" not in reason
+    assert "\n" not in reason
+    assert reason.startswith('connection to server at "db" failed')
+    assert reason.endswith("more detail")
+    assert len(short_reason("x" * 1000, dsn)) == 300
+
+
+# --------------------------------------------------------------------------
+# real servers
+# --------------------------------------------------------------------------
+
+
+def _filters(facts: Any, which: str) -> dict[tuple[str, str], str | None]:
+    catalog: NodeCatalog = getattr(facts, which)
+    return {(s, t): entry.row_filter for s, rset in catalog.sets.items() for t, entry in rset.tables.items()}
+
+
+@pytest.mark.server
+def test_fresh_network_empty_live_and_desired_filters_normalised(network: Any) -> None:
+    net = network()
+    result = inspect_network(net.state)
+    assert result.unreachable == {}
+    assert sorted(result.facts) == sorted(net.state.nodes)
+    for name, facts in result.facts.items():
+        assert facts.live == NodeCatalog(), name
+        assert facts.pglogical_version is not None
+        assert facts.wal_level == "logical"
+        assert facts.filter_problems == []
+        assert _filters(facts, "desired") == {
+            ("approved", TECH): EXPECTED["approved"],
+            ("approved", APPROACH): EXPECTED["status = 'approved'"],
+        }
+        # Everything else of the desired catalog is the topology's, untouched.
+        raw = desired_catalogs(net.state)[name]
+        assert facts.desired.subscriptions == raw.subscriptions
+        assert facts.desired.node_name == name and facts.desired.dsn == raw.dsn
+        tech = facts.tables[TECH]
+        assert tech.exists and tech.pk_columns == ("id",) and tech.pk_types == ("uuid",)
+        assert tech.columns["approved"].type == "boolean" and tech.columns["approved"].not_null
+        assert tech.replica_identity == "d"
+        assert facts.stats.connections == 1 and facts.stats.round_trips == 1
+    assert preflight(net.state, result) == []
+
+
+PROBE_FILTERS = [
+    "approved",
+    "approved = true",
+    "status = 'approved'",
+    "status IN ('approved', 'submitted') AND district <> 'x'",
+    "NOT (status = 'draft') OR updated_at > '2020-01-01'",
+    "lower(district) LIKE 'a%' AND title IS NOT NULL",
+]
+
+
+def _probe_sets_yaml() -> str:
+    lines = ["replication_sets:"]
+    for i, f in enumerate(PROBE_FILTERS):
+        table = TECH if "approved" in f.split()[0] else APPROACH
+        escaped = f.replace('"', '\\"')
+        lines += [f"  f{i}:", "    tables:", f"      {table}:", f'        row_filter: "{escaped}"']
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.server
+def test_probe_equals_pg_get_expr_of_pglogical(network: Any) -> None:
+    """The probe's normal form is exactly what pglogical stores for the installed filter."""
+    net = network(sets_yaml=_probe_sets_yaml())
+    node = "district_a"
+    net.execute(
+        node,
+        "SELECT pglogical.create_node(node_name := %s, dsn := %s)",
+        (node, net.state.nodes[node].dsn),
+    )
+    for set_name, decl in sorted(net.state.replication_sets.items()):
+        net.execute(node, "SELECT pglogical.create_replication_set(%s)", (set_name,))
+        for table, tdecl in decl.tables.items():
+            net.execute(
+                node,
+                "SELECT pglogical.replication_set_add_table(%s, %s::regclass, false, NULL, %s)",
+                (set_name, table, installed_filter(tdecl.row_filter, "pglogical")),
+            )
+    facts = inspect_network(net.state, nodes=[node]).facts[node]
+    assert facts.filter_problems == []
+    live, desired = _filters(facts, "live"), _filters(facts, "desired")
+    assert len(live) == len(PROBE_FILTERS)
+    assert live == desired
+    assert live[("f0", TECH)] == EXPECTED["approved"]
+    assert live[("f2", APPROACH)] == EXPECTED["status = 'approved'"]
+    # And nothing of it is in sync by accident: the raw installed text differs.
+    raw = desired_catalogs(net.state)[node]
+    assert raw.sets["f2"].tables[APPROACH].row_filter != live[("f2", APPROACH)]
+
+
+@pytest.mark.server
+def test_hand_made_objects_are_read_exactly(network: Any) -> None:
+    net = network()
+    dsn = {n: net.state.nodes[n].dsn for n in net.state.nodes}
+    for node in ("district_a", "region_east"):
+        net.execute(node, "SELECT pglogical.create_node(%s, %s)", (node, dsn[node]))
+    a = "district_a"
+    net.execute(a, "SELECT pglogical.create_replication_set('approved', true, true, true, false)")
+    net.execute(a, "SELECT pglogical.create_replication_set('extra', true, false, true, true)")
+    net.execute(
+        a,
+        "SELECT pglogical.replication_set_add_table('approved', 'public.approach', false, "
+        "ARRAY['title', 'id', 'status'], '(status = ''approved'') IS NOT FALSE')",
+    )
+    net.execute(a, "SELECT pglogical.replication_set_add_table('approved', 'public.technology')")
+    # pglogical's own sets are never drift: a table in `default` is ignored.
+    net.execute(a, "SELECT pglogical.replication_set_add_table('default', 'public.technology')")
+    net.execute(
+        a,
+        "SELECT pglogical.replication_set_add_table('extra', 'public.technology', false, NULL, 'approved')",
+    )
+    r = "region_east"
+    net.execute(
+        r,
+        "SELECT pglogical.create_subscription(subscription_name := 'by_hand', "
+        "provider_dsn := %s, replication_sets := ARRAY['approved', 'extra'], "
+        "synchronize_structure := false, synchronize_data := false, forward_origins := '{}')",
+        (dsn[a],),
+    )
+    try:
+        net.execute(r, "SELECT pglogical.alter_subscription_disable('by_hand', true)")
+        result = inspect_network(net.state, nodes=[a, r, "nation"])
+        assert result.unreachable == {}
+        slot = result.facts[r].subscription_slots["by_hand"]
+        # by_hand is not declared: its slot on the provider, once the apply
+        # worker has made it, is an orphan.
+        assert set(result.facts[a].live.orphan_slots) <= {slot}
+        assert result.facts[a].live.model_copy(update={"orphan_slots": ()}) == NodeCatalog(
+            node_name=a,
+            dsn=dsn[a],
+            sets={
+                "approved": ReplicationSet(
+                    name="approved",
+                    tables={
+                        APPROACH: SetTable(
+                            row_filter="((status = 'approved'::text) IS NOT FALSE)",
+                            columns=("id", "status", "title"),
+                        ),
+                        TECH: SetTable(),
+                    },
+                ),
+                "extra": ReplicationSet(
+                    name="extra",
+                    replicate_update=False,
+                    replicate_truncate=True,
+                    tables={TECH: SetTable(row_filter="approved")},
+                ),
+            },
+        )
+        region = result.facts[r]
+        assert region.live.node_name == r and region.live.sets == {}
+        assert region.live.subscriptions == {
+            "by_hand": Subscription(
+                name="by_hand",
+                provider_node=a,
+                provider_dsn=dsn[a],
+                replication_sets=("approved", "extra"),
+                forward_origins=(),
+                enabled=False,
+            )
+        }
+        assert slot.startswith("pgl_") and slot.endswith("by_hand")
+        assert result.facts["nation"].live == NodeCatalog()
+    finally:
+        net.execute(r, "SELECT pglogical.drop_subscription('by_hand')")
+
+
+@pytest.mark.server
+def test_orphan_slots_are_those_no_declared_subscription_expects(network: Any) -> None:
+    net = network()
+    a = "district_a"
+    db = net.execute("region_east", "SELECT current_database()")[0][0]
+    [(expected,)] = net.execute(
+        a,
+        "SELECT pglogical.pglogical_gen_slot_name(%s, %s, %s)::text",
+        (db, a, "region_east_from_district_a"),
+    )
+    slots = [expected, f"{expected}_0a1b2c3d", "pgl_leftover_from_old_region"]
+    for slot in slots:
+        net.execute(a, "SELECT pg_create_logical_replication_slot(%s, 'pglogical_output')", (slot,))
+    try:
+        result = inspect_network(net.state, nodes=[a, "district_b"])
+        assert result.facts[a].live.orphan_slots == ("pgl_leftover_from_old_region",)
+        # Slots are per database: district_b (same server) sees none of them.
+        assert result.facts["district_b"].live.orphan_slots == ()
+    finally:
+        for slot in slots:
+            net.execute(a, "SELECT pg_drop_replication_slot(%s)", (slot,))
+
+
+@pytest.mark.server
+def test_bad_filters_become_problems_and_the_rest_is_read(network: Any) -> None:
+    sets_yaml = """\
+replication_sets:
+  approved:
+    tables:
+      public.technology:
+        row_filter: "aproved"
+      public.approach:
+        row_filter: "title"
+      public.missing:
+        row_filter: "approved"
+  good:
+    tables:
+      public.technology:
+        row_filter: "approved"
+"""
+    net = network(sets_yaml=sets_yaml)
+    facts = inspect_network(net.state, nodes=["nation"]).facts["nation"]
+    assert facts.filter_problems == [
+        "public.approach: argument of IS NOT FALSE must be type boolean, not type text",
+        'public.missing: relation "public.missing" does not exist',
+        'public.technology: column "aproved" does not exist',
+    ]
+    assert _filters(facts, "desired") == {
+        ("approved", TECH): "(aproved) IS NOT FALSE",  # raw: could not be normalised
+        ("approved", APPROACH): "(title) IS NOT FALSE",
+        ("approved", "public.missing"): "(approved) IS NOT FALSE",
+        ("good", TECH): EXPECTED["approved"],
+    }
+    assert not facts.tables["public.missing"].exists
+    blockers = {(b.table, b.message) for b in preflight(net.state, inspect_network(net.state))}
+    assert (TECH, 'row filter: column "aproved" does not exist') in blockers
+    assert ("public.missing", "table does not exist") in blockers
+
+
+@pytest.mark.server
+def test_database_without_pglogical_is_inspected(network: Any) -> None:
+    net = network()
+    net.execute("nation", "DROP EXTENSION pglogical")
+    result = inspect_network(net.state, nodes=["nation"])
+    facts = result.facts["nation"]
+    assert facts.pglogical_version is None
+    assert facts.live == NodeCatalog()
+    assert facts.stats.round_trips == 1
+    # Normalisation needs no pglogical.
+    assert _filters(facts, "desired")[("approved", TECH)] == EXPECTED["approved"]
+    messages = [b.message for b in preflight(net.state, result) if b.node == "nation"]
+    assert messages == ["pglogical extension is not installed in this database"]
+
+
+@pytest.mark.server
+def test_exactly_one_round_trip_on_the_wire(network: Any) -> None:
+    """libpq's protocol trace shows a single Sync and no simple Query after connecting."""
+    net = network()
+    node = "region_east"
+    request = build_request(net.state, node, desired_catalogs(net.state)[node])
+    with tempfile.TemporaryFile(mode="w+") as trace:
+        raw, stats = read_node(net.state.nodes[node].connect_dsn, request, 10.0, trace.fileno())
+        # libpq writes the trace through a C stdio stream that untrace does
+        # not flush: flush every C stream before reading the file.
+        ctypes.CDLL(None).fflush(None)
+        trace.seek(0)
+        # libpq trace: "<timestamp>\t<F|B>\t<length>\t<message type>...", one per message
+        # (a Parse of the multi-line DO block continues on further lines).
+        messages = TRACE_LINE.findall(trace.read())
+    sent = [kind for direction, kind in messages if direction == "F"]
+    assert "Parse" in sent and "Execute" in sent  # the trace did capture the batch
+    assert sent.count("Sync") == 1
+    assert "Query" not in sent
+    assert stats.round_trips == 1 and stats.connections == 1
+    assert raw.server["database"] == net.execute(node, "SELECT current_database()")[0][0]
+
+
+def _with_dsn(state: DesiredState, node: str, dsn: str) -> DesiredState:
+    nodes = dict(state.nodes)
+    nodes[node] = nodes[node].model_copy(update={"dsn": dsn, "admin_dsn": None})
+    return state.model_copy(update={"nodes": nodes})
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.server
+def test_unreachable_nodes_reported_quickly_others_read(
+    network: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PGPASSWORD", "pgpassword-must-not-leak")
+    net = network()
+    refused = f"host=127.0.0.1 port={_closed_port()} dbname=x user=postgres"
+    no_role = net.state.nodes["district_b"].dsn + " user=no_such_role_here"
+    state = _with_dsn(_with_dsn(net.state, "district_a", refused), "district_b", no_role)
+    started = time.monotonic()
+    result = inspect_network(state, timeout=5)
+    assert time.monotonic() - started < 5
+    assert sorted(result.unreachable) == ["district_a", "district_b"]
+    assert "refused" in result.unreachable["district_a"].lower()
+    assert "no_such_role_here" in result.unreachable["district_b"]
+    assert sorted(result.facts) == sorted(set(state.nodes) - {"district_a", "district_b"})
+    dump = result.model_dump_json()
+    assert "pgpassword-must-not-leak" not in dump
+    assert os.environ["PGPASSWORD"] not in " ".join(result.unreachable.values())
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A TCP port that accepts connections and never says a word."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+                accepted.append(conn)
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield int(listener.getsockname()[1])
+    stop.set()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+    listener.close()
+
+
+@pytest.mark.server
+def test_silent_node_times_out_without_holding_the_others(network: Any, silent_server: int) -> None:
+    net = network()
+    silent = f"host=127.0.0.1 port={silent_server} dbname=x user=postgres"
+    state = _with_dsn(net.state, "nation", silent)
+    started = time.monotonic()
+    result = inspect_network(state, timeout=2)
+    elapsed = time.monotonic() - started
+    assert list(result.unreachable) == ["nation"]
+    assert "timeout" in result.unreachable["nation"].lower()
+    assert elapsed < 8
+    assert len(result.facts) == len(state.nodes) - 1
+
+
+@pytest.mark.server
+def test_fingerprint_tracks_live_state_only(network: Any) -> None:
+    net = network()
+    node = "district_c"
+    first = inspect_network(net.state, nodes=[node]).facts[node]
+    again = inspect_network(net.state, nodes=[node]).facts[node]
+    assert first.fingerprint == again.fingerprint
+    net.execute(node, "SELECT pglogical.create_node(%s, %s)", (node, net.state.nodes[node].dsn))
+    changed = inspect_network(net.state, nodes=[node]).facts[node]
+    assert changed.fingerprint != first.fingerprint
