@@ -8,6 +8,7 @@ from reconciler import topology
 from reconciler.cli_apply import apply_command
 from reconciler.cli_common import DirOption, load_state_or_exit
 from reconciler.cli_plan import plan_command
+from reconciler.cli_review import review_command
 from reconciler.cli_sandbox import sandbox_app
 
 app = typer.Typer(
@@ -42,6 +43,7 @@ def show_topology(directory: DirOption = None) -> None:
 
 app.command("plan")(plan_command)
 app.command("apply")(apply_command)
+app.command("review")(review_command)
 
 
 def main() -> None:
