@@ -476,3 +476,78 @@ def test_errors_name_node_and_action_without_secrets(network: Any) -> None:
     )
     with pytest.raises(ApplyError, match="provider d1 lacks replication set"):
         engine.execute(net.connect("region"), lacking, provider_conn=_provider_conn(net))
+
+
+@pytest.mark.server
+def test_create_subscription_clears_a_stale_provider_record(network: Any) -> None:
+    net = network(parents=SMALL, levels=LEVELS)
+    actions = _setup_actions(net)
+    *prepare, create = actions
+    for action in prepare:
+        engine.execute(net.connect(action.node), action)
+    # A record of node d1 left on the region with another DSN and no
+    # subscription: create_subscription alone would refuse with "dsn ...
+    # points to existing node ... with different dsn".
+    ((node_id,),) = net.execute("d1", "SELECT node_id FROM pglogical.local_node")
+    net.execute("region", "INSERT INTO pglogical.node VALUES (%s, 'd1')", (node_id,))
+    net.execute(
+        "region",
+        "INSERT INTO pglogical.node_interface VALUES (4242, 'd1', %s, 'host=127.0.0.1 port=1')",
+        (node_id,),
+    )
+    assert isinstance(create, CreateSubscription)
+    outcome = engine.execute(net.connect("region"), create, provider_conn=_provider_conn(net))
+    assert outcome == "done (a stale record of node d1 with another dsn was dropped first)"
+    _wait("replicating", lambda: _status(net, "region", create.subscription.name) == "replicating")
+
+    # A second subscription to d1 with yet another DSN cannot drop a record in use.
+    other = create.subscription.model_copy(
+        update={"name": "second", "provider_dsn": f"{net.dsn('d1')} application_name=x"}
+    )
+    with pytest.raises(ApplyError, match="used by 1 other subscription"):
+        engine.execute(net.connect("region"), CreateSubscription(node="region", subscription=other))
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("host=a password=hunter2 dbname=x", "host=a password=*** dbname=x"),
+        ("host=a password = 'hun ter2' dbname=x", "host=a password = *** dbname=x"),
+        ("postgresql://u:hunter2@h/db", "postgresql://u:***@h/db"),
+        ("host=a dbname=x", "host=a dbname=x"),
+    ],
+)
+def test_redact_masks_passwords(text: str, shown: str) -> None:
+    from reconciler.engines.pglogical_live import redact
+
+    assert redact(text) == shown
+
+
+@pytest.mark.server
+def test_execute_completes_work_left_half_done(network: Any) -> None:
+    net = network(parents=SMALL, levels=LEVELS)
+    sub = _built(net)
+    # ReplaceTable killed between its remove and its add (as if run by hand).
+    net.execute("d1", "SELECT pglogical.replication_set_remove_table('approved', 'public.technology')")
+    after = SetTable(row_filter="(approved) IS NOT FALSE", columns=None)
+    replace = ReplaceTable(
+        node="d1", set_name="approved", table="public.technology", before=after, after=after
+    )
+    assert engine.execute(net.connect("d1"), replace) == "done"
+    assert net.execute(
+        "d1",
+        "SELECT pg_get_expr(set_row_filter, set_reloid) FROM pglogical.replication_set_table"
+        " WHERE set_reloid = 'public.technology'::regclass",
+    ) == [("(approved IS NOT FALSE)",)]
+
+    # The provider-DSN change stopped after its interface was added.
+    new_dsn = f"{net.dsn('d1')} application_name=moved"
+    iface = interface_name("d1", new_dsn)
+    net.execute("region", "SELECT pglogical.alter_node_add_interface('d1', %s, %s)", (iface, new_dsn))
+    moved = sub.model_copy(update={"provider_dsn": new_dsn})
+    alter = AlterSubscription(node="region", before=sub, after=moved)
+    assert _run_twice(net, alter) == ("done", "already done")
+    _wait("replicating over the new interface", lambda: _status(net, "region", sub.name) == "replicating")
+    assert net.execute(
+        "region", "SELECT provider_dsn FROM pglogical.show_subscription_status(%s)", (sub.name,)
+    ) == [(new_dsn,)]
