@@ -10,6 +10,7 @@ from reconciler.cli_common import DirOption, load_state_or_exit
 from reconciler.cli_plan import plan_command
 from reconciler.cli_review import review_command
 from reconciler.cli_sandbox import sandbox_app
+from reconciler.cli_status import graph_command, serve_command, status_command
 
 app = typer.Typer(
     name="reconcile",
@@ -43,6 +44,9 @@ def show_topology(directory: DirOption = None) -> None:
 
 app.command("plan")(plan_command)
 app.command("apply")(apply_command)
+app.command("status")(status_command)
+app.command("serve")(serve_command)
+app.command("graph")(graph_command)
 app.command("review")(review_command)
 
 

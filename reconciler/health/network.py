@@ -1,0 +1,48 @@
+"""The status step of the flow: read health and (optionally) drift of every node at once, then judge."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.health.judge import judge
+from reconciler.health.reader import read_network
+from reconciler.health.report import HealthReport
+from reconciler.model import DesiredState
+from reconciler.planner import compute_plan
+
+
+@dataclass(frozen=True)
+class HealthRun:
+    report: HealthReport
+    seconds: float  # wall time of the whole reading
+    timestamp: float  # Unix time the reading started
+
+
+def drift_counts(state: DesiredState, directory: Path, parallelism: int, timeout: float) -> dict[str, int]:
+    """Planned changes per planned node (0 = in sync); unreachable nodes are absent."""
+    plan = compute_plan(state, directory, parallelism=parallelism, timeout=timeout).plan
+    per_node = Counter(action.node for action in plan.actions)
+    return {node: per_node.get(node, 0) for node in plan.nodes if node not in plan.unreachable}
+
+
+def network_health(
+    state: DesiredState,
+    directory: Path,
+    *,
+    drift: bool = True,
+    parallelism: int = 32,
+    timeout: float = 10.0,
+) -> HealthRun:
+    """Health readings and the plan's drift are read side by side, so a silent node costs one timeout."""
+    timestamp = time.time()
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="status") as pool:
+        planned = pool.submit(drift_counts, state, directory, parallelism, timeout) if drift else None
+        readings = read_network(state, parallelism=parallelism, timeout=timeout)
+        counts = planned.result() if planned is not None else None
+    report = judge(state, readings, counts)
+    return HealthRun(report=report, seconds=round(time.monotonic() - started, 6), timestamp=timestamp)

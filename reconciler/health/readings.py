@@ -1,0 +1,54 @@
+"""What the health reader brings back from each node: raw figures, not yet judged."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from reconciler.model import Frozen
+
+
+class ApplySummary(Frozen):
+    """The newest apply record a node keeps (reconciler.apply_log), without its action list."""
+
+    applied_at: datetime
+    os_user: str
+    desired_commit: str | None
+    result: str
+    actions: int
+
+
+class SlotReading(Frozen):
+    """One pglogical slot on a provider.
+
+    `subscription` names the declared edge that uses the slot; None means no
+    declared edge does (an orphan). `retained_bytes` is None once PostgreSQL
+    has invalidated the slot (`wal_status = lost`: restart_lsn is gone).
+    `lag_seconds` is the age of the oldest transaction of this database that
+    the subscriber has not confirmed, 0 when nothing is pending, None when it
+    could not be measured (`lag_seconds_error` says why).
+    """
+
+    slot: str
+    subscription: str | None
+    active: bool
+    wal_status: str | None
+    safe_wal_size: int | None
+    retained_bytes: int | None
+    lag_bytes: int | None
+    lag_seconds: float | None
+    oldest_pending_commit: datetime | None = None
+    lag_seconds_error: str | None = None
+
+
+class NodeReading(Frozen):
+    """One node as read: reachable or not (with the reason), versions, slots, subscriptions."""
+
+    node: str
+    reachable: bool
+    reason: str | None = None  # why unreachable or unreadable; never a secret
+    server_version: str | None = None
+    pglogical_version: str | None = None  # None: extension not installed
+    last_apply: ApplySummary | None = None
+    subscriptions: dict[str, str] = {}  # subscription name -> show_subscription_status() status
+    slots: tuple[SlotReading, ...] = ()
+    seconds: float = 0.0  # time spent reading this node

@@ -1,0 +1,105 @@
+"""The judged health of a network: levels, findings and the exit code `status` returns."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from reconciler.health.readings import ApplySummary
+from reconciler.model import Frozen, Monitoring
+
+EXIT_HEALTHY = 0
+EXIT_ERROR = 1
+EXIT_DEGRADED = 2
+EXIT_UNREACHABLE = 3
+
+
+class Level(StrEnum):
+    OK = "ok"
+    WARN = "warn"
+    CRIT = "crit"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+
+_RANK = {Level.OK: 0, Level.WARN: 1, Level.CRIT: 2}
+
+
+def worst(levels: list[Level]) -> Level:
+    """The most severe level; OK for none."""
+    return max(levels, key=lambda lv: lv.rank, default=Level.OK)
+
+
+class Finding(Frozen):
+    level: Level
+    message: str
+
+
+class NodeHealth(Frozen):
+    node: str
+    level_name: str  # the node's declared level (district, region, ...)
+    reachable: bool
+    reason: str | None
+    server_version: str | None
+    pglogical_version: str | None
+    last_apply: ApplySummary | None
+    drift: int | None  # planned changes on this node; None when not computed or not planned
+    level: Level
+    findings: tuple[Finding, ...]
+
+
+class EdgeHealth(Frozen):
+    """A declared edge: `subscriber` pulls from `provider` through `slot`."""
+
+    subscriber: str
+    provider: str
+    subscription: str
+    # replicating | initializing | down | disabled (pglogical's words), missing
+    # (the subscriber has no such subscription), unknown (subscriber unreachable)
+    status: str
+    slot: str | None
+    slot_active: bool | None
+    lag_bytes: int | None
+    lag_seconds: float | None
+    level: Level
+    findings: tuple[Finding, ...]
+
+
+class SlotHealth(Frozen):
+    node: str  # the provider the slot lives on
+    slot: str
+    subscription: str | None
+    orphan: bool
+    active: bool
+    wal_status: str | None
+    safe_wal_size: int | None
+    retained_bytes: int | None
+    level: Level
+    findings: tuple[Finding, ...]
+
+
+class HealthReport(Frozen):
+    nodes: tuple[NodeHealth, ...]  # sorted by node
+    edges: tuple[EdgeHealth, ...]  # sorted by (subscriber, provider)
+    slots: tuple[SlotHealth, ...]  # sorted by (node, slot)
+    thresholds: Monitoring
+    level: Level  # worst of everything
+
+    @property
+    def unreachable(self) -> list[str]:
+        return [n.node for n in self.nodes if not n.reachable]
+
+    @property
+    def exit_code(self) -> int:
+        """SPEC: 3 when any node is unreachable, else 2 when anything is WARN or CRIT, else 0."""
+        if self.unreachable:
+            return EXIT_UNREACHABLE
+        if self.level is not Level.OK:
+            return EXIT_DEGRADED
+        return EXIT_HEALTHY
+
+    def counts(self) -> dict[Level, int]:
+        """How many nodes, edges and slots sit at each level."""
+        levels = [x.level for x in self.nodes] + [x.level for x in self.edges] + [x.level for x in self.slots]
+        return {lv: levels.count(lv) for lv in Level}

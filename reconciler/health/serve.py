@@ -1,0 +1,82 @@
+"""`reconcile serve`: /metrics over HTTP, read at most once per cache period however often scraped."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from prometheus_client.core import Metric
+from prometheus_client.exposition import start_http_server
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from reconciler.errors import LoadError, PlanError
+from reconciler.health.network import network_health
+from reconciler.load import load_desired_state
+from reconciler.render.prometheus import health_families, read_families
+from reconciler.secrets import redact_text
+
+
+def read_metrics(directory: Path, *, drift: bool, parallelism: int, timeout: float) -> list[Metric]:
+    """One reading as metric families; the desired state is reloaded each time (a git pull applies)."""
+    started = time.monotonic()
+    timestamp = time.time()
+    try:
+        state = load_desired_state(directory)
+        run = network_health(state, directory, drift=drift, parallelism=parallelism, timeout=timeout)
+    except (LoadError, PlanError) as exc:
+        print(f"reconcile serve: reading failed: {redact_text(str(exc))}", file=sys.stderr, flush=True)
+        return read_families(False, time.monotonic() - started, timestamp)
+    return [*health_families(run.report), *read_families(True, run.seconds, run.timestamp)]
+
+
+class CachedCollector(Collector):
+    """Serves the last reading while it is younger than `cache_seconds`.
+
+    A lock makes concurrent scrapes wait for one reading instead of starting
+    one each: 100 nodes are read once per period, not once per scraper.
+    """
+
+    def __init__(self, read: Callable[[], list[Metric]], cache_seconds: float) -> None:
+        self._read = read
+        self._cache_seconds = cache_seconds
+        self._lock = threading.Lock()
+        self._families: list[Metric] = []
+        self._read_at = float("-inf")
+        self.readings = 0
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            if time.monotonic() - self._read_at >= self._cache_seconds:
+                self._families = self._read()
+                self._read_at = time.monotonic()
+                self.readings += 1
+            return iter(list(self._families))
+
+
+def serve(
+    directory: Path,
+    *,
+    address: str,
+    port: int,
+    cache_seconds: float,
+    drift: bool,
+    parallelism: int,
+    timeout: float,
+) -> None:
+    """Serve until killed."""
+    collector = CachedCollector(
+        lambda: read_metrics(directory, drift=drift, parallelism=parallelism, timeout=timeout),
+        cache_seconds,
+    )
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    server, thread = start_http_server(port, addr=address, registry=registry)
+    print(
+        f"reconcile serve: /metrics on http://{address}:{server.server_port}/metrics",
+        file=sys.stderr,
+        flush=True,
+    )
+    thread.join()

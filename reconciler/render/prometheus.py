@@ -1,0 +1,176 @@
+"""A HealthReport as Prometheus metrics: `reconcile_` prefix, base units, one family per figure.
+
+Labels: `node` (and `level`) for nodes; `subscriber`, `provider` for edges;
+`node` (the provider) and `slot` for slots. States (edge status, slot
+wal_status) are one series per possible value, 1 for the current one, so an
+alert reads `reconcile_slot_wal_status{wal_status="lost"} == 1`. The
+thresholds of the desired state are exported too, so alert rules compare
+against the same numbers `reconcile status` judges with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from reconciler.health.report import HealthReport, Level
+
+EDGE_STATUSES = ("replicating", "initializing", "down", "disabled", "missing", "unknown")
+WAL_STATUSES = ("reserved", "extended", "unreserved", "lost")
+LEVEL_VALUE = {Level.OK: 0, Level.WARN: 1, Level.CRIT: 2}
+LEVEL_HELP = " (0 ok, 1 warn, 2 crit)"
+
+
+def _gauge(name: str, doc: str, labels: Iterable[str] = ()) -> GaugeMetricFamily:
+    return GaugeMetricFamily(f"reconcile_{name}", doc, labels=list(labels))
+
+
+def health_families(report: HealthReport) -> list[Metric]:
+    """Every metric of one status reading, in a fixed order (deterministic output)."""
+    t = report.thresholds
+    status = _gauge("status_level", "Worst level of the whole network" + LEVEL_HELP)
+    status.add_metric([], LEVEL_VALUE[report.level])
+    thresholds = [
+        (_gauge("threshold_lag_seconds", "CRIT limit for an edge's lag in seconds"), t.max_lag_seconds),
+        (_gauge("threshold_lag_bytes", "CRIT limit for an edge's lag in bytes"), float(t.max_lag_bytes)),
+        (
+            _gauge("threshold_retained_wal_bytes", "CRIT limit for the WAL one slot retains"),
+            float(t.max_retained_wal),
+        ),
+        (_gauge("threshold_warn_ratio", "WARN at this fraction of each CRIT limit"), t.warn_fraction),
+    ]
+    for family, value in thresholds:
+        family.add_metric([], value)
+
+    node_up = _gauge("node_up", "1 when the node answered and its catalogs could be read", ["node", "level"])
+    node_health = _gauge("node_health_level", "Judged health of the node" + LEVEL_HELP, ["node"])
+    node_info = _gauge(
+        "node_info", "Versions of a reachable node", ["node", "server_version", "pglogical_version"]
+    )
+    applied = _gauge(
+        "node_last_apply_timestamp_seconds", "Unix time of the newest apply record on the node", ["node"]
+    )
+    applied_ok = _gauge("node_last_apply_success", "1 when the newest apply record says ok", ["node"])
+    drift = _gauge("drift_changes", "Changes `reconcile plan` would make on the node (0 = in sync)", ["node"])
+    for n in report.nodes:
+        node_up.add_metric([n.node, n.level_name], 1.0 if n.reachable else 0.0)
+        node_health.add_metric([n.node], LEVEL_VALUE[n.level])
+        if n.reachable:
+            server = (n.server_version or "").split(" ")[0]
+            node_info.add_metric([n.node, server, n.pglogical_version or ""], 1.0)
+        if n.last_apply is not None:
+            applied.add_metric([n.node], n.last_apply.applied_at.timestamp())
+            applied_ok.add_metric([n.node], 1.0 if n.last_apply.result == "ok" else 0.0)
+        if n.drift is not None:
+            drift.add_metric([n.node], float(n.drift))
+
+    edge_labels = ["subscriber", "provider"]
+    edge_up = _gauge("edge_up", "1 when the subscription is replicating", edge_labels)
+    edge_status = _gauge("edge_status", "Subscription status, one series per state", [*edge_labels, "status"])
+    edge_health = _gauge("edge_health_level", "Judged health of the edge" + LEVEL_HELP, edge_labels)
+    lag_bytes = _gauge("edge_lag_bytes", "WAL the subscriber has not confirmed", edge_labels)
+    lag_seconds = _gauge(
+        "edge_lag_seconds",
+        "Age of the oldest change the subscriber has not confirmed (grows while the link is down)",
+        edge_labels,
+    )
+    for e in report.edges:
+        labels = [e.subscriber, e.provider]
+        edge_up.add_metric(labels, 1.0 if e.status == "replicating" else 0.0)
+        edge_states: tuple[str, ...] = (
+            EDGE_STATUSES if e.status in EDGE_STATUSES else (*EDGE_STATUSES, e.status)
+        )
+        for state in edge_states:
+            edge_status.add_metric([*labels, state], 1.0 if state == e.status else 0.0)
+        edge_health.add_metric(labels, LEVEL_VALUE[e.level])
+        if e.lag_bytes is not None:
+            lag_bytes.add_metric(labels, float(e.lag_bytes))
+        if e.lag_seconds is not None:
+            lag_seconds.add_metric(labels, e.lag_seconds)
+
+    slot_labels = ["node", "slot"]
+    retained = _gauge("slot_retained_wal_bytes", "WAL this slot keeps on its provider", slot_labels)
+    safe = _gauge(
+        "slot_safe_wal_size_bytes",
+        "WAL that may still be written before the slot is lost (max_slot_wal_keep_size)",
+        slot_labels,
+    )
+    active = _gauge("slot_active", "1 when a walsender is streaming from the slot", slot_labels)
+    wal_status = _gauge(
+        "slot_wal_status",
+        "pg_replication_slots.wal_status, one series per state",
+        [*slot_labels, "wal_status"],
+    )
+    orphan = _gauge("slot_orphan", "1 when no declared edge uses this pglogical slot", slot_labels)
+    slot_health = _gauge("slot_health_level", "Judged health of the slot" + LEVEL_HELP, slot_labels)
+    for s in report.slots:
+        labels = [s.node, s.slot]
+        if s.retained_bytes is not None:
+            retained.add_metric(labels, float(s.retained_bytes))
+        if s.safe_wal_size is not None:
+            safe.add_metric(labels, float(s.safe_wal_size))
+        active.add_metric(labels, 1.0 if s.active else 0.0)
+        slot_states: tuple[str, ...] = (
+            WAL_STATUSES if (s.wal_status or "") in WAL_STATUSES else (*WAL_STATUSES, s.wal_status or "")
+        )
+        for state in slot_states:
+            wal_status.add_metric([*labels, state], 1.0 if state == s.wal_status else 0.0)
+        orphan.add_metric(labels, 1.0 if s.orphan else 0.0)
+        slot_health.add_metric(labels, LEVEL_VALUE[s.level])
+
+    return [
+        status,
+        *(family for family, _ in thresholds),
+        node_up,
+        node_health,
+        node_info,
+        applied,
+        applied_ok,
+        drift,
+        edge_up,
+        edge_status,
+        edge_health,
+        lag_bytes,
+        lag_seconds,
+        retained,
+        safe,
+        active,
+        wal_status,
+        orphan,
+        slot_health,
+    ]
+
+
+def read_families(success: bool, seconds: float, timestamp: float) -> list[Metric]:
+    """How the reading itself went: for alerts on a stale textfile or a failing exporter."""
+    ok = _gauge("read_success", "1 when the last reading of the network completed")
+    ok.add_metric([], 1.0 if success else 0.0)
+    took = _gauge("read_duration_seconds", "Time the last reading of the network took")
+    took.add_metric([], seconds)
+    when = _gauge("read_timestamp_seconds", "Unix time of the last reading of the network")
+    when.add_metric([], timestamp)
+    return [ok, took, when]
+
+
+class StaticCollector(Collector):
+    """Hands prometheus_client a fixed list of families."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families)
+
+
+def render_families(families: list[Metric]) -> str:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StaticCollector(families))
+    return generate_latest(registry).decode("utf-8")
+
+
+def render_prometheus(report: HealthReport, *, seconds: float, timestamp: float) -> str:
+    """The text exposition format (node_exporter's textfile collector reads it as is)."""
+    return render_families([*health_families(report), *read_families(True, seconds, timestamp)])

@@ -1,0 +1,120 @@
+"""`reconcile status` as text for humans and as versioned JSON for machines.
+
+JSON schema, format_version 1 (keys sorted, two-space indent, one trailing newline)::
+
+    {
+      "format_version": 1,
+      "level": "ok"|"warn"|"crit",          # worst of everything below
+      "exit_code": 0|2|3,
+      "summary": {"ok": int, "warn": int, "crit": int, "unreachable": int},
+      "thresholds": {"max_lag_seconds": float, "max_lag_bytes": int,
+                     "max_retained_wal": int, "warn_fraction": float},
+      "nodes": [{"node", "level_name", "reachable", "reason", "server_version",
+                 "pglogical_version", "last_apply": {...}|null, "drift": int|null,
+                 "level", "findings": [{"level", "message"}]}],
+      "edges": [{"subscriber", "provider", "subscription", "status", "slot",
+                 "slot_active", "lag_bytes", "lag_seconds", "level", "findings"}],
+      "slots": [{"node", "slot", "subscription", "orphan", "active", "wal_status",
+                 "safe_wal_size", "retained_bytes", "level", "findings"}]
+    }
+
+Adding keys is compatible; removing or changing one raises format_version.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from reconciler.health.judge import format_bytes, format_seconds
+from reconciler.health.report import Finding, HealthReport, Level
+from reconciler.secrets import redact_text
+
+FORMAT_VERSION = 1
+
+
+def render_status_json(report: HealthReport) -> str:
+    counts = report.counts()
+    document: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "level": report.level.value,
+        "exit_code": report.exit_code,
+        "summary": {
+            **{lv.value: counts[lv] for lv in Level},
+            "unreachable": len(report.unreachable),
+        },
+        "thresholds": report.thresholds.model_dump(mode="json"),
+        "nodes": [n.model_dump(mode="json") for n in report.nodes],
+        "edges": [e.model_dump(mode="json") for e in report.edges],
+        "slots": [s.model_dump(mode="json") for s in report.slots],
+    }
+    # Reasons quote libpq's messages, which may quote a DSN.
+    return redact_text(json.dumps(document, indent=2, sort_keys=True)) + "\n"
+
+
+def _tag(level: Level) -> str:
+    return level.value.upper().ljust(4)
+
+
+def _findings(findings: tuple[Finding, ...]) -> list[str]:
+    return [f"          {f.level.value.upper()}: {f.message}" for f in findings]
+
+
+def _bytes(value: int | None) -> str:
+    return "?" if value is None else format_bytes(value)
+
+
+def _seconds(value: float | None) -> str:
+    return "?" if value is None else format_seconds(value)
+
+
+def render_status_text(report: HealthReport) -> str:
+    lines = ["Nodes:"]
+    for n in report.nodes:
+        if not n.reachable:
+            lines.append(f"  {_tag(n.level)}  {n.node} ({n.level_name}): unreachable: {n.reason}")
+            continue
+        versions = (
+            f"PostgreSQL {(n.server_version or '?').split(' ')[0]}, pglogical {n.pglogical_version or '-'}"
+        )
+        applied = "never applied"
+        if n.last_apply is not None:
+            a = n.last_apply
+            commit = (a.desired_commit or "no commit")[:12]
+            applied = f"last apply {a.applied_at:%Y-%m-%d %H:%M:%S%z} by {a.os_user} ({a.result}, {commit})"
+        drift = "" if n.drift is None else f", drift: {n.drift} change(s)"
+        lines.append(f"  {_tag(n.level)}  {n.node} ({n.level_name}): {versions}; {applied}{drift}")
+        lines.extend(_findings(n.findings))
+    lines.append("")
+    lines.append("Edges (subscriber <- provider):")
+    for e in report.edges:
+        active = "" if e.slot_active is None else (", slot active" if e.slot_active else ", slot inactive")
+        lines.append(
+            f"  {_tag(e.level)}  {e.subscriber} <- {e.provider}: {e.status}, "
+            f"lag {_bytes(e.lag_bytes)} / {_seconds(e.lag_seconds)}{active}"
+        )
+        lines.extend(_findings(e.findings))
+    lines.append("")
+    lines.append("Slots (per provider):")
+    if not report.slots:
+        lines.append("  (none)")
+    for s in report.slots:
+        owner = "orphan" if s.orphan else f"for {s.subscription}"
+        safe = "" if s.safe_wal_size is None else f", safe_wal_size {format_bytes(s.safe_wal_size)}"
+        lines.append(
+            f"  {_tag(s.level)}  {s.node}: {s.slot} ({owner}): retains {_bytes(s.retained_bytes)}, "
+            f"wal_status {s.wal_status or '?'}{safe}, {'active' if s.active else 'inactive'}"
+        )
+        lines.extend(_findings(s.findings))
+    counts = report.counts()
+    t = report.thresholds
+    lines.append("")
+    lines.append(
+        f"Thresholds: lag {format_seconds(t.max_lag_seconds)} / {format_bytes(t.max_lag_bytes)}, "
+        f"retained WAL {format_bytes(t.max_retained_wal)}; WARN at {t.warn_fraction:g} of each."
+    )
+    lines.append(
+        f"Status: {report.level.value.upper()}: {counts[Level.CRIT]} crit, {counts[Level.WARN]} warn, "
+        f"{counts[Level.OK]} ok, {len(report.unreachable)} unreachable."
+    )
+    return redact_text("\n".join(lines)) + "\n"
