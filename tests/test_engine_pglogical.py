@@ -59,7 +59,7 @@ def test_statements_create_set_passes_all_four_flags() -> None:
         "SELECT pglogical.{function}(set_name := {name}, replicate_insert := {i},"
         " replicate_update := {u}, replicate_delete := {d}, replicate_truncate := {t})"
     ).format(
-        function=sql.Identifier("create_replication_set"),
+        function=sql.SQL("create_replication_set"),
         name=sql.Literal("approved"),
         i=sql.Literal(True),
         u=sql.Literal(True),
@@ -148,9 +148,9 @@ def test_statements_alter_subscription_dsn_adds_a_named_interface() -> None:
     assert rendered == [
         "SELECT pglogical.alter_node_add_interface(node_name := 'd1',"
         f" interface_name := '{iface}', dsn := 'host=b')",
-        f"SELECT pglogical.\"alter_subscription_interface\"(subscription_name := 's',"
-        f" \"interface_name\" := '{iface}')",
-        'SELECT pglogical."alter_subscription_disable"(subscription_name := \'s\', "immediate" := false)',
+        "SELECT pglogical.alter_subscription_interface(subscription_name := 's',"
+        f" interface_name := '{iface}')",
+        "SELECT pglogical.alter_subscription_disable(subscription_name := 's', immediate := false)",
     ]
 
 

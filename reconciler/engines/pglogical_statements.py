@@ -7,6 +7,7 @@ template, so tests can build the same value by hand and compare.
 from __future__ import annotations
 
 import hashlib
+from typing import LiteralString
 
 from psycopg import sql
 
@@ -85,7 +86,7 @@ def point_local_node_sql(node: str, iface: str) -> list[sql.Composed]:
     ]
 
 
-def set_sql(function: str, s: ReplicationSet) -> sql.Composed:
+def set_sql(function: LiteralString, s: ReplicationSet) -> sql.Composed:
     """create_ or alter_replication_set with all four flags.
 
     Always explicit: create_replication_set defaults replicate_truncate to
@@ -96,7 +97,7 @@ def set_sql(function: str, s: ReplicationSet) -> sql.Composed:
         "SELECT pglogical.{function}(set_name := {name}, replicate_insert := {i},"
         " replicate_update := {u}, replicate_delete := {d}, replicate_truncate := {t})"
     ).format(
-        function=sql.Identifier(function),
+        function=sql.SQL(function),
         name=sql.Literal(s.name),
         i=sql.Literal(s.replicate_insert),
         u=sql.Literal(s.replicate_update),
@@ -184,11 +185,11 @@ def alter_subscription_sql(
     return stmts
 
 
-def _sub_call(function: str, name: str, arg: str, value: object) -> sql.Composed:
+def _sub_call(function: LiteralString, name: str, arg: LiteralString, value: object) -> sql.Composed:
     return sql.SQL("SELECT pglogical.{function}(subscription_name := {name}, {arg} := {value})").format(
-        function=sql.Identifier(function),
+        function=sql.SQL(function),
         name=sql.Literal(name),
-        arg=sql.Identifier(arg),
+        arg=sql.SQL(arg),
         value=sql.Literal(value),
     )
 
