@@ -106,6 +106,11 @@ def _probe_sets_yaml() -> str:
         table = TECH if "approved" in f.split()[0] else APPROACH
         escaped = f.replace('"', '\\"')
         lines += [f"  f{i}:", "    tables:", f"      {table}:", f'        row_filter: "{escaped}"']
+    # A table without a primary key takes the probe's other path (a plain
+    # temporary copy instead of a partitioned one); pglogical accepts it in
+    # an insert-only set.
+    lines += ["  nokey:", "    replicate: [insert]", "    tables:", "      public.nokey:"]
+    lines += ['        row_filter: "flag AND n > 0"']
     return "\n".join(lines) + "\n"
 
 
@@ -114,13 +119,19 @@ def test_probe_equals_pg_get_expr_of_pglogical(network: Any) -> None:
     """The probe's normal form is exactly what pglogical stores for the installed filter."""
     net = network(sets_yaml=_probe_sets_yaml())
     node = "district_a"
+    net.execute(node, "CREATE TABLE public.nokey (flag boolean NOT NULL, n numeric(8, 2))")
     net.execute(
         node,
         "SELECT pglogical.create_node(node_name := %s, dsn := %s)",
         (node, net.state.nodes[node].dsn),
     )
     for set_name, decl in sorted(net.state.replication_sets.items()):
-        net.execute(node, "SELECT pglogical.create_replication_set(%s)", (set_name,))
+        ops = {op.value for op in decl.replicate}
+        net.execute(
+            node,
+            "SELECT pglogical.create_replication_set(%s, %s, %s, %s, false)",
+            (set_name, "insert" in ops, "update" in ops, "delete" in ops),
+        )
         for table, tdecl in decl.tables.items():
             net.execute(
                 node,
@@ -130,8 +141,9 @@ def test_probe_equals_pg_get_expr_of_pglogical(network: Any) -> None:
     facts = inspect_network(net.state, nodes=[node]).facts[node]
     assert facts.filter_problems == []
     live, desired = _filters(facts, "live"), _filters(facts, "desired")
-    assert len(live) == len(PROBE_FILTERS)
+    assert len(live) == len(PROBE_FILTERS) + 1
     assert live == desired
+    assert live[("nokey", "public.nokey")] == "((flag AND (n > (0)::numeric)) IS NOT FALSE)"
     assert live[("f0", TECH)] == EXPECTED["approved"]
     assert live[("f2", APPROACH)] == EXPECTED["status = 'approved'"]
     # And nothing of it is in sync by accident: the raw installed text differs.

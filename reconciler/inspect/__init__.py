@@ -22,7 +22,7 @@ from reconciler.inspect.normalise import node_facts
 from reconciler.inspect.read import read_node
 from reconciler.inspect.request import build_request
 from reconciler.model import DesiredState, NodeCatalog
-from reconciler.topology import desired_catalogs
+from reconciler.topology import Edge, desired_catalogs, edges
 
 __all__ = [
     "ColumnFacts",
@@ -35,9 +35,15 @@ __all__ = [
 ]
 
 
-def inspect_node(state: DesiredState, node: str, desired: NodeCatalog, timeout: float = 10.0) -> NodeFacts:
+def inspect_node(
+    state: DesiredState,
+    node: str,
+    desired: NodeCatalog,
+    timeout: float = 10.0,
+    all_edges: Sequence[Edge] | None = None,
+) -> NodeFacts:
     """Read one node; raises ConnectError or InspectError with a secret-free reason."""
-    request = build_request(state, node, desired)
+    request = build_request(state, node, desired, all_edges)
     raw, stats = read_node(state.nodes[node].connect_dsn, request, timeout)
     return node_facts(request, desired, raw, stats)
 
@@ -58,6 +64,7 @@ def inspect_network(
     if unknown:
         raise InspectError(f"unknown node(s): {', '.join(unknown)}")
     desired = desired_catalogs(state)
+    all_edges = edges(state)
     facts: dict[str, NodeFacts] = {}
     unreachable: dict[str, str] = {}
     if not names:
@@ -65,7 +72,7 @@ def inspect_network(
     workers = max(1, min(parallelism, len(names)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="inspect") as pool:
         futures: dict[str, Future[NodeFacts]] = {
-            name: pool.submit(inspect_node, state, name, desired[name], timeout) for name in names
+            name: pool.submit(inspect_node, state, name, desired[name], timeout, all_edges) for name in names
         }
         for name in names:
             try:

@@ -27,13 +27,28 @@ DECLARE
     kind text;
     query text;
     answer jsonb;
+    key_column text;
 BEGIN
     FOR probe IN SELECT value FROM jsonb_array_elements(input -> 'filters') LOOP
         n := n + 1;
         probe_table := 'reconcile_probe_' || n;
         BEGIN
-            EXECUTE format('CREATE TEMP TABLE %I (LIKE %I.%I)',
-                           probe_table, probe ->> 'schema', probe ->> 'table');
+            -- A partitioned copy has no storage: no file is created, nor
+            -- unlinked at rollback, which is most of a plain temp table's cost.
+            -- Its key is the first primary-key column (always btree-indexable);
+            -- without a key, a plain temporary copy.
+            SELECT a.attname INTO key_column
+              FROM pg_index i
+              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+             WHERE i.indisprimary
+               AND i.indrelid = to_regclass(format('%I.%I', probe ->> 'schema', probe ->> 'table'));
+            IF key_column IS NULL THEN
+                EXECUTE format('CREATE TEMP TABLE %I (LIKE %I.%I)',
+                               probe_table, probe ->> 'schema', probe ->> 'table');
+            ELSE
+                EXECUTE format('CREATE TEMP TABLE %I (LIKE %I.%I) PARTITION BY LIST (%I)',
+                               probe_table, probe ->> 'schema', probe ->> 'table', key_column);
+            END IF;
             EXECUTE format('ALTER TABLE pg_temp.%I ADD CONSTRAINT reconcile_probe CHECK (%s) NOT VALID',
                            probe_table, probe ->> 'filter');
             SELECT pg_get_expr(c.conbin, c.conrelid) INTO normalised

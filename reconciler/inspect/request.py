@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
@@ -13,7 +14,7 @@ from psycopg import sql
 from reconciler import dsn as dsnlib
 from reconciler.model import DesiredState, NodeCatalog
 from reconciler.row_filter import check_row_filter
-from reconciler.topology import edges
+from reconciler.topology import Edge, edges
 
 # The catalog queries run inside probe.sql's DO block, and only when the
 # extension exists; each returns one JSON value. Key = what it reads.
@@ -58,8 +59,23 @@ def subscriber_database(state: DesiredState, node: str) -> str:
     return params.get("dbname") or params.get("user") or getpass.getuser()
 
 
-def build_request(state: DesiredState, node: str, desired: NodeCatalog) -> Request:
-    """Everything one node is asked, from the declaration and the node's desired catalog."""
+@cache
+def _refused(row_filter: str) -> tuple[str, ...]:
+    # Every node is asked about the same few filters: parse each once.
+    return tuple(check_row_filter(row_filter))
+
+
+def build_request(
+    state: DesiredState,
+    node: str,
+    desired: NodeCatalog,
+    all_edges: Sequence[Edge] | None = None,
+) -> Request:
+    """Everything one node is asked, from the declaration and the node's desired catalog.
+
+    `all_edges`: topology.edges(state), when the caller computed it already
+    (it is quadratic in the number of nodes; a network asks once).
+    """
     declared_filters = {
         (set_name, table): decl.row_filter
         for set_name, s in state.replication_sets.items()
@@ -76,7 +92,7 @@ def build_request(state: DesiredState, node: str, desired: NodeCatalog) -> Reque
             # not exactly one expression, this re-check keeps the probe safe
             # for a DesiredState built by other means.
             raw = declared_filters.get((set_name, table)) or entry.row_filter
-            refused = check_row_filter(raw)
+            refused = _refused(raw)
             if refused:
                 problems.extend(f"{table}: {reason}" for reason in refused)
                 continue
@@ -88,7 +104,7 @@ def build_request(state: DesiredState, node: str, desired: NodeCatalog) -> Reque
             "provider": e.provider,
             "subscription": e.subscription,
         }
-        for e in edges(state)
+        for e in (edges(state) if all_edges is None else all_edges)
         if e.provider == node
     ]
     payload: dict[str, Any] = {
