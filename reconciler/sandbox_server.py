@@ -82,8 +82,7 @@ def _run(args: Sequence[str], what: str) -> subprocess.CompletedProcess[str]:
 
 
 def _query(name: str) -> sql.SQL:
-    # Path, not importlib.resources: `reconciler` is a namespace package (no
-    # __init__.py), which resources.files() cannot read from in 3.11.
+    # The package's own .sql files, read next to this module (package data).
     text = (Path(__file__).parent / "sandbox_sql" / f"{name}.sql").read_text()
     # The package's own .sql files are constants, as trusted as a literal.
     return sql.SQL(text)
@@ -186,7 +185,10 @@ def _socket_dirs(pgdata: Path, port: int, extra: Iterable[str]) -> list[str]:
     # /var/run/postgresql; skipped when the path would not fit in sun_path.
     if len(f"{pgdata}/.s.PGSQL.{port}") <= MAX_SOCKET_PATH:
         dirs.append(str(pgdata))
-    dirs.extend(extra)
+    # Extra directories (libpq's default one, for DSNs without host) only
+    # where the server may create its socket; one failing directory would
+    # stop it from starting.
+    dirs.extend(d for d in extra if os.geteuid() == 0 or os.access(d, os.W_OK))
     return dirs
 
 
@@ -242,6 +244,13 @@ def ensure_server(
         ],
         f"starting the server on port {port} (log: {pgdata / 'server.log'})",
     )  # fmt: skip
+    if created:
+        with connect(port) as conn:
+            # pglogical's supervisor starts a manager worker in every database
+            # that allows connections, template1 included; a manager connected
+            # there makes a concurrent CREATE DATABASE fail ("source database
+            # is being accessed by other users"). Nobody needs to log into it.
+            conn.execute(sql.SQL("ALTER DATABASE template1 ALLOW_CONNECTIONS false"))
     return "created" if created else "started"
 
 
@@ -309,9 +318,17 @@ def _drop_subscriptions(port: int, dbname: str) -> None:
         if not has or not has[0]:
             return
         for (name,) in conn.execute(_query("pglogical_subscriptions")).fetchall():
-            conn.execute(
-                sql.SQL("SELECT pglogical.drop_subscription({}, ifexists := true)").format(sql.Literal(name))
-            )
+            try:
+                conn.execute(
+                    sql.SQL("SELECT pglogical.drop_subscription({}, ifexists := true)").format(
+                        sql.Literal(name)
+                    )
+                )
+            except psycopg.DatabaseError:
+                # Best effort: DROP DATABASE ... WITH (FORCE) removes it anyway;
+                # only its provider slot may stay, and that database's own drop
+                # removes the slot.
+                continue
 
 
 def _drop_slots(conn: psycopg.Connection[tuple[object, ...]], dbname: str) -> int:
