@@ -1,0 +1,183 @@
+"""Live sides: one connection per node, the verify statements on it, and the bytes it returned."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from reconciler.inspect.read import short_reason
+from reconciler.verify.ranges import Probe, Summary, bounds, key_hex, text_width
+
+# DataRow framing per the v3 protocol: type byte + int32 length + int16 field
+# count per row, then an int32 length before each field's value.
+ROW_OVERHEAD = 7
+FIELD_OVERHEAD = 4
+
+
+@cache
+def _text(name: str) -> str:
+    return (files("reconciler.verify") / "sql" / f"{name}.sql").read_text(encoding="utf-8")
+
+
+def statement(name: str) -> sql.SQL:
+    # A .sql file shipped with the package: trusted, never user input.
+    return sql.SQL(_text(name))
+
+
+class NodeUnreachable(Exception):
+    """The node did not answer; `reason` is libpq's message without secrets."""
+
+    def __init__(self, node: str, reason: str) -> None:
+        super().__init__(f"{node}: {reason}")
+        self.node = node
+        self.reason = reason
+
+
+class NodeSession:
+    """One autocommit connection to one node; counts the bytes of every row it reads."""
+
+    def __init__(
+        self,
+        node: str,
+        dsn: str,
+        *,
+        timeout: float,
+        statement_timeout: float,
+        writable: bool = False,
+    ) -> None:
+        self.node = node
+        self.dsn = dsn
+        self.bytes_read = 0
+        self._lock = threading.Lock()
+        try:
+            self.conn: psycopg.Connection[Any] = psycopg.connect(
+                dsn,
+                autocommit=True,
+                connect_timeout=max(1, math.ceil(timeout)),
+                fallback_application_name="reconcile verify",
+            )
+        except psycopg.OperationalError as exc:
+            raise NodeUnreachable(node, short_reason(str(exc), dsn)) from None
+        self.execute(
+            statement("session"),
+            {
+                "statement_timeout": str(max(1, int(statement_timeout * 1000))),
+                # Plain verify never writes: the server enforces it.
+                "read_only": "off" if writable else "on",
+            },
+        )
+
+    def execute(
+        self, query: sql.SQL | sql.Composed, params: dict[str, Any] | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Run one statement; its rows (counted in `bytes_read`), or [] when it returns none."""
+        with self._lock, self.conn.cursor() as cur:
+            cur.execute(query, params)
+            if cur.description is None:
+                return []
+            result = cur.pgresult
+            if result is not None:
+                size = 0
+                for row in range(result.ntuples):
+                    size += ROW_OVERHEAD
+                    for col in range(result.nfields):
+                        value = result.get_value(row, col)
+                        size += FIELD_OVERHEAD + (len(value) if value is not None else 0)
+                self.bytes_read += size
+            return cur.fetchall()
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    is_key: bool
+
+
+def read_columns(session: NodeSession, table: str) -> list[Column]:
+    """The table's columns on this node; [] when the table does not exist."""
+    rows = session.execute(statement("columns"), {"table": table})
+    return [Column(str(name), str(type_), bool(is_key)) for name, type_, is_key in rows]
+
+
+def table_identifier(table: str) -> sql.Identifier:
+    schema, _, name = table.partition(".")
+    return sql.Identifier(schema, name)
+
+
+def passes(row_filter: str | None) -> sql.Composed | sql.SQL:
+    """The WHERE clause of the rows a subscriber should hold: the declared filter being true.
+
+    The declared filter, not the installed `(<f>) IS NOT FALSE` form: that
+    form exists only to let pglogical pass deletes; on a NOT NULL column both
+    agree, and a row whose filter is NULL is not approved.
+    """
+    if row_filter is None:
+        return sql.SQL("true")
+    # The filter text comes from the reviewed desired state and was checked
+    # with PostgreSQL's parser at load time (one boolean expression).
+    return sql.SQL("COALESCE(({}), false)").format(sql.SQL(row_filter))
+
+
+@dataclass
+class TableSide:
+    """One node's rows of one table, restricted by `where` (providers: the filter; subscriber: true)."""
+
+    session: NodeSession
+    table: str
+    key: str
+    columns: tuple[str, ...]
+    where: sql.Composed | sql.SQL
+
+    def _format(self, name: str) -> sql.Composed:
+        return statement(name).format(
+            table=table_identifier(self.table),
+            key=sql.Identifier(self.key),
+            columns=sql.SQL(", ").join(sql.Identifier("t", c) for c in self.columns),
+            filter=self.where,
+        )
+
+    def summaries(self, probes: Sequence[Probe]) -> dict[str, Summary]:
+        ranges = [bounds(p.prefix) for p in probes]
+        rows = self.session.execute(
+            self._format("summaries"),
+            {
+                "lo": [r[0] for r in ranges],
+                "hi": [r[1] for r in ranges],
+                "width": [text_width(p.depth) for p in probes],
+            },
+        )
+        return {key_hex(str(bucket)): Summary(int(n), int(x)) for bucket, n, x in rows}
+
+    def rows(self, prefixes: Sequence[str]) -> dict[str, str]:
+        ranges = [bounds(p) for p in prefixes]
+        rows = self.session.execute(
+            self._format("rows"), {"lo": [r[0] for r in ranges], "hi": [r[1] for r in ranges]}
+        )
+        return {str(key): str(h) for key, h in rows}
+
+    def fetch(self, keys: Sequence[str]) -> list[str]:
+        """The passing rows of these keys as JSON text, compared columns only."""
+        query = statement("fetch").format(
+            table=table_identifier(self.table),
+            key=sql.Identifier(self.key),
+            columns=sql.SQL(", ").join(sql.Identifier("t", c) for c in self.columns),
+            filter=self.where,
+        )
+        return [str(row[0]) for row in self.session.execute(query, {"keys": list(keys)})]
+
+    def passing(self, keys: Sequence[str]) -> set[str]:
+        """Which of these keys pass here now."""
+        rows = self.session.execute(self._format("passing"), {"keys": list(keys)})
+        return {str(row[0]) for row in rows}

@@ -1,0 +1,167 @@
+"""Render a verify report as text (people, cron mail) or JSON (machines, version 1); never prints."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from reconciler.verify.compare import Outcome
+from reconciler.verify.run import Status, TableReport, VerifyReport
+
+SAMPLES = 5
+JSON_VERSION = 1
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_DIFFERENCES = 2
+EXIT_UNREACHABLE = 3
+
+
+def exit_code(report: VerifyReport) -> int:
+    """SPEC: 1 error, 3 unreachable, 2 differences (after repair, when repairing), else 0."""
+    if any(t.status is Status.ERROR for t in report.tables):
+        return EXIT_ERROR
+    if report.unreachable or any(t.status is Status.UNDECIDED for t in report.tables):
+        return EXIT_UNREACHABLE
+    if any(t.final is not None and not t.final.consistent for t in report.tables):
+        return EXIT_DIFFERENCES
+    return EXIT_OK
+
+
+def _sample(keys: tuple[str, ...]) -> str:
+    more = f", ... (+{len(keys) - SAMPLES})" if len(keys) > SAMPLES else ""
+    return ", ".join(keys[:SAMPLES]) + more
+
+
+def _outcome_lines(t: TableReport, outcome: Outcome) -> list[str]:
+    lines = []
+    for provider in t.providers:
+        missing = outcome.missing.get(provider, ())
+        differing = outcome.differing.get(provider, ())
+        lines.append(
+            f"  {t.subscriber} <- {provider}  {t.table}: {len(missing)} missing, {len(differing)} differing"
+        )
+        if missing:
+            lines.append(f"      missing:   {_sample(missing)}")
+        if differing:
+            lines.append(f"      differing: {_sample(differing)}")
+    lines.append(f"  {t.subscriber}  {t.table}: {len(outcome.stale)} stale")
+    if outcome.stale:
+        lines.append(f"      stale:     {_sample(outcome.stale)}")
+    return lines
+
+
+def _table_text(t: TableReport) -> list[str]:
+    head = f"{t.table} at {t.subscriber} (providers: {', '.join(t.providers)}): {t.status.value}"
+    if t.reason:
+        head += f" ({t.reason})"
+    lines = [head]
+    if t.found is not None and not t.found.consistent:
+        lines += _outcome_lines(t, t.found)
+    if t.repaired is not None:
+        r = t.repaired
+        after = "consistent" if t.after is not None and t.after.consistent else "still different"
+        spared = f", {r.spared} stale row(s) spared (they pass again)" if r.spared else ""
+        lines.append(
+            f"  repaired {t.subscriber}: {r.inserted} inserted, {r.updated} updated, "
+            f"{r.deleted} deleted{spared}; now {after}"
+        )
+        if t.after is not None and not t.after.consistent:
+            lines += _outcome_lines(t, t.after)
+    return lines
+
+
+def totals(report: VerifyReport) -> dict[str, int]:
+    """Differences found (before any repair), and table counts by status."""
+    missing = differing = stale = 0
+    for t in report.tables:
+        if t.found is not None:
+            m, d, s = t.found.count()
+            missing, differing, stale = missing + m, differing + d, stale + s
+    by_status = {s.value: sum(1 for t in report.tables if t.status is s) for s in Status}
+    return {
+        "missing": missing,
+        "differing": differing,
+        "stale": stale,
+        "tables": len(report.tables),
+        **by_status,
+    }
+
+
+def render_text(report: VerifyReport) -> str:
+    lines: list[str] = []
+    for t in report.tables:
+        lines += _table_text(t)
+    for node, reason in report.unreachable.items():
+        lines.append(f"unreachable: {node}: {reason}")
+    lines += [f"note: {n}" for n in report.notes]
+    n = totals(report)
+    lines.append("")
+    lines.append(
+        f"Verify: {n['missing']} missing, {n['differing']} differing, {n['stale']} stale "
+        f"in {n['tables']} table(s); {n['undecided']} undecided, {n['error']} error(s)."
+    )
+    if report.repair:
+        repaired = [t.repaired for t in report.tables if t.repaired is not None]
+        lines.append(
+            f"Repair: {sum(r.inserted for r in repaired)} inserted, {sum(r.updated for r in repaired)} "
+            f"updated, {sum(r.deleted for r in repaired)} deleted."
+        )
+    read = ", ".join(f"{node} {size}" for node, size in report.bytes_read.items())
+    lines.append(f"Bytes read: {read or 'none'} (total {sum(report.bytes_read.values())}).")
+    return "\n".join(lines) + "\n"
+
+
+def _outcome_json(t: TableReport, outcome: Outcome | None) -> dict[str, Any] | None:
+    if outcome is None:
+        return None
+    return {
+        "edges": [
+            {
+                "provider": p,
+                "missing": {
+                    "count": len(outcome.missing.get(p, ())),
+                    "sample": list(outcome.missing.get(p, ())[:SAMPLES]),
+                },
+                "differing": {
+                    "count": len(outcome.differing.get(p, ())),
+                    "sample": list(outcome.differing.get(p, ())[:SAMPLES]),
+                },
+            }
+            for p in t.providers
+        ],
+        "stale": {"count": len(outcome.stale), "sample": list(outcome.stale[:SAMPLES])},
+    }
+
+
+def render_json(report: VerifyReport) -> str:
+    document = {
+        "version": JSON_VERSION,
+        "repair": report.repair,
+        "tables": [
+            {
+                "subscriber": t.subscriber,
+                "table": t.table,
+                "providers": list(t.providers),
+                "status": t.status.value,
+                "reason": t.reason,
+                "found": _outcome_json(t, t.found),
+                "repaired": None
+                if t.repaired is None
+                else {
+                    "inserted": t.repaired.inserted,
+                    "updated": t.repaired.updated,
+                    "deleted": t.repaired.deleted,
+                    "spared": t.repaired.spared,
+                },
+                "after_repair": _outcome_json(t, t.after),
+            }
+            for t in report.tables
+        ],
+        "unreachable": report.unreachable,
+        "notes": report.notes,
+        "bytes_read": report.bytes_read,
+        "summary": totals(report),
+        "exit_code": exit_code(report),
+    }
+    return json.dumps(document, indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,99 @@
+"""Repair one subscriber table: upsert missing and differing rows from their provider, delete stale rows.
+
+Writes go to the subscriber as ordinary local changes, in small batches
+(one short transaction each), so that its own subscribers receive them by
+normal replication: repairing a region also heals the nation. Never
+TRUNCATE: a region table holds the rows of every district that feeds it
+(REPLICATION-NOTES "Initial copy and resync").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from psycopg import sql
+
+from reconciler.verify.compare import Outcome
+from reconciler.verify.node import TableSide, statement, table_identifier
+
+BATCH = 200
+
+
+@dataclass(frozen=True)
+class RepairResult:
+    """What a repair did: rows inserted, updated, deleted; stale rows spared because they pass again."""
+
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    spared: int = 0
+
+    @property
+    def writes(self) -> int:
+        return self.inserted + self.updated + self.deleted
+
+
+def _chunks(keys: Sequence[str], size: int) -> list[Sequence[str]]:
+    return [keys[i : i + size] for i in range(0, len(keys), size)]
+
+
+def upsert_statement(table: str, key: str, columns: Sequence[str]) -> sql.Composed:
+    """INSERT ... ON CONFLICT: overwrite only when a compared column differs (no empty updates replicate)."""
+    others = [c for c in columns if c != key]
+    conflict: sql.Composable
+    if others:
+        conflict = sql.SQL("DO UPDATE SET {} WHERE ROW({}) IS DISTINCT FROM ROW({})").format(
+            sql.SQL(", ").join(
+                sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c)) for c in others
+            ),
+            sql.SQL(", ").join(sql.Identifier("t", c) for c in others),
+            sql.SQL(", ").join(sql.Identifier("excluded", c) for c in others),
+        )
+    else:
+        conflict = sql.SQL("DO NOTHING")
+    return statement("upsert").format(
+        table=table_identifier(table),
+        key=sql.Identifier(key),
+        columns=sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+        conflict=conflict,
+    )
+
+
+def delete_statement(table: str, key: str) -> sql.Composed:
+    return statement("delete").format(table=table_identifier(table), key=sql.Identifier(key))
+
+
+def repair(
+    subscriber: TableSide, providers: Mapping[str, TableSide], outcome: Outcome, batch: int = BATCH
+) -> RepairResult:
+    """Make the subscriber hold exactly the providers' passing rows found different in `outcome`.
+
+    Values are fetched from the provider at repair time, and only rows that
+    still pass there are written. Stale keys are re-checked at every provider
+    right before the delete: a row approved since the comparison is spared.
+    """
+    inserted = updated = deleted = spared = 0
+    upsert = upsert_statement(subscriber.table, subscriber.key, subscriber.columns)
+    for provider in sorted(providers):
+        keys = sorted(set(outcome.missing.get(provider, ())) | set(outcome.differing.get(provider, ())))
+        for chunk in _chunks(keys, batch):
+            rows = providers[provider].fetch(chunk)
+            if not rows:
+                continue
+            document = "[" + ",".join(rows) + "]"
+            for (was_insert,) in subscriber.session.execute(upsert, {"rows": document}):
+                if was_insert:
+                    inserted += 1
+                else:
+                    updated += 1
+    delete = delete_statement(subscriber.table, subscriber.key)
+    for chunk in _chunks(list(outcome.stale), batch):
+        passing: set[str] = set()
+        for side in providers.values():
+            passing |= side.passing(chunk)
+        doomed = [k for k in chunk if k not in passing]
+        spared += len(chunk) - len(doomed)
+        if doomed:
+            deleted += len(subscriber.session.execute(delete, {"keys": doomed}))
+    return RepairResult(inserted=inserted, updated=updated, deleted=deleted, spared=spared)

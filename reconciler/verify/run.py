@@ -1,0 +1,218 @@
+"""Verify (and repair) every selected subscriber, lowest level first, and collect one report."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import psycopg
+from psycopg import sql
+
+from reconciler.inspect.read import short_reason
+from reconciler.model import DesiredState
+from reconciler.verify.compare import Outcome, compare
+from reconciler.verify.node import NodeSession, NodeUnreachable, TableSide, passes, read_columns, statement
+from reconciler.verify.repair import RepairResult, repair
+from reconciler.verify.targets import SubscriberCheck, TableCheck, subscriber_checks
+
+
+class Status(StrEnum):
+    CONSISTENT = "consistent"
+    DIFFERENCES = "differences"
+    UNDECIDED = "undecided"
+    ERROR = "error"
+
+
+@dataclass
+class TableReport:
+    """One subscriber table against all of its providers."""
+
+    subscriber: str
+    table: str
+    providers: tuple[str, ...]
+    status: Status
+    found: Outcome | None = None
+    reason: str | None = None
+    repaired: RepairResult | None = None
+    after: Outcome | None = None  # the comparison re-run after a repair
+
+    @property
+    def final(self) -> Outcome | None:
+        return self.after if self.after is not None else self.found
+
+
+@dataclass
+class VerifyReport:
+    tables: list[TableReport] = field(default_factory=list)
+    unreachable: dict[str, str] = field(default_factory=dict)
+    bytes_read: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    repair: bool = False
+
+
+@dataclass(frozen=True)
+class Options:
+    timeout: float = 10.0  # connect timeout per node, seconds
+    statement_timeout: float = 600.0
+    wait_timeout: float = 30.0  # for replication to confirm a repair before the next level
+
+
+class CheckError(Exception):
+    """The table cannot be compared (missing table, no single uuid key, missing column)."""
+
+
+class _Sessions:
+    """One session per node, opened on first use; unreachable nodes remembered."""
+
+    def __init__(self, state: DesiredState, options: Options, writable: bool) -> None:
+        self.state = state
+        self.options = options
+        self.writable = writable
+        self.open: dict[str, NodeSession] = {}
+        self.unreachable: dict[str, str] = {}
+
+    def get(self, node: str) -> NodeSession | None:
+        if node in self.unreachable:
+            return None
+        if node not in self.open:
+            try:
+                self.open[node] = NodeSession(
+                    node,
+                    self.state.nodes[node].connect_dsn,
+                    timeout=self.options.timeout,
+                    statement_timeout=self.options.statement_timeout,
+                    writable=self.writable,
+                )
+            except NodeUnreachable as exc:
+                self.unreachable[node] = exc.reason
+                return None
+        return self.open[node]
+
+    def close(self) -> None:
+        for session in self.open.values():
+            session.close()
+
+
+def _layout(check: TableCheck, sessions: dict[str, NodeSession]) -> tuple[str, tuple[str, ...]]:
+    """(key column, compared columns), the same on every side, or CheckError."""
+    columns: dict[str, dict[str, str]] = {}
+    keys: dict[str, list[tuple[str, str]]] = {}
+    for node, session in sorted(sessions.items()):
+        found = read_columns(session, check.table)
+        if not found:
+            raise CheckError(f"table {check.table} does not exist on {node}")
+        columns[node] = {c.name: c.type for c in found}
+        keys[node] = [(c.name, c.type) for c in found if c.is_key]
+    for node, pk in sorted(keys.items()):
+        # Key ranges are UUID prefixes, and rows of different providers must
+        # never share a key (pglogical's apply_remote silently overwrites).
+        if len(pk) != 1 or pk[0][1] != "uuid":
+            raise CheckError(f"{check.table} on {node}: verify needs a primary key of one uuid column")
+    names = {pk[0][0] for pk in keys.values()}
+    if len(names) != 1:
+        raise CheckError(f"{check.table}: the primary key column differs between nodes")
+    key = names.pop()
+    if check.columns is not None:
+        for node, cols in sorted(columns.items()):
+            absent = [c for c in check.columns if c not in cols]
+            if absent:
+                raise CheckError(f"{check.table} on {node}: no column {', '.join(absent)}")
+        compared = tuple(check.columns)
+    else:
+        common = set.intersection(*(set(cols) for cols in columns.values()))
+        compared = tuple(sorted(common))
+    if key not in compared:
+        compared = tuple(sorted((*compared, key)))
+    return key, compared
+
+
+def _check_table(
+    sub: SubscriberCheck, check: TableCheck, sessions: _Sessions, do_repair: bool
+) -> TableReport:
+    report = TableReport(sub.subscriber, check.table, sub.providers, Status.UNDECIDED)
+    subscriber = sessions.get(sub.subscriber)
+    providers = {p: sessions.get(p) for p in sub.providers}
+    down = sorted(n for n in (sub.subscriber, *sub.providers) if n in sessions.unreachable)
+    if subscriber is None or down:
+        # The subscriber's rows are not tagged by provider: without every
+        # provider's summary no range can be attributed, and stale rows are
+        # exactly those no provider passes. Never guess.
+        report.reason = f"unreachable: {', '.join(down)}"
+        return report
+    live = {p: s for p, s in providers.items() if s is not None}
+    try:
+        key, columns = _layout(check, {sub.subscriber: subscriber, **live})
+        where = passes(check.row_filter)
+        mine = TableSide(subscriber, check.table, key, columns, sql.SQL("true"))
+        theirs = {p: TableSide(s, check.table, key, columns, where) for p, s in sorted(live.items())}
+        report.found = compare(mine, theirs)
+        report.status = Status.CONSISTENT if report.found.consistent else Status.DIFFERENCES
+        if do_repair and not report.found.consistent:
+            report.repaired = repair(mine, theirs, report.found)
+            report.after = compare(mine, theirs)
+    except CheckError as exc:
+        report.status, report.reason = Status.ERROR, str(exc)
+    except psycopg.DatabaseError as exc:
+        report.status = Status.ERROR
+        report.reason = short_reason(str(exc), subscriber.dsn)
+    return report
+
+
+def _wait_for_subscribers(session: NodeSession, seconds: float) -> bool:
+    """Block until this node's slots confirm its current WAL position; False on timeout."""
+    try:
+        with session.conn.transaction():
+            session.execute(
+                sql.SQL("SELECT pg_catalog.set_config('statement_timeout', {}, true)").format(
+                    sql.Literal(str(max(1, int(seconds * 1000))))
+                )
+            )
+            session.execute(statement("wait_slots"))
+    except psycopg.errors.QueryCanceled:
+        return False
+    return True
+
+
+def run_verify(
+    state: DesiredState,
+    *,
+    tables: Sequence[str] | None = None,
+    nodes: Sequence[str] | None = None,
+    do_repair: bool = False,
+    options: Options | None = None,
+) -> VerifyReport:
+    """Compare (and with `do_repair`, repair) every selected subscriber table.
+
+    Subscribers are taken level by level, lowest first: a repair at a region
+    is a local change there and replicates on to the nation, so the nation is
+    checked only after the region's slots confirmed it (bounded wait).
+    """
+    opts = options or Options()
+    checks = subscriber_checks(state, tables, nodes)
+    sessions = _Sessions(state, opts, writable=do_repair)
+    report = VerifyReport(repair=do_repair)
+    try:
+        levels = sorted({c.level for c in checks})
+        for level in levels:
+            wrote: list[str] = []
+            for sub in (c for c in checks if c.level == level):
+                for check in sub.tables:
+                    table_report = _check_table(sub, check, sessions, do_repair)
+                    report.tables.append(table_report)
+                    if table_report.repaired and table_report.repaired.writes and sub.subscriber not in wrote:
+                        wrote.append(sub.subscriber)
+            if level == levels[-1]:
+                continue
+            for node in wrote:
+                session = sessions.get(node)
+                if session is not None and not _wait_for_subscribers(session, opts.wait_timeout):
+                    report.notes.append(
+                        f"{node}: its subscribers did not confirm the repair within "
+                        f"{opts.wait_timeout:g} s; the next level was checked anyway"
+                    )
+    finally:
+        report.unreachable = dict(sorted(sessions.unreachable.items()))
+        report.bytes_read = {n: s.bytes_read for n, s in sorted(sessions.open.items())}
+        sessions.close()
+    return report

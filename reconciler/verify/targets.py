@@ -1,0 +1,120 @@
+"""Pure: what verify compares for each subscriber (tables, filters, column lists, providers)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from reconciler.model import DesiredState
+from reconciler.topology import edges
+
+
+class TargetError(ValueError):
+    """A --table or --node that names nothing in the desired state."""
+
+
+@dataclass(frozen=True)
+class TableCheck:
+    """One table as verify sees it on every edge into a subscriber.
+
+    `row_filter` is the declared filter (several sets holding the table: their
+    filters AND-ed, as pglogical combines them); None means every row passes.
+    `columns` is the declared column list (several lists: the columns common
+    to all), None meaning every column both sides have.
+    """
+
+    table: str
+    row_filter: str | None
+    columns: tuple[str, ...] | None
+
+
+@dataclass(frozen=True)
+class SubscriberCheck:
+    """A subscriber, the level index it sits at, its providers and its tables."""
+
+    subscriber: str
+    level: int
+    providers: tuple[str, ...]
+    tables: tuple[TableCheck, ...]
+
+
+def _table_checks(state: DesiredState, set_names: Sequence[str]) -> dict[str, TableCheck]:
+    filters: dict[str, list[str]] = {}
+    columns: dict[str, list[tuple[str, ...]]] = {}
+    for set_name in sorted(set_names):
+        for table, decl in sorted(state.replication_sets[set_name].tables.items()):
+            filters.setdefault(table, [])
+            columns.setdefault(table, [])
+            if decl.row_filter is not None:
+                filters[table].append(decl.row_filter)
+            if decl.columns is not None:
+                columns[table].append(tuple(decl.columns))
+    result = {}
+    for table in sorted(filters):
+        found = filters[table]
+        row_filter = None
+        if found:
+            row_filter = found[0] if len(found) == 1 else " AND ".join(f"({f})" for f in found)
+        lists = columns[table]
+        cols: tuple[str, ...] | None = None
+        if lists:
+            common = set(lists[0]).intersection(*lists[1:])
+            cols = tuple(sorted(common))
+        result[table] = TableCheck(table=table, row_filter=row_filter, columns=cols)
+    return result
+
+
+def _match_table(wanted: str, known: Sequence[str]) -> str:
+    if wanted in known:
+        return wanted
+    qualified = f"public.{wanted}"
+    if "." not in wanted and qualified in known:
+        return qualified
+    raise TargetError(f"--table {wanted}: not a declared table (declared: {', '.join(known) or 'none'})")
+
+
+def subscriber_checks(
+    state: DesiredState,
+    tables: Sequence[str] | None = None,
+    nodes: Sequence[str] | None = None,
+) -> list[SubscriberCheck]:
+    """Every subscriber to verify, lowest level first, then by name.
+
+    `nodes` selects subscribers: a node that has providers selects itself, a
+    node with an upstream selects that upstream (the subscriber holding its
+    rows). Verify works per subscriber because its rows are checked against
+    all of its providers at once (stale rows are those no provider passes).
+    """
+    providers: dict[str, list[str]] = {}
+    sets: dict[str, tuple[str, ...]] = {}
+    for edge in edges(state):
+        providers.setdefault(edge.subscriber, []).append(edge.provider)
+        sets[edge.subscriber] = tuple(sorted(set(sets.get(edge.subscriber, ())) | set(edge.sets)))
+    selected = set(providers)
+    if nodes:
+        selected = set()
+        for node in nodes:
+            if node not in state.nodes:
+                raise TargetError(f"--node {node}: not a declared node")
+            if node in providers:
+                selected.add(node)
+            upstream = state.nodes[node].upstream
+            if upstream is not None:
+                selected.add(upstream)
+    all_tables = sorted({t for s in state.replication_sets.values() for t in s.tables})
+    wanted = {_match_table(t, all_tables) for t in tables} if tables else None
+    result = []
+    for subscriber in sorted(selected):
+        checks = _table_checks(state, sets[subscriber])
+        chosen = tuple(c for name, c in sorted(checks.items()) if wanted is None or name in wanted)
+        if not chosen:
+            continue
+        result.append(
+            SubscriberCheck(
+                subscriber=subscriber,
+                level=state.level_index(state.nodes[subscriber].level),
+                providers=tuple(sorted(providers[subscriber])),
+                tables=chosen,
+            )
+        )
+    return sorted(result, key=lambda c: (c.level, c.subscriber))
