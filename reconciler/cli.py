@@ -11,6 +11,7 @@ from reconciler.cli_plan import plan_command
 from reconciler.cli_review import review_command
 from reconciler.cli_sandbox import sandbox_app
 from reconciler.cli_status import graph_command, serve_command, status_command
+from reconciler.cli_verify import verify_command
 
 app = typer.Typer(
     name="reconcile",
@@ -47,6 +48,7 @@ app.command("apply")(apply_command)
 app.command("status")(status_command)
 app.command("serve")(serve_command)
 app.command("graph")(graph_command)
+app.command("verify")(verify_command)
 app.command("review")(review_command)
 
 
