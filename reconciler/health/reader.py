@@ -174,7 +174,7 @@ def read_node(state: DesiredState, node: str, timeout: float) -> NodeReading:
             server = rows(conn, "server")[0]
             pglogical = server["pglogical_version"] is not None
             subscriptions: dict[str, str] = {}
-            if pglogical:
+            if pglogical and rows(conn, "local_node")[0]["has_node"]:
                 subscriptions = {r["subscription"]: r["status"] for r in rows(conn, "subscriptions")}
             slots = read_slots(conn, state, node, pglogical)
             last = _last_apply(conn)

@@ -1,0 +1,192 @@
+"""Prometheus output: parses with prometheus_client's own parser, follows naming rules; serve and its cache."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+from test_health_judge import healthy, state, with_slot
+
+from reconciler.cli_status import write_atomically
+from reconciler.health.judge import judge
+from reconciler.health.readings import NodeReading, SlotReading
+from reconciler.health.serve import CachedCollector
+from reconciler.render.prometheus import read_families, render_prometheus
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def samples(text: str) -> Samples:
+    result: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            result[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return result
+
+
+def value(found: Samples, name: str, **labels: str) -> float:
+    return found[(name, tuple(sorted(labels.items())))]
+
+
+def degraded_text() -> str:
+    s = state()
+    readings = with_slot(healthy(s), "d1", lag_seconds=75.5, lag_bytes=600, retained_bytes=700, active=False)
+    readings = with_slot(readings, "d2", wal_status="lost", retained_bytes=None, lag_seconds=None)
+    orphan = SlotReading(
+        slot="pgl_forgotten",
+        subscription=None,
+        active=False,
+        wal_status="reserved",
+        safe_wal_size=2048,
+        retained_bytes=10,
+        lag_bytes=10,
+        lag_seconds=0.0,
+    )
+    readings["nation"] = readings["nation"].model_copy(update={"slots": (orphan,)})
+    readings["region"] = NodeReading(node="region", reachable=False, reason="connection refused")
+    report = judge(s, readings, {"d1": 2, "d2": 0, "nation": 1})
+    return render_prometheus(report, seconds=0.25, timestamp=1_800_000_000.0)
+
+
+def test_output_parses_and_carries_every_figure() -> None:
+    text = degraded_text()
+    found = samples(text)
+    assert value(found, "reconcile_status_level") == 2
+    assert value(found, "reconcile_node_up", node="region", level="region") == 0
+    assert value(found, "reconcile_node_up", node="d1", level="district") == 1
+    assert value(found, "reconcile_edge_lag_seconds", subscriber="region", provider="d1") == 75.5
+    assert value(found, "reconcile_edge_lag_bytes", subscriber="region", provider="d1") == 600
+    assert value(found, "reconcile_edge_status", subscriber="region", provider="d1", status="unknown") == 1
+    assert (
+        value(found, "reconcile_edge_status", subscriber="region", provider="d1", status="replicating") == 0
+    )
+    assert value(found, "reconcile_edge_up", subscriber="region", provider="d1") == 0
+    slot_d2 = {"node": "d2", "slot": "pgl_region_from_d2"}
+    assert value(found, "reconcile_slot_wal_status", **slot_d2, wal_status="lost") == 1
+    assert value(found, "reconcile_slot_wal_status", **slot_d2, wal_status="reserved") == 0
+    assert ("reconcile_slot_retained_wal_bytes", tuple(sorted(slot_d2.items()))) not in found
+    orphan = {"node": "nation", "slot": "pgl_forgotten"}
+    assert value(found, "reconcile_slot_orphan", **orphan) == 1
+    assert value(found, "reconcile_slot_safe_wal_size_bytes", **orphan) == 2048
+    assert value(found, "reconcile_slot_active", node="d1", slot="pgl_region_from_d1") == 0
+    assert value(found, "reconcile_drift_changes", node="d1") == 2
+    assert ("reconcile_drift_changes", (("node", "region"),)) not in found
+    assert value(found, "reconcile_threshold_lag_seconds") == 100
+    assert value(found, "reconcile_read_timestamp_seconds") == 1_800_000_000.0
+    assert value(found, "reconcile_node_last_apply_timestamp_seconds", node="d1") > 1.7e9
+
+
+def test_names_follow_prometheus_conventions() -> None:
+    families = list(text_string_to_metric_families(degraded_text()))
+    assert len(families) >= 20
+    for family in families:
+        assert family.name.startswith("reconcile_"), family.name
+        assert family.type == "gauge"
+        assert family.documentation
+        # Base units only: no milliseconds, kilobytes, minutes.
+        for bad in ("_ms", "_milliseconds", "_kb", "_mb", "_minutes", "_percent"):
+            assert bad not in family.name
+        if "lag" in family.name or "wal" in family.name and "status" not in family.name:
+            assert family.name.endswith(("_bytes", "_seconds")), family.name
+
+
+def test_output_is_deterministic() -> None:
+    assert degraded_text() == degraded_text()
+
+
+def test_write_atomically_replaces_whole_file(tmp_path: Path) -> None:
+    target = tmp_path / "reconcile.prom"
+    target.write_text("old\n")
+    write_atomically(target, degraded_text())
+    assert target.read_text() == degraded_text()
+    assert oct(target.stat().st_mode & 0o777) == "0o644"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reconcile.prom"]  # no temp file left
+
+
+def test_cache_reads_once_per_period() -> None:
+    calls: list[float] = []
+
+    def read() -> list:  # type: ignore[type-arg]
+        calls.append(time.monotonic())
+        return read_families(True, 0.1, time.time())
+
+    collector = CachedCollector(read, cache_seconds=60)
+    first = list(collector.collect())
+    second = list(collector.collect())
+    assert len(calls) == 1 and collector.readings == 1
+    assert [f.name for f in first] == [f.name for f in second]
+    fresh = CachedCollector(read, cache_seconds=0)
+    list(fresh.collect())
+    list(fresh.collect())
+    assert fresh.readings == 2
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def unreachable_state(tmp_path: Path) -> Path:
+    closed, other = free_port(), free_port()  # each level on a server of its own (load.py)
+    directory = tmp_path / "ds"
+    directory.mkdir()
+    (directory / "topology.yaml").write_text(
+        "version: 1\nlevels: [district, region]\nnodes:\n"
+        f'  region: {{level: region, dsn: "host=127.0.0.1 port={other} dbname=r user=postgres"}}\n'
+        f'  d1: {{level: district, upstream: region, dsn: "host=127.0.0.1 port={closed} dbname=d1 user=postgres"}}\n'
+        "replication_sets:\n  approved:\n    tables:\n      public.technology: {row_filter: approved}\n"
+    )
+    return directory
+
+
+def fetch(url: str, deadline: float) -> str:
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                body: bytes = response.read()
+                return body.decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_serve_answers_metrics_over_http(tmp_path: Path) -> None:
+    """`reconcile serve` in a subprocess on a free loopback port; nodes down still give metrics."""
+    directory = unreachable_state(tmp_path)
+    port = free_port()
+    env = {**os.environ, "PGCONNECT_TIMEOUT": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "serve", "-d", str(directory), "--port", str(port),
+         "--cache-seconds", "60", "--timeout", "1", "--no-drift"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}/metrics"
+        first = fetch(url, time.monotonic() + 30)
+        found = samples(first)
+        assert value(found, "reconcile_node_up", node="d1", level="district") == 0
+        assert value(found, "reconcile_read_success") == 1
+        assert (
+            value(found, "reconcile_edge_status", subscriber="region", provider="d1", status="unknown") == 1
+        )
+        # Within the cache period the same reading is served again.
+        second = samples(fetch(url, time.monotonic() + 10))
+        assert value(second, "reconcile_read_timestamp_seconds") == value(
+            found, "reconcile_read_timestamp_seconds"
+        )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()
+        proc.stderr.close()
