@@ -134,7 +134,7 @@ def build_review(
     if base.valid or not base.exists:
         change = semantic_change(base_state, head_state)
         summary = summarise(change, base_state, head_state)
-        risks = change_risks(change)
+        risks = change_risks(change, base_state, head_state)
         mermaid, left_out = render_mermaid(change, base_state, head_state)
 
     plan: Plan | None = None

@@ -126,11 +126,19 @@ def touched(base: DesiredState, head: DesiredState) -> set[tuple[str, ...]]:
     before = base.model_dump(mode="json")
     after = head.model_dump(mode="json")
     found: set[tuple[str, ...]] = set()
-    tree = DeepDiff(before, after, view="tree")
+    # threshold_to_diff_deeper=0: by default deepdiff reports a whole dict as
+    # replaced when few keys are shared, which would hide which node changed.
+    tree = DeepDiff(before, after, view="tree", threshold_to_diff_deeper=0)
     for levels in tree.values():
         for level in levels:
             path: list[Any] = level.path(output_format="list")
             found.add(_entity([str(p) for p in path if isinstance(p, str)]))
+    # Should a container still be reported whole, every entity in it counts as touched.
+    for container in ("nodes", "replication_sets", "monitoring"):
+        if (container,) in found:
+            found.discard((container,))
+            keys = set(before.get(container) or {}) | set(after.get(container) or {})
+            found.update((container, str(key)) for key in keys)
     return found
 
 

@@ -113,6 +113,9 @@ def _validation(review: Review, limit: int | None) -> list[str]:
 
 def _changes(review: Review, limit: int | None) -> list[str]:
     lines = ["", "### What changes", ""]
+    if review.change is None and not review.head.valid:
+        lines.append("Not computed: the head revision must validate before it can be compared with base.")
+        return lines
     if review.change is None:
         base = review.base
         lines.append(

@@ -57,9 +57,36 @@ def _q(name: str) -> str:
     return f"`{name}`"
 
 
-def change_risks(change: Change) -> list[Risk]:
+def _origins(state: DesiredState, node: str) -> set[str]:
+    """`node` and every node below it: whose rows reach `node` (forward_origins {all} above leaves)."""
+    found = {node}
+    for child in state.children(node):
+        found |= _origins(state, child)
+    return found
+
+
+def change_risks(change: Change, base: DesiredState | None, head: DesiredState) -> list[Risk]:
     """Risks the declaration change implies, whatever the live network looks like."""
     risks: list[Risk] = []
+    for link in change.links_added:
+        if base is None or link.subscriber not in base.nodes:
+            continue
+        # Rows that reached the subscriber through its old children come again
+        # with the new link's initial copy (a node moved under a new middle node).
+        again = (_origins(base, link.subscriber) - {link.subscriber}) & _origins(head, link.provider)
+        if again:
+            names = ", ".join(_q(n) for n in sorted(again))
+            risks.append(
+                Risk(
+                    kind=RiskKind.NEEDS_VERIFY,
+                    subject=f"subscription {link.subscription}",
+                    message=(
+                        f"{_q(link.subscriber)} already holds the rows of {names} (they reached it through "
+                        f"another path); the initial copy from {_q(link.provider)} brings them again: check "
+                        "the subscription's sync status after apply and run `reconcile verify`"
+                    ),
+                )
+            )
     removed = {n.name for n in change.nodes_removed}
     for node in change.nodes_removed:
         text = f"node {_q(node.name)} leaves the desired state: reconcile stops managing it"
