@@ -190,3 +190,53 @@ def test_serve_answers_metrics_over_http(tmp_path: Path) -> None:
         assert proc.stdout is not None and proc.stderr is not None
         proc.stdout.close()
         proc.stderr.close()
+
+
+DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+
+
+def test_alert_rules_use_only_metrics_we_export() -> None:
+    import re
+
+    from ruamel.yaml import YAML
+
+    rules = YAML(typ="safe").load((DEPLOY / "prometheus" / "reconcile-alerts.yml").read_text())
+    exported = {f.name for f in text_string_to_metric_families(degraded_text())}
+    alerts = [r for g in rules["groups"] for r in g["rules"]]
+    names = {a["alert"] for a in alerts}
+    for wanted in ("ReconcileNodeDown", "ReconcileEdgeDown", "ReconcileLagHigh", "ReconcileRetainedWalHigh",
+                   "ReconcileSlotLost", "ReconcileOrphanSlot", "ReconcileDrift"):  # fmt: skip
+        assert wanted in names
+    for alert in alerts:
+        assert alert["labels"]["severity"] in ("warning", "critical")
+        assert alert["annotations"]["summary"]
+        for metric in re.findall(r"\breconcile_[a-z_]+", alert["expr"]):
+            assert metric in exported, f"{alert['alert']}: {metric} is not exported"
+
+
+def test_deploy_commands_are_valid_invocations(tmp_path: Path) -> None:
+    """Each ExecStart and cron command parses as written (no usage error) and behaves as its unit expects."""
+    import shlex
+
+    from typer.testing import CliRunner
+
+    from reconciler.cli import app
+
+    directory = unreachable_state(tmp_path)
+    commands: list[list[str]] = []
+    for unit in sorted((DEPLOY / "systemd").glob("*.service")):
+        line = next(x for x in unit.read_text().splitlines() if x.startswith("ExecStart="))
+        commands.append(shlex.split(line.removeprefix("ExecStart="))[1:])
+    cron = (DEPLOY / "cron" / "reconcile").read_text().splitlines()
+    for line in cron:
+        if line and not line.startswith("#") and "=" not in line.split()[0]:
+            command = line.split(None, 6)[6]  # after the 5 time fields and the user
+            commands.append(shlex.split(command.split(";")[0].split(">")[0])[1:])
+    assert len(commands) == 5
+    for args in commands:
+        if args[0] == "serve":
+            continue  # runs forever; served in test_serve_answers_metrics_over_http
+        args = [str(tmp_path / "out.prom") if a.endswith(".prom") else a for a in args]
+        result = CliRunner().invoke(app, [*args, "-d", str(directory), "--timeout", "1"])
+        assert "Usage:" not in result.output and "No such option" not in result.output, result.output
+        assert result.exit_code == 3, (args, result.output)  # every node is down in this state
