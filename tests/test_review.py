@@ -514,8 +514,11 @@ def test_review_against_a_live_network_includes_the_plan_and_copy_sizes(network:
     _git_commit_all(repo, "base")
     applied = runner.invoke(app, ["apply", "-d", str(net.dir), "--auto-approve"])
     assert applied.exit_code == 0, applied.output
-    for _ in range(50):
-        net.execute("d2", "INSERT INTO public.technology (id, approved) VALUES (gen_random_uuid(), true)")
+    net.execute(
+        "d2",
+        "INSERT INTO public.technology (id, title, district, approved)"
+        " SELECT gen_random_uuid(), 'tech ' || i, 'd2', i % 2 = 0 FROM generate_series(1, 50) AS i",
+    )
     net.execute("d2", "ANALYZE public.technology")
 
     topology = net.dir / "topology.yaml"
