@@ -541,3 +541,71 @@ def test_review_against_a_live_network_includes_the_plan_and_copy_sizes(network:
     doc = json.loads(review(net.dir, "--base", "HEAD~1", "--format", "json").stdout)
     assert doc["live"] == "planned"
     assert any(a["kind"] == "create_subscription" for a in doc["plan"]["actions"])
+
+
+# -- CI helper -----------------------------------------------------------------------------------------
+
+
+def test_gitlab_note_helper_posts_once_then_updates(tmp_path: Path) -> None:
+    """desired-state/ci/gitlab-mr-note.py against a stand-in for GitLab's notes API."""
+    import http.server
+    import subprocess
+    import sys
+    import threading
+    import urllib.parse
+
+    notes: dict[int, str] = {7: "an unrelated comment"}
+    seen: list[tuple[str, str, str]] = []
+
+    class Notes(http.server.BaseHTTPRequestHandler):
+        def _reply(self, payload: object) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _body(self) -> str:
+            raw = self.rfile.read(int(self.headers["Content-Length"])).decode()
+            return urllib.parse.parse_qs(raw)["body"][0]
+
+        def do_GET(self) -> None:  # noqa: N802
+            seen.append(("GET", self.path, self.headers["PRIVATE-TOKEN"]))
+            self._reply([{"id": k, "body": v} for k, v in sorted(notes.items(), reverse=True)])
+
+        def do_POST(self) -> None:  # noqa: N802
+            seen.append(("POST", self.path, self.headers["PRIVATE-TOKEN"]))
+            notes[max(notes) + 1] = self._body()
+            self._reply({"id": max(notes)})
+
+        def do_PUT(self) -> None:  # noqa: N802
+            seen.append(("PUT", self.path, self.headers["PRIVATE-TOKEN"]))
+            notes[int(self.path.rsplit("/", 1)[1])] = self._body()
+            self._reply({})
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Notes)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        env = {
+            **os.environ,
+            "REVIEW_BOT_TOKEN": "tok",
+            "CI_API_V4_URL": f"http://127.0.0.1:{server.server_address[1]}/api/v4",
+            "CI_PROJECT_ID": "42",
+            "CI_MERGE_REQUEST_IID": "5",
+        }
+        script = Path(__file__).parents[1] / "desired-state" / "ci" / "gitlab-mr-note.py"
+        for text in ("first review", "second review"):
+            (tmp_path / "review.md").write_text(text)
+            subprocess.run([sys.executable, str(script), str(tmp_path / "review.md")], env=env, check=True)
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()
+    assert notes == {7: "an unrelated comment", 8: "<!-- reconcile-review -->\nsecond review"}
+    assert [m for m, _, _ in seen] == ["GET", "POST", "GET", "PUT"]
+    assert all(p.startswith("/api/v4/projects/42/merge_requests/5/notes") and t == "tok" for _, p, t in seen)
