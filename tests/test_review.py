@@ -609,3 +609,33 @@ def test_gitlab_note_helper_posts_once_then_updates(tmp_path: Path) -> None:
     assert notes == {7: "an unrelated comment", 8: "<!-- reconcile-review -->\nsecond review"}
     assert [m for m, _, _ in seen] == ["GET", "POST", "GET", "PUT"]
     assert all(p.startswith("/api/v4/projects/42/merge_requests/5/notes") and t == "tok" for _, p, t in seen)
+
+
+def test_no_password_in_the_review(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    repo = git.Repo.init(root)
+    (root / "desired-state").mkdir()
+    base = _commit(repo, root, BASE, "base", None)
+    leaked = _replace(
+        BASE,
+        "topology.yaml",
+        "port=1 dbname=district_a user=postgres",
+        "port=1 dbname=district_a password=hunter2",
+    )
+    uri = _replace(
+        BASE,
+        "topology.yaml",
+        '"host=127.0.0.1 port=1 dbname=district_b user=postgres"',
+        '"postgresql://u:s3cr3t@h/db"',
+    )
+    repo.create_tag("base", ref=base)
+    repo.create_tag("leaked", ref=_commit(repo, root, leaked, "password", base))
+    repo.create_tag("uri", ref=_commit(repo, root, uri, "uri password", base))
+    for head in ("leaked", "uri"):
+        for fmt in ("markdown", "json"):
+            result = review(
+                root / "desired-state", "--base", "base", "--head", head, "--offline", "--format", fmt
+            )
+            assert result.exit_code == 0
+            assert "password" in result.output.lower() or head == "uri", result.output
+            assert "hunter2" not in result.output and "s3cr3t" not in result.output
