@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -56,6 +57,9 @@ class Options:
     timeout: float = 10.0  # connect timeout per node, seconds
     statement_timeout: float = 600.0
     wait_timeout: float = 30.0  # for replication to confirm a repair before the next level
+
+
+POLL_SECONDS = 0.2
 
 
 class CheckError(Exception):
@@ -160,18 +164,16 @@ def _check_table(
 
 
 def _wait_for_subscribers(session: NodeSession, seconds: float) -> bool:
-    """Block until this node's slots confirm its current WAL position; False on timeout."""
-    try:
-        with session.conn.transaction():
-            session.execute(
-                sql.SQL("SELECT pg_catalog.set_config('statement_timeout', {}, true)").format(
-                    sql.Literal(str(max(1, int(seconds * 1000))))
-                )
-            )
-            session.execute(statement("wait_slots"))
-    except psycopg.errors.QueryCanceled:
-        return False
-    return True
+    """Poll until this node's slots confirm its current WAL position; False when `seconds` pass first."""
+    target = str(session.execute(statement("wal_position"))[0][0])
+    deadline = time.monotonic() + seconds
+    while True:
+        confirmed = session.execute(statement("wait_slots"), {"target": target})
+        if confirmed and confirmed[0][0]:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL_SECONDS)
 
 
 def run_verify(
