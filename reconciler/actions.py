@@ -267,16 +267,21 @@ class CreateSubscription(ActionBase):
 
 
 class ReplaceSubscription(ActionBase):
-    """forward_origins or the provider node changed: pglogical can only drop and re-create.
+    """Drop and re-create a subscription: pglogical cannot alter forward_origins or
+    the provider node, and cannot revive a subscription whose slot is gone.
 
-    The slot on the provider is dropped (WAL released) and the new
-    subscription copies the provider's rows again: rows already present
-    make the copy fail on duplicate keys unless removed, so it needs a check.
+    `reason` says why when the attributes themselves are unchanged (the
+    provider's slot was lost past max_slot_wal_keep_size, or dropped). The new
+    subscription does NOT copy data: the subscriber already holds the
+    provider's older rows and an initial COPY would fail on duplicate keys
+    (REPLICATION-NOTES "WAL retention"); `reconcile verify --repair` fills
+    what changed meanwhile, without truncating a table other providers feed.
     """
 
     kind: Literal["replace_subscription"] = "replace_subscription"
     before: Subscription
     after: Subscription
+    reason: str | None = None
 
     @property
     def destructive(self) -> bool:
@@ -303,6 +308,8 @@ class ReplaceSubscription(ActionBase):
             changes.append(
                 f"forward_origins {{{','.join(b.forward_origins)}}} -> {{{','.join(a.forward_origins)}}}"
             )
+        if self.reason:
+            changes.append(self.reason)
         return f"subscription {a.name}: {'; '.join(changes) or 'recreate'}"
 
 

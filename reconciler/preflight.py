@@ -46,6 +46,16 @@ def _server_blockers(state: DesiredState, facts: NodeFacts) -> list[Blocker]:
                 "pglogical is not in shared_preload_libraries "
                 f"({facts.shared_preload_libraries or 'empty'}); it needs a server restart"
             )
+        # Hardened builds only decode with listed output plugins; a provider
+        # without pglogical_output leaves every subscription to it `down`.
+        allowed = facts.output_plugin_libraries
+        is_provider = state.nodes[facts.node].upstream is not None
+        listed = {lib.strip().strip('"') for lib in (allowed or "").split(",")}
+        if is_provider and allowed is not None and "pglogical_output" not in listed:
+            found.append(
+                f"output_plugin_libraries ({allowed or 'empty'}) does not list pglogical_output, so "
+                "subscriptions to this node stay down; add it and reload (no restart needed)"
+            )
     if facts.wal_level != "logical":
         found.append(f"wal_level is {facts.wal_level}, not logical; it needs a server restart")
     return [Blocker(node=facts.node, message=m) for m in found]

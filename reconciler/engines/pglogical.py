@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 from psycopg import errors as pgerrors
+from psycopg import sql
 from psycopg.errors import Diagnostic
 
 from reconciler.actions import (
@@ -260,7 +261,9 @@ def _same_subscription(a: Subscription, b: Subscription) -> bool:
     )
 
 
-def _create_subscription(conn: Conn, wanted: Subscription, provider_conn: ProviderConn | None) -> str:
+def _create_subscription(
+    conn: Conn, wanted: Subscription, provider_conn: ProviderConn | None, copy_data: bool = True
+) -> str:
     current = live.subscription(conn, wanted.name)
     if current is not None:
         if _same_subscription(current, wanted):
@@ -271,7 +274,7 @@ def _create_subscription(conn: Conn, wanted: Subscription, provider_conn: Provid
     note = _clear_stale_provider_record(conn, wanted)
     _check_provider_sets(provider_conn, wanted.provider_node, wanted.replication_sets)
     with conn.transaction():
-        live.run(conn, create_subscription_sql(wanted))
+        live.run(conn, create_subscription_sql(wanted, copy_data=copy_data))
     return DONE + note
 
 
@@ -342,14 +345,33 @@ def _alter_subscription(conn: Conn, action: AlterSubscription, provider_conn: Pr
 def _replace_subscription(conn: Conn, action: ReplaceSubscription, provider_conn: ProviderConn | None) -> str:
     current = live.subscription(conn, action.after.name)
     if current is not None and _same_subscription(current, action.after):
-        return ALREADY
+        # Same attributes: done already, unless the replace exists because the
+        # provider's slot is lost or gone; then done once that slot is usable.
+        provider = action.after.provider_node
+        if action.reason is None or _slot_usable(provider_conn, provider, current.slot_name):
+            return ALREADY
     notes = []
     for name in sorted({action.before.name, action.after.name}):
         note = _drop_subscription(conn, name, provider_conn)
         if note and note != DONE:
             notes.append(note)
-    outcome = _create_subscription(conn, action.after, provider_conn)
-    return "; ".join([outcome, *notes])
+    # No initial copy: the subscriber holds the provider's older rows and a
+    # COPY would fail on their keys; `reconcile verify --repair` fills the gap.
+    outcome = _create_subscription(conn, action.after, provider_conn, copy_data=False)
+    return "; ".join([outcome, *notes, "rows changed meanwhile need `reconcile verify --repair`"])
+
+
+def _slot_usable(provider_conn: ProviderConn | None, provider: str, slot_name: str) -> bool:
+    """True when the provider answers and holds the slot, not invalidated (wal_status lost)."""
+    pconn = provider_conn(provider) if provider_conn is not None else None
+    if pconn is None:
+        return False
+    row = pconn.execute(
+        sql.SQL("SELECT wal_status FROM pg_replication_slots WHERE slot_name = {}").format(
+            sql.Literal(slot_name)
+        )
+    ).fetchone()
+    return row is not None and row[0] != "lost"
 
 
 def _drop_subscription(conn: Conn, name: str, provider_conn: ProviderConn | None) -> str | None:

@@ -132,16 +132,17 @@ def remove_table_sql(set_name: str, table: str) -> sql.Composed:
     ).format(set=sql.Literal(set_name), table=sql.Literal(table))
 
 
-def create_subscription_sql(s: Subscription) -> list[sql.Composed]:
-    """Structure is never copied (the schema is deployed per node); data is."""
+def create_subscription_sql(s: Subscription, copy_data: bool = True) -> list[sql.Composed]:
+    """Structure is never copied (the schema is deployed per node); data is, unless re-creating."""
     stmts = [
         sql.SQL(
             "SELECT pglogical.create_subscription(subscription_name := {name},"
             " provider_dsn := {dsn}, replication_sets := {sets},"
-            " synchronize_structure := false, synchronize_data := true,"
+            " synchronize_structure := false, synchronize_data := {copy},"
             " forward_origins := {forward})"
         ).format(
             name=sql.Literal(s.name),
+            copy=sql.Literal(copy_data),
             dsn=sql.Literal(s.provider_dsn),
             sets=sql.Literal(list(s.replication_sets)),
             forward=sql.Literal(list(s.forward_origins)),
@@ -242,7 +243,10 @@ def statements(action: Action) -> list[sql.Composed]:
             iface = interface_name(action.after.provider_node, action.after.provider_dsn)
             return alter_subscription_sql(action.before, action.after, iface, add_iface=True)
         case ReplaceSubscription():
-            return [drop_subscription_sql(action.before.name), *create_subscription_sql(action.after)]
+            return [
+                drop_subscription_sql(action.before.name),
+                *create_subscription_sql(action.after, copy_data=False),
+            ]
         case DropSubscription():
             return [drop_subscription_sql(action.name)]
         case DropSlot():

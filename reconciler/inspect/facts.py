@@ -53,6 +53,9 @@ class NodeFacts(Frozen):
     fingerprint: str  # sha256 of the live catalog and facts (not of desired, not of stats)
     stats: InspectStats
     subscription_slots: dict[str, str] = {}  # live subscription name -> its slot name
+    subscription_synced: dict[str, bool] = {}  # live subscription name -> initial sync finished
+    slot_status: dict[str, str] = {}  # pglogical slot in this database -> wal_status
+    output_plugin_libraries: str | None = None  # None: the server has no such setting
 
 
 class InspectResult(Frozen):

@@ -117,7 +117,9 @@ def fingerprint(live: NodeCatalog, server: dict[str, Any], tables: dict[str, Tab
     """sha256 of the canonical JSON of what the node holds (never of desired state or timings)."""
     document = {
         "live": live.model_dump(mode="json"),
-        "server": {k: server[k] for k in sorted(server) if k != "pglogical_slots"},
+        # Slots come and go with syncs, and wal_status moves with WAL volume:
+        # neither is catalog state a saved plan depends on.
+        "server": {k: server[k] for k in sorted(server) if k not in ("pglogical_slots", "slot_status")},
         "tables": {name: t.model_dump(mode="json") for name, t in sorted(tables.items())},
     }
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
@@ -149,4 +151,10 @@ def node_facts(request: Request, desired: NodeCatalog, raw: RawAnswer, stats: In
         fingerprint=fingerprint(live, server, tables),
         stats=stats,
         subscription_slots=dict(sorted(slots.items())),
+        subscription_synced={
+            row["name"]: bool(row.get("synced"))
+            for row in (raw.pglogical or {}).get("subscriptions") or []
+        },
+        slot_status=dict(sorted((server.get("slot_status") or {}).items())),
+        output_plugin_libraries=server.get("output_plugin_libraries"),
     )

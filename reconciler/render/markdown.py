@@ -74,7 +74,6 @@ def render_markdown(plan: Plan) -> str:
     if plan.destroys:
         lines += [
             "",
-            f"{len(plan.destroys)} destructive action(s) run only with "
-            "`reconcile apply --allow-destroy`.",
+            f"{len(plan.destroys)} destructive action(s) run only with `reconcile apply --allow-destroy`.",
         ]
     return "\n".join(lines) + "\n"
