@@ -12,9 +12,11 @@ checks again. Usage: python -m bench.verify_bench [--rows N] [--port P] [--keep]
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 from psycopg import sql
@@ -28,6 +30,10 @@ REPO = Path(__file__).resolve().parent.parent
 SCHEMA = REPO / "desired-state" / "sandbox-schema.sql"
 TABLE = "public.technology"
 FILTER = "approved"
+# Rows (by g) made different; every one is approved (g % 10 != 0).
+MISSING = (11, 222_221, 444_441, 888_881)
+DIFFERING = (33, 333_333, 777_777)
+STALE = (55, 555_555, 999_999)
 COLUMNS = ("approved", "description", "district", "id", "title", "updated_at")
 
 # Deterministic keys and values: row g is identical on both sides.
@@ -45,9 +51,7 @@ WHERE %(all)s OR g %% 10 <> 0
 
 
 def key(g: int) -> str:
-    import hashlib
-    import uuid
-
+    """The key row g gets from FILL: md5('row' || g)::uuid."""
     return str(uuid.UUID(hashlib.md5(f"row{g}".encode()).hexdigest()))
 
 
@@ -82,23 +86,31 @@ def main(argv: list[str] | None = None) -> int:
         with connect(args.port, "bench_subscriber") as conn:
             conn.execute(
                 sql.SQL("DELETE FROM public.technology WHERE id = ANY(%s::uuid[])"),
-                ([key(g) for g in (11, 222_221, 444_441, 888_881)],),
+                ([key(g) for g in MISSING],),
             )
             conn.execute(
-                sql.SQL("UPDATE public.technology SET title = title || ' (edited)' WHERE id = ANY(%s::uuid[])"),
-                ([key(g) for g in (33, 333_333, 777_777)],),
+                sql.SQL(
+                    "UPDATE public.technology SET title = title || ' (edited)' WHERE id = ANY(%s::uuid[])"
+                ),
+                ([key(g) for g in DIFFERING],),
             )
         with connect(args.port, "bench_provider") as conn:
             # Approval withdrawn at the provider: the subscriber's copy is stale.
             conn.execute(
                 sql.SQL("UPDATE public.technology SET approved = false WHERE id = ANY(%s::uuid[])"),
-                ([key(g) for g in (55, 555_555, 999_999)],),
+                ([key(g) for g in STALE],),
             )
 
         dsn = "host=127.0.0.1 port={} dbname={} user=postgres"
-        prov = NodeSession("provider", dsn.format(args.port, "bench_provider"), timeout=10, statement_timeout=600)
+        prov = NodeSession(
+            "provider", dsn.format(args.port, "bench_provider"), timeout=10, statement_timeout=600
+        )
         sub = NodeSession(
-            "subscriber", dsn.format(args.port, "bench_subscriber"), timeout=10, statement_timeout=600, writable=True
+            "subscriber",
+            dsn.format(args.port, "bench_subscriber"),
+            timeout=10,
+            statement_timeout=600,
+            writable=True,
         )
         sizes = {}
         for session in (prov, sub):
@@ -112,22 +124,29 @@ def main(argv: list[str] | None = None) -> int:
         missing, differing, stale = outcome.count()
         moved = prov.bytes_read + sub.bytes_read
         table_bytes = sizes["provider"]
-        print(f"table {TABLE}: {rows} rows at the provider, pg_table_size {table_bytes} bytes "
-              f"(subscriber {sizes['subscriber']} bytes)")
-        print(f"found: {missing} missing, {differing} differing, {stale} stale in {outcome.rounds} rounds, "
-              f"{seconds:.2f} s")
+        print(
+            f"table {TABLE}: {rows} rows at the provider, pg_table_size {table_bytes} bytes "
+            f"(subscriber {sizes['subscriber']} bytes)"
+        )
+        print(
+            f"found: {missing} missing, {differing} differing, {stale} stale in {outcome.rounds} rounds, "
+            f"{seconds:.2f} s"
+        )
         print(f"bytes read: provider {prov.bytes_read}, subscriber {sub.bytes_read}, total {moved}")
         print(f"ratio: {100.0 * moved / table_bytes:.3f}% of the provider table's size (target < 5%)")
 
         prov.bytes_read = sub.bytes_read = 0
         result = repair(mine, theirs, outcome)
         again = compare(mine, theirs)
-        print(f"repair: {result.inserted} inserted, {result.updated} updated, {result.deleted} deleted; "
-              f"now {'consistent' if again.consistent else 'STILL DIFFERENT'} "
-              f"(bytes read {prov.bytes_read + sub.bytes_read})")
+        print(
+            f"repair: {result.inserted} inserted, {result.updated} updated, {result.deleted} deleted; "
+            f"now {'consistent' if again.consistent else 'STILL DIFFERENT'} "
+            f"(bytes read {prov.bytes_read + sub.bytes_read})"
+        )
         prov.close()
         sub.close()
-        ok = (missing, differing, stale) == (4, 3, 3) and again.consistent and moved < 0.05 * table_bytes
+        injected = tuple(sum(1 for g in group if g <= rows) for group in (MISSING, DIFFERING, STALE))
+        ok = (missing, differing, stale) == injected and again.consistent and moved < 0.05 * table_bytes
         return 0 if ok else 1
     finally:
         if args.keep:
