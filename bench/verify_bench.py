@@ -153,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"server kept: port {args.port}, data {pgdata}")
         else:
             remove_server(pgdata)
+            root.rmdir()
 
 
 if __name__ == "__main__":
