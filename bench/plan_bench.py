@@ -1,0 +1,251 @@
+"""Plan and apply on a 111-node network (1 nation, 10 regions, 100 districts) on four local servers.
+
+Layout: the nation on `base`, the 10 regions on `base+1`, the 100 districts
+split over `base+2` and `base+3` (each level on servers of its own). Figures:
+- apply from empty to converged (plan + apply, like `apply --auto-approve`),
+  then the time until every subscription is `replicating`;
+- a no-change apply;
+- `compute_plan` over 1, 31 (nation, 3 regions, 9 districts of each) and 111
+  nodes, next to a bare concurrent connect + SELECT 1 to the same nodes with
+  the same parallelism (32), interleaved in the same run; medians of N runs;
+- plan over 111 nodes with 100 ms added to every round trip of every node's
+  admin link (admin_dsn through tools/netproxy; `dsn` stays direct).
+Usage: python -m bench.plan_bench [--port-base P] [--repeat N] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psycopg
+
+from bench.common import Figure, machine, median, table
+from reconciler.model import DesiredState
+from reconciler.planner import compute_plan
+from tools.lab import Lab, NodeSpec, converge, tree
+from tools.netproxy import NetProxy
+
+PARALLELISM = 32
+DEFAULT_PORT_BASE = 26000
+ADDED_RTT = 0.100
+
+
+def subset(state: DesiredState, size: int) -> list[str]:
+    """1: the nation; 31: nation, region_01..03 and 9 districts of each; 111: everything."""
+    if size == 1:
+        return ["nation"]
+    if size >= len(state.nodes):
+        return sorted(state.nodes)
+    regions = [f"region_{r:02d}" for r in range(1, 4)]
+    districts = [f"district_{r:02d}_{d:02d}" for r in range(1, 4) for d in range(1, 10)]
+    names = sorted(["nation", *regions, *districts])
+    assert all(n in state.nodes for n in names) and len(names) == size
+    return names
+
+
+def select_one(state: DesiredState, names: Sequence[str], parallelism: int = PARALLELISM) -> float:
+    """The floor: connect + SELECT 1 to every node, concurrently; seconds."""
+
+    def one(name: str) -> None:
+        with psycopg.connect(state.nodes[name].connect_dsn, autocommit=True, connect_timeout=10) as conn:
+            conn.execute("SELECT 1").fetchone()
+
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(max_workers=min(parallelism, len(names))) as pool:
+        list(pool.map(one, names))
+    return time.monotonic() - t0
+
+
+def time_plan(state: DesiredState, directory: Path, names: Sequence[str]) -> tuple[float, int, int]:
+    t0 = time.monotonic()
+    run = compute_plan(state, directory, nodes=names, parallelism=PARALLELISM)
+    seconds = time.monotonic() - t0
+    return seconds, len(run.plan.actions), len(run.plan.unreachable)
+
+
+def measure(lab: Lab, state: DesiredState, directory: Path, repeat: int, log: object = print) -> list[Figure]:
+    figures = []
+    for size in (1, 31, 111):
+        names = subset(state, size)
+        floors, plans = [], []
+        select_one(state, names)  # warm the OS caches and the servers once
+        for _ in range(repeat):
+            floors.append(select_one(state, names))
+            seconds, actions, silent = time_plan(state, directory, names)
+            if actions or silent:
+                raise RuntimeError(f"plan over {size} nodes is not empty: {actions} actions, {silent} silent")
+            plans.append(seconds)
+        floor, plan = median(floors), median(plans)
+        ratio = plan / floor
+        where = machine(lab.specs["nation"].conninfo)
+        details = {"nodes": len(names), "runs": repeat, "plan_s": plans, "select1_s": floors}
+        figures += [
+            Figure(
+                f"plan, {len(names)} nodes",
+                plan,
+                "s",
+                "< 2 s" if size == 111 else "",
+                plan < 2.0 if size == 111 else None,
+                f"median of {repeat}",
+                details,
+                where,
+            ),
+            Figure(
+                f"connect+SELECT 1, {len(names)} nodes",
+                floor,
+                "s",
+                "",
+                None,
+                f"same parallelism ({PARALLELISM})",
+                details,
+                where,
+            ),
+            Figure(
+                f"plan / SELECT 1 ratio, {len(names)} nodes",
+                ratio,
+                "x",
+                "<= 2x",
+                ratio <= 2.0,
+                "",
+                details,
+                where,
+            ),
+        ]
+        print(
+            f"  {len(names)} nodes: plan {plan:.3f} s, connect+SELECT 1 {floor:.3f} s, ratio {ratio:.2f}x",
+            flush=True,
+        )
+    return figures
+
+
+def measure_latency(lab: Lab, root: Path, repeat: int) -> list[Figure]:
+    """Plan over 111 nodes whose admin links add ADDED_RTT to every round trip."""
+    with NetProxy() as proxy:
+        links = {}
+        for name, spec in sorted(lab.specs.items()):
+            link = proxy.add(name, ("127.0.0.1", spec.port))
+            # Like netem on one interface: the delay on one direction is added
+            # to every round trip once.
+            link.set_latency(down=ADDED_RTT)
+            links[name] = link
+
+        def admin(spec: NodeSpec) -> str:
+            return f"host=127.0.0.1 port={links[spec.name].port} dbname={spec.dbname} user=postgres"
+
+        directory = root / "desired-slow-admin"
+        state = lab.write_desired(directory, admin_dsn=admin)
+        names = sorted(state.nodes)
+        runs, floors = [], []
+        for _ in range(repeat):
+            floors.append(select_one(state, names))
+            seconds, actions, silent = time_plan(state, directory, names)
+            if actions or silent:
+                raise RuntimeError(
+                    f"plan through slow links is not empty: {actions} actions, {silent} silent"
+                )
+            runs.append(seconds)
+        plan, floor = median(runs), median(floors)
+    print(
+        f"  111 nodes, +{ADDED_RTT * 1000:.0f} ms per round trip: plan {plan:.3f} s "
+        f"(connect+SELECT 1 {floor:.3f} s)",
+        flush=True,
+    )
+    where = machine(lab.specs["nation"].conninfo)
+    serial = len(names) * ADDED_RTT
+    return [
+        Figure(
+            "plan, 111 nodes, +100 ms RTT on every admin link",
+            plan,
+            "s",
+            "< 1.5 s",
+            plan < 1.5,
+            f"connect+SELECT 1 through the same links {floor:.3f} s; one node after another "
+            f">= {serial:.1f} s",
+            {"runs": runs, "select1_s": floors, "added_rtt_s": ADDED_RTT},
+            where,
+        )
+    ]
+
+
+def run(port_base: int = DEFAULT_PORT_BASE, repeat: int = 5, keep: bool = False) -> list[Figure]:
+    specs = tree(10, 10, port_base, [port_base + 1], [port_base + 2, port_base + 3])
+    root = Path(tempfile.gettempdir()) / f"reconcile-bench-{port_base}"
+    lab = Lab(root, specs)
+    figures: list[Figure] = []
+    try:
+        print(f"plan/apply: starting 4 servers on ports {port_base}..{port_base + 3} ({root})", flush=True)
+        lab.start()
+        created = lab.create_databases()
+        print(f"  {len(specs)} node databases created in {created:.1f} s", flush=True)
+        directory = root / "desired-state"
+        state = lab.write_desired(directory)
+        seconds, actions, report = converge(state, directory)
+        if report is None or not report.converged:
+            raise RuntimeError("apply from empty did not converge")
+        waited = lab.wait_replicating(timeout=900)
+        print(
+            f"  apply from empty: {actions} actions in {seconds:.1f} s; all subscriptions replicating "
+            f"{waited:.1f} s later",
+            flush=True,
+        )
+        where = machine(lab.specs["nation"].conninfo)
+        figures.append(
+            Figure(
+                "apply, empty -> converged, 111 nodes",
+                seconds,
+                "s",
+                "",
+                None,
+                f"{actions} actions; +{waited:.1f} s until all 110 subscriptions replicate",
+                {"actions": actions, "replicating_after_s": waited},
+                where,
+            )
+        )
+        noop = []
+        for _ in range(3):
+            seconds, actions, report = converge(state, directory)
+            if actions:
+                raise RuntimeError(f"no-change apply found {actions} actions")
+            noop.append(seconds)
+        figures.append(
+            Figure(
+                "apply, no change, 111 nodes",
+                median(noop),
+                "s",
+                "",
+                None,
+                "median of 3",
+                {"runs": noop},
+                machine(lab.specs["nation"].conninfo),
+            )
+        )
+        print(f"  no-change apply: {median(noop):.3f} s", flush=True)
+        figures += measure(lab, state, directory, repeat)
+        figures += measure_latency(lab, root, max(3, repeat // 2))
+    finally:
+        if keep:
+            print(f"servers kept under {root} (ports {lab.ports})")
+        else:
+            lab.stop()
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--port-base", type=int, default=DEFAULT_PORT_BASE)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--keep", action="store_true", help="leave the servers running")
+    args = parser.parse_args(argv)
+    figures = run(args.port_base, args.repeat, args.keep)
+    print(table(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
