@@ -104,6 +104,28 @@ class DropNode(ActionBase):
         return f"pglogical node {self.name}"
 
 
+# -- server settings ---------------------------------------------------------
+
+
+class SetWalKeepSize(ActionBase):
+    """max_slot_wal_keep_size of the node's server: bounds the WAL a slot may hold back.
+
+    A server-wide setting (ALTER SYSTEM + reload, no restart): it applies to
+    every database of that server, so the plan emits it once per server.
+    """
+
+    kind: Literal["set_wal_keep_size"] = "set_wal_keep_size"
+    before: str
+    after: str
+
+    @property
+    def subject(self) -> str:
+        return "setting max_slot_wal_keep_size"
+
+    def describe(self) -> str:
+        return f"server setting max_slot_wal_keep_size: {self.before} -> {self.after} (whole server)"
+
+
 # -- replication sets --------------------------------------------------------
 
 
@@ -398,7 +420,8 @@ class DropSlot(ActionBase):
 
 
 Action = Annotated[
-    CreateNode
+    SetWalKeepSize
+    | CreateNode
     | ChangeNodeDsn
     | DropNode
     | CreateSet

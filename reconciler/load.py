@@ -402,12 +402,39 @@ def _check_dsns(state: DesiredState, add: Any) -> None:
                     "different levels need servers of their own (pglogical forwarding crashes a "
                     "server that holds two tiers)",
                 )
-    for name, node in sorted(state.nodes.items()):
-        if node.max_slot_wal_keep_size is not None and node.max_slot_wal_keep_size != "-1":
+    _check_wal_keep_size(state, add, servers)
+
+
+def _check_wal_keep_size(
+    state: DesiredState, add: Any, servers: dict[dsnlib.ServerAddress, list[str]]
+) -> None:
+    """Valid sizes, known levels, and one value per server (the setting is server-wide)."""
+    for level, settings in sorted(state.level_settings.items()):
+        if level not in state.levels:
+            add(("level_settings", level), f"level_settings: '{level}' is not one of the levels", key=True)
+        value = settings.max_slot_wal_keep_size
+        if value is not None and value.strip() != "-1":
             try:
-                parse_size(node.max_slot_wal_keep_size)
+                parse_size(value)
+            except ValueError as exc:
+                add(("level_settings", level, "max_slot_wal_keep_size"), f"level '{level}': {exc}")
+    for name, node in sorted(state.nodes.items()):
+        value = node.max_slot_wal_keep_size
+        if value is not None and value.strip() != "-1":
+            try:
+                parse_size(value)
             except ValueError as exc:
                 add(("nodes", name, "max_slot_wal_keep_size"), f"node '{name}': {exc}")
+    for address, names in sorted(servers.items()):
+        values = {n: state.max_slot_wal_keep_size(n) for n in names if n in state.nodes}
+        declared = {v for v in values.values() if v is not None}
+        if len(declared) > 1:
+            listing = ", ".join(f"{n}={v}" for n, v in sorted(values.items()) if v is not None)
+            add(
+                ("nodes", sorted(values)[-1], "max_slot_wal_keep_size"),
+                f"nodes on server {address} declare different max_slot_wal_keep_size ({listing}); "
+                "it is one setting per server",
+            )
 
 
 def _check_sets(state: DesiredState, add: Any) -> None:

@@ -92,6 +92,12 @@ class NodeDecl(Frozen):
         return self.admin_dsn or self.dsn
 
 
+class LevelSettings(Frozen):
+    """Settings declared for every node of one level (a node's own value wins)."""
+
+    max_slot_wal_keep_size: str | None = None
+
+
 class Monitoring(Frozen):
     """Thresholds used by `status`; WARN at `warn_fraction` of each CRIT limit."""
 
@@ -110,10 +116,19 @@ class DesiredState(Frozen):
     nodes: dict[str, NodeDecl]
     replication_sets: dict[str, SetDecl]
     monitoring: Monitoring = Field(default_factory=Monitoring)
+    level_settings: dict[str, LevelSettings] = Field(default_factory=dict)
 
     def level_index(self, level: str) -> int:
         """0 for the leaf level, len(levels)-1 for the top."""
         return self.levels.index(level)
+
+    def max_slot_wal_keep_size(self, node: str) -> str | None:
+        """The declared limit for a node's server: its own, else its level's, else None (not managed)."""
+        decl = self.nodes[node]
+        if decl.max_slot_wal_keep_size is not None:
+            return decl.max_slot_wal_keep_size
+        level = self.level_settings.get(decl.level)
+        return level.max_slot_wal_keep_size if level is not None else None
 
     def children(self, node: str) -> list[str]:
         """Nodes whose upstream is `node`, sorted by name."""

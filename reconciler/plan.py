@@ -47,6 +47,8 @@ FORMAT_VERSION = 1
 #   before drop_set: dropping a set a subscription still uses leaves it `down`.
 # * remove_table, drop_set last: removals in reverse dependency order.
 PHASES: tuple[str, ...] = (
+    # A server setting first: it protects providers' disks before anything new replicates.
+    "set_wal_keep_size",
     "drop_subscription",
     "drop_slot",
     "drop_node",

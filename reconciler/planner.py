@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler import gitops
-from reconciler.actions import Action, AlterSubscription, DropSlot, ReplaceSubscription
+from reconciler.actions import Action, AlterSubscription, DropSlot, ReplaceSubscription, SetWalKeepSize
 from reconciler.diff import diff
 from reconciler.errors import PlanError
 from reconciler.inspect import InspectResult, inspect_network
 from reconciler.inspect.facts import NodeFacts
-from reconciler.model import DesiredState
+from reconciler.model import DesiredState, parse_size
 from reconciler.plan import Plan, order, tool_version
 from reconciler.preflight import preflight
 
@@ -55,7 +55,7 @@ def compute_plan(
         {name: f.desired for name, f in facts.items()},
         {name: f.live for name, f in facts.items()},
     )
-    actions = order(_across_nodes(facts, actions))
+    actions = order([*_across_nodes(facts, actions), *server_settings(state, facts)])
     plan = Plan(
         tool_version=tool_version(),
         desired_commit=gitops.revision(directory).commit,
@@ -117,3 +117,26 @@ def _across_nodes(facts: Mapping[str, NodeFacts], actions: list[Action]) -> list
         wanted = facts[subscriber].desired.subscriptions[name]
         result.append(ReplaceSubscription(node=subscriber, before=live, after=wanted, reason=reason))
     return result
+
+
+def _size_bytes(value: str) -> int:
+    """-1 (no limit) as -1, else bytes; PostgreSQL prints the setting in its own units."""
+    return -1 if value.strip() == "-1" else int(str(parse_size(value.strip())))
+
+
+def server_settings(state: DesiredState, facts: Mapping[str, NodeFacts]) -> list[SetWalKeepSize]:
+    """Declared max_slot_wal_keep_size that differs from the live server, once per server.
+
+    Nodes sharing a server (same system_identifier) share the setting; the
+    loader makes them declare one value. The first node by name carries it.
+    """
+    actions: list[SetWalKeepSize] = []
+    seen: set[str] = set()
+    for name, f in sorted(facts.items()):
+        wanted = state.max_slot_wal_keep_size(name)
+        if wanted is None or f.system_identifier in seen:
+            continue
+        seen.add(f.system_identifier)
+        if _size_bytes(f.max_slot_wal_keep_size) != _size_bytes(wanted):
+            actions.append(SetWalKeepSize(node=name, before=f.max_slot_wal_keep_size, after=wanted))
+    return actions

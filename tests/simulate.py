@@ -22,6 +22,7 @@ from reconciler.actions import (
     RemoveTable,
     ReplaceSubscription,
     ReplaceTable,
+    SetWalKeepSize,
 )
 from reconciler.model import NodeCatalog, Subscription
 
@@ -158,6 +159,8 @@ def _apply(state: Mapping[str, NodeCatalog], action: Action) -> NodeCatalog:
             if action.name not in subs:
                 raise SimulationError(f"{action.node}: drop of missing {action.name}")
             del subs[action.name]
+        case SetWalKeepSize():
+            return cat  # a server setting: not part of the catalog
         case DropSlot():
             if action.slot not in cat.orphan_slots:
                 raise SimulationError(f"{action.node}: slot {action.slot} missing")

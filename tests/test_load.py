@@ -346,3 +346,33 @@ nodes:
     assert state.levels[-1] == "federal"
     bad = topology.replace("upstream: north_gondar", "upstream: amhara")
     assert "skips a level" in only_problem(write(tmp_path, bad))
+
+
+def test_level_settings_and_node_override(tmp_path: Path) -> None:
+    extra = "level_settings:\n  district:\n    max_slot_wal_keep_size: 10GB\n"
+    topology = TOPOLOGY.replace(
+        "    upstream: nation\n", "    upstream: nation\n    max_slot_wal_keep_size: 2GB\n"
+    )
+    state = load_desired_state(write(tmp_path, topology, extra=extra))
+    assert state.max_slot_wal_keep_size("district_a") == "10GB"
+    assert state.max_slot_wal_keep_size("region_east") == "2GB"
+    assert state.max_slot_wal_keep_size("nation") is None
+
+
+def test_level_settings_errors(tmp_path: Path) -> None:
+    extra = "level_settings:\n  distric:\n    max_slot_wal_keep_size: lots\n"
+    found = problems(write(tmp_path, extra=extra))
+    assert any(p.startswith(f"{tmp_path}/extra.yaml:2:3: level_settings: 'distric'") for p in found), found
+    assert any("extra.yaml:3:29: level 'distric': not a size" in p for p in found), found
+
+
+def test_one_wal_keep_size_per_server(tmp_path: Path) -> None:
+    topology = TOPOLOGY + (
+        "  district_b:\n    level: district\n    upstream: region_east\n"
+        '    dsn: "host=10.3.0.1 port=5432 dbname=other"\n    max_slot_wal_keep_size: 1GB\n'
+    )
+    extra = "level_settings:\n  district:\n    max_slot_wal_keep_size: 10GB\n"
+    found = only_problem(write(tmp_path, topology, extra=extra))
+    assert found.startswith(f"{tmp_path}/topology.yaml:19:29: ")
+    assert "declare different max_slot_wal_keep_size (district_a=10GB, district_b=1GB)" in found
+    assert "it is one setting per server" in found

@@ -33,6 +33,7 @@ from reconciler.actions import (
     RemoveTable,
     ReplaceSubscription,
     ReplaceTable,
+    SetWalKeepSize,
 )
 from reconciler.engines import pglogical_live as live
 from reconciler.engines.pglogical_live import Conn, redact
@@ -53,6 +54,7 @@ from reconciler.engines.pglogical_statements import (
     statements,
     terminate_slot_sql,
 )
+from reconciler.engines.settings import set_wal_keep_size
 from reconciler.errors import ApplyError
 from reconciler.model import ReplicationSet, SetTable, Subscription
 
@@ -122,6 +124,8 @@ def _execute(conn: Conn, action: Action, provider_conn: ProviderConn | None) -> 
             return _drop_subscription(conn, action.name, provider_conn) or ALREADY
         case DropSlot():
             return _drop_slot(conn, action.slot)
+        case SetWalKeepSize():
+            return set_wal_keep_size(conn, action)
     raise AssertionError(f"unknown action {action!r}")  # pragma: no cover
 
 

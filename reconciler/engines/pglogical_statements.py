@@ -27,7 +27,9 @@ from reconciler.actions import (
     RemoveTable,
     ReplaceSubscription,
     ReplaceTable,
+    SetWalKeepSize,
 )
+from reconciler.engines.settings import wal_keep_size_sql
 from reconciler.model import ReplicationSet, SetTable, Subscription
 
 
@@ -251,4 +253,6 @@ def statements(action: Action) -> list[sql.Composed]:
             return [drop_subscription_sql(action.name)]
         case DropSlot():
             return [terminate_slot_sql(action.slot), drop_slot_sql(action.slot)]
+        case SetWalKeepSize():
+            return wal_keep_size_sql(action.after)
     raise AssertionError(f"unknown action {action!r}")  # pragma: no cover

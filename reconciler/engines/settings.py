@@ -1,0 +1,36 @@
+"""Server settings the desired state manages, the same for every engine (ALTER SYSTEM + reload)."""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import sql
+
+from reconciler.actions import SetWalKeepSize
+from reconciler.model import parse_size
+
+
+def wal_keep_size_sql(value: str) -> list[sql.Composed]:
+    """max_slot_wal_keep_size is reloadable: no restart, existing slots are judged against it at once."""
+    return [
+        sql.SQL("ALTER SYSTEM SET max_slot_wal_keep_size = {}").format(sql.Literal(value)),
+        sql.SQL("SELECT pg_reload_conf()").format(),
+    ]
+
+
+def set_wal_keep_size(conn: psycopg.Connection, action: SetWalKeepSize) -> str:
+    """Idempotent: a second run finds the value in place. ALTER SYSTEM refuses a transaction block,
+    so this runs on the autocommit connection as it is."""
+    row = conn.execute("SELECT current_setting('max_slot_wal_keep_size')").fetchone()
+    if row is not None and _same(row[0], action.after):
+        return "already done"
+    for statement in wal_keep_size_sql(action.after):
+        conn.execute(statement)
+    return "done (whole server; reloaded)"
+
+
+def _same(current: str, wanted: str) -> bool:
+
+
+    if current.strip() == "-1" or wanted.strip() == "-1":
+        return current.strip() == wanted.strip()
+    return parse_size(current) == parse_size(wanted)

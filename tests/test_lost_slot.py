@@ -1,0 +1,140 @@
+"""max_slot_wal_keep_size in the plan, and a lost slot: plan proposes the fix, apply + verify --repair restore the edge."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from typer.testing import CliRunner, Result
+
+from reconciler.cli import app
+
+pytestmark = pytest.mark.server
+
+SMALL = {"nation": None, "region": "nation", "d1": "region", "d2": "region"}
+
+
+def cli(*args: str) -> Result:
+    return CliRunner().invoke(app, list(args))
+
+
+def actions(directory: Path) -> list[dict[str, Any]]:
+    result = cli("plan", "-d", str(directory), "--format", "json")
+    assert result.exit_code == 0, result.output
+    found: list[dict[str, Any]] = json.loads(result.stdout)["actions"]
+    return found
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def insert_approved(net: Any, node: str, rows: int = 1) -> list[str]:
+    keys = [str(uuid.uuid4()) for _ in range(rows)]
+    for key in keys:
+        net.execute(
+            node,
+            "INSERT INTO public.technology (id, title, district, approved) VALUES (%s, 'x', %s, true)",
+            (key, node),
+        )
+    return keys
+
+
+@pytest.fixture
+def district_server(pg_servers: Any) -> Iterator[psycopg.Connection[Any]]:
+    """Admin connection to the (shared) district server; its WAL limit is reset whatever happens."""
+    admin = psycopg.connect(pg_servers.dsn(0), autocommit=True)
+    try:
+        yield admin
+    finally:
+        admin.execute("ALTER SYSTEM RESET max_slot_wal_keep_size")
+        admin.execute("SELECT pg_reload_conf()")
+        admin.close()
+
+
+def test_declared_wal_keep_size_is_planned_once_per_server(
+    network: Any, district_server: psycopg.Connection[Any]
+) -> None:
+    net = network(parents=SMALL)
+    (net.dir / "settings.yaml").write_text("level_settings:\n  district:\n    max_slot_wal_keep_size: 64MB\n")
+    planned = [a for a in actions(net.dir) if a["kind"] == "set_wal_keep_size"]
+    # d1 and d2 share the district server: one action, on the first of them.
+    assert [(a["node"], a["before"], a["after"]) for a in planned] == [("d1", "-1", "64MB")]
+    result = cli("apply", "-d", str(net.dir), "--auto-approve")
+    assert result.exit_code == 0, result.output
+    assert district_server.execute("SHOW max_slot_wal_keep_size").fetchone() == ("64MB",)
+    assert cli("plan", "-d", str(net.dir), "--detailed-exitcode").exit_code == 0
+
+
+def test_lost_slot_is_replaced_and_verify_repair_restores_the_rows(
+    network: Any, district_server: psycopg.Connection[Any]
+) -> None:
+    net = network(parents=SMALL)
+    result = cli("apply", "-d", str(net.dir), "--auto-approve")
+    assert result.exit_code == 0, result.output
+    before = insert_approved(net, "d1")
+    wait_for(
+        lambda: net.execute("nation", "SELECT count(*) FROM public.technology WHERE id = %s", (before[0],))[0][0] == 1,
+        "the first row at the nation",
+    )
+    # The region goes away (its subscription stops consuming) while d1 writes on.
+    net.execute("region", "SELECT pglogical.alter_subscription_disable('region_from_d1', true)")
+    during = insert_approved(net, "d1", rows=3)
+    district_server.execute("ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'")
+    district_server.execute("SELECT pg_reload_conf()")
+
+    def lost() -> bool:
+        for _ in range(3):
+            district_server.execute("SELECT pg_switch_wal()")
+            insert_approved(net, "d2")
+        district_server.execute("CHECKPOINT")
+        rows = net.execute("d1", "SELECT wal_status FROM pg_replication_slots WHERE database = current_database()")
+        return [r[0] for r in rows] == ["lost"]
+
+    wait_for(lost, "d1's slot to be invalidated", timeout=60)
+    district_server.execute("ALTER SYSTEM RESET max_slot_wal_keep_size")
+    district_server.execute("SELECT pg_reload_conf()")
+
+    planned = actions(net.dir)
+    # d1's slot is lost; d2's may be too (1MB is less than its walsender's lag at times).
+    replace = {a["after"]["name"]: a for a in planned if a["kind"] == "replace_subscription"}
+    assert {a["node"] for a in replace.values()} == {"region"}, planned
+    assert "region_from_d1" in replace, planned
+    assert "is lost (past max_slot_wal_keep_size): re-copy needed" in replace["region_from_d1"]["description"]
+    assert replace["region_from_d1"]["data_movement"] == "resync_needed"
+
+    held = cli("apply", "-d", str(net.dir), "--auto-approve")
+    assert "held back (needs --allow-destroy)" in held.output
+    applied = cli("apply", "-d", str(net.dir), "--auto-approve", "--allow-destroy")
+    assert applied.exit_code == 0, applied.output
+    assert cli("plan", "-d", str(net.dir), "--detailed-exitcode").exit_code == 0
+
+    # New writes flow again; the outage's rows are found missing and repaired.
+    after = insert_approved(net, "d1")
+    wait_for(
+        lambda: net.execute("nation", "SELECT count(*) FROM public.technology WHERE id = %s", (after[0],))[0][0] == 1,
+        "a row written after the repair at the nation",
+    )
+    found = cli("verify", "-d", str(net.dir))
+    assert found.exit_code == 2, found.output
+    repaired = cli("verify", "-d", str(net.dir), "--repair")
+    assert repaired.exit_code == 0, repaired.output
+    for key in before + during + after:
+        for node in ("region", "nation"):
+            wait_for(
+                lambda n=node, k=key: net.execute(n, "SELECT count(*) FROM public.technology WHERE id = %s", (k,))[0][0]
+                == 1,
+                f"row {key} at {node}",
+            )
+    assert cli("verify", "-d", str(net.dir)).exit_code == 0
