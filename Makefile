@@ -11,7 +11,7 @@ APT_PACKAGES := postgresql-15 postgresql-15-pglogical
 RECONCILE := $(PY) -m reconciler
 SCHEMA := desired-state/sandbox-schema.sql
 
-.PHONY: install system-packages venv demo test lint bench clean
+.PHONY: install system-packages venv demo test lint bench chaos clean
 
 install: system-packages venv
 
@@ -63,6 +63,9 @@ lint: install
 
 bench: install
 	@if [ -d bench ]; then $(PY) -m bench; else echo "no benchmark yet (bench/ does not exist)"; fi
+
+chaos: install
+	$(PY) -m chaos
 
 clean:
 	@if $(PY) -c 'import reconciler' >/dev/null 2>&1; then $(RECONCILE) sandbox down; fi

@@ -28,8 +28,9 @@ import psycopg
 from bench.common import Figure, machine, median, table
 from reconciler.model import DesiredState
 from reconciler.planner import compute_plan
+from reconciler.sandbox_server import is_running
 from tools.lab import Lab, NodeSpec, converge, tree
-from tools.netproxy import NetProxy
+from tools.netproxy import LinkProcess
 
 PARALLELISM = 32
 DEFAULT_PORT_BASE = 26000
@@ -126,21 +127,18 @@ def measure(lab: Lab, state: DesiredState, directory: Path, repeat: int, log: ob
 
 def measure_latency(lab: Lab, root: Path, repeat: int) -> list[Figure]:
     """Plan over 111 nodes whose admin links add ADDED_RTT to every round trip."""
-    with NetProxy() as proxy:
-        links = {}
-        for name, spec in sorted(lab.specs.items()):
-            link = proxy.add(name, ("127.0.0.1", spec.port))
-            # Like netem on one interface: the delay on one direction is added
-            # to every round trip once.
-            link.set_latency(down=ADDED_RTT)
-            links[name] = link
+    names = sorted(lab.specs)
+    targets = [("127.0.0.1", lab.specs[n].port) for n in names]
+    # Like netem on one interface: a delay on one direction is added to every
+    # round trip once. The links run in a child process (own GIL).
+    with LinkProcess(targets, latency_down=ADDED_RTT) as links:
+        port_of = dict(zip(names, links.ports, strict=True))
 
         def admin(spec: NodeSpec) -> str:
-            return f"host=127.0.0.1 port={links[spec.name].port} dbname={spec.dbname} user=postgres"
+            return f"host=127.0.0.1 port={port_of[spec.name]} dbname={spec.dbname} user=postgres"
 
         directory = root / "desired-slow-admin"
         state = lab.write_desired(directory, admin_dsn=admin)
-        names = sorted(state.nodes)
         runs, floors = [], []
         for _ in range(repeat):
             floors.append(select_one(state, names))
@@ -173,17 +171,25 @@ def measure_latency(lab: Lab, root: Path, repeat: int) -> list[Figure]:
     ]
 
 
-def run(port_base: int = DEFAULT_PORT_BASE, repeat: int = 5, keep: bool = False) -> list[Figure]:
+def run(
+    port_base: int = DEFAULT_PORT_BASE, repeat: int = 5, keep: bool = False, reuse: bool = False
+) -> list[Figure]:
     specs = tree(10, 10, port_base, [port_base + 1], [port_base + 2, port_base + 3])
     root = Path(tempfile.gettempdir()) / f"reconcile-bench-{port_base}"
     lab = Lab(root, specs)
     figures: list[Figure] = []
     try:
         print(f"plan/apply: starting 4 servers on ports {port_base}..{port_base + 3} ({root})", flush=True)
+        directory = root / "desired-state"
+        if reuse and all(is_running(lab.pgdata(p)) for p in lab.ports):
+            # Servers kept by an earlier --keep run: only the plan figures.
+            state = lab.write_desired(directory)
+            figures += measure(lab, state, directory, repeat)
+            figures += measure_latency(lab, root, max(3, repeat // 2))
+            return figures
         lab.start()
         created = lab.create_databases()
         print(f"  {len(specs)} node databases created in {created:.1f} s", flush=True)
-        directory = root / "desired-state"
         state = lab.write_desired(directory)
         seconds, actions, report = converge(state, directory)
         if report is None or not report.converged:
@@ -241,8 +247,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port-base", type=int, default=DEFAULT_PORT_BASE)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="leave the servers running")
+    parser.add_argument(
+        "--reuse", action="store_true", help="plan figures only, on servers kept by an earlier --keep run"
+    )
     args = parser.parse_args(argv)
-    figures = run(args.port_base, args.repeat, args.keep)
+    figures = run(args.port_base, args.repeat, args.keep or args.reuse, args.reuse)
     print(table(figures))
     return 0
 

@@ -283,6 +283,17 @@ class NetProxy:
         for name in list(self.links):
             with contextlib.suppress(Exception):
                 self.remove(name)
+
+        async def drain() -> None:
+            # Connection handlers still winding down: cancel and await them, so
+            # that no task is destroyed pending when the loop closes.
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        with contextlib.suppress(Exception):
+            self._run(drain())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
         if not self._loop.is_running():
@@ -295,28 +306,93 @@ class NetProxy:
         self.close()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run one link by hand: python -m tools.netproxy LISTEN_PORT HOST:PORT [--latency S] [--bandwidth B]."""
-    import argparse
+class LinkProcess:
+    """Static links (fixed latency/bandwidth, no faults) served by a child `python -m tools.netproxy`.
 
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("listen", type=int)
-    parser.add_argument("target")
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds added per round trip")
+    For benchmarks: the proxy's event loop then runs on its own interpreter
+    and GIL, so it neither slows down nor is slowed down by the code measured.
+    """
+
+    def __init__(
+        self,
+        targets: list[tuple[str, int]],
+        latency_up: float = 0.0,
+        latency_down: float = 0.0,
+        bandwidth: float | None = None,
+    ) -> None:
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        args = [sys.executable, "-m", "tools.netproxy", "--latency-up", str(latency_up)]
+        args += ["--latency-down", str(latency_down)]
+        if bandwidth is not None:
+            args += ["--bandwidth", str(bandwidth)]
+        args += [f"0={host}:{port}" for host, port in targets]
+        self.proc = subprocess.Popen(
+            args,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        self.ports: list[int] = []
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.strip() == "ready":
+                break
+            self.ports.append(int(line.split()[1]))
+        if len(self.ports) != len(targets):
+            self.close()
+            raise RuntimeError(f"netproxy child started {len(self.ports)} of {len(targets)} links")
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(10)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait(10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+    def __enter__(self) -> LinkProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve links in a process of their own until stdin closes (or Ctrl-C).
+
+    python -m tools.netproxy [--latency-up S] [--latency-down S] [--bandwidth B] LISTEN=HOST:PORT ...
+    LISTEN 0 picks a free port. Prints `link LISTEN_PORT HOST:PORT` per link,
+    then `ready`. A benchmark runs its links this way so that the proxy's
+    event loop does not share a GIL with the code it measures.
+    """
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m tools.netproxy", description=main.__doc__)
+    parser.add_argument("maps", nargs="+", metavar="LISTEN=HOST:PORT")
+    parser.add_argument("--latency-up", type=float, default=0.0, help="seconds added client -> target")
+    parser.add_argument("--latency-down", type=float, default=0.0, help="seconds added target -> client")
     parser.add_argument("--bandwidth", type=float, default=None, help="bytes per second, each direction")
     args = parser.parse_args(argv)
-    host, _, port = args.target.rpartition(":")
     with NetProxy() as proxy:
-        link = proxy.add("cli", (host or "127.0.0.1", int(port)), args.listen)
-        link.set_latency(down=args.latency)
-        link.set_bandwidth(args.bandwidth, args.bandwidth)
-        print(f"listening on 127.0.0.1:{link.port} -> {args.target}; Ctrl-C to stop")
-        try:
-            while True:
-                time.sleep(5)
-                print(f"bytes up {link.bytes_up} down {link.bytes_down}")
-        except KeyboardInterrupt:
-            return 0
+        for i, spec in enumerate(args.maps):
+            listen, _, target = spec.partition("=")
+            host, _, port = target.rpartition(":")
+            link = proxy.add(f"link{i}", (host or "127.0.0.1", int(port)), int(listen))
+            link.set_latency(up=args.latency_up, down=args.latency_down)
+            link.set_bandwidth(args.bandwidth, args.bandwidth)
+            print(f"link {link.port} {host or '127.0.0.1'}:{port}", flush=True)
+        print("ready", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            sys.stdin.read()  # until the parent closes our stdin (or exits)
+    return 0
 
 
 if __name__ == "__main__":
