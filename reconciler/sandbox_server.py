@@ -36,10 +36,15 @@ SETTINGS: tuple[tuple[str, str], ...] = (
     ("max_worker_processes", "256"),
     ("max_replication_slots", "128"),
     ("max_wal_senders", "128"),
+    # Native subscriptions: one apply worker each, plus table-sync workers
+    # during initial copies (the default of 4 starves a shared test server).
+    ("max_logical_replication_workers", "64"),
     # Throwaway servers: losing them on an OS crash is fine, speed matters.
+    # synchronous_commit stays on: with it off, pg_current_wal_lsn() trails a
+    # commit by up to wal_writer_delay and lag readings right after a write
+    # are 0.
     ("fsync", "off"),
     ("full_page_writes", "off"),
-    ("synchronous_commit", "off"),
 )
 # Some PostgreSQL 15 builds (this project's machines) only let logical slots
 # use the output plugins listed here; pglogical's apply worker then fails with
@@ -314,6 +319,17 @@ def _drop_subscriptions(port: int, dbname: str) -> None:
     except SandboxError:
         return  # already refusing connections (an earlier drop got half-way)
     with conn:
+        # Native subscriptions: DROP DATABASE refuses while the database has
+        # any. Detached from their slots (the provider may be gone already);
+        # each provider database's own drop removes the slot.
+        for (name,) in conn.execute(_query("native_subscriptions")).fetchall():
+            ident = sql.Identifier(str(name))
+            try:
+                conn.execute(sql.SQL("ALTER SUBSCRIPTION {} DISABLE").format(ident))
+                conn.execute(sql.SQL("ALTER SUBSCRIPTION {} SET (slot_name = NONE)").format(ident))
+                conn.execute(sql.SQL("DROP SUBSCRIPTION {}").format(ident))
+            except psycopg.DatabaseError:
+                continue
         has = conn.execute(_query("has_pglogical")).fetchone()
         if not has or not has[0]:
             return
