@@ -419,6 +419,88 @@ class DropSlot(ActionBase):
         return f"orphaned replication slot {self.slot}"
 
 
+# -- native engine -----------------------------------------------------------------
+
+
+class SetReplicaIdentity(ActionBase):
+    """Native engine: give a filtered table the replica identity its publication needs.
+
+    PostgreSQL refuses the application's UPDATE and DELETE on a table whose
+    publication row filter reads a column outside the replica identity, and
+    on one whose column list does not cover it (both measured). `after` is
+    "full", or "index(<columns>)": a unique index on the key plus the filter
+    columns, used when a column list leaves columns out (FULL would not be
+    covered by the list).
+    """
+
+    kind: Literal["set_replica_identity"] = "set_replica_identity"
+    table: str
+    before: str
+    after: str
+
+    @property
+    def subject(self) -> str:
+        return f"table {self.table}"
+
+    def describe(self) -> str:
+        return f"table {self.table}: replica identity {self.before} -> {self.after}"
+
+
+class SwitchSubscription(ActionBase):
+    """Engine switch on one edge: hand a pglogical subscription over to a native one.
+
+    The native subscription is created without copying (`copy_data = false`)
+    and starts exactly where the pglogical one stopped (its replication
+    origin is advanced to the pglogical origin's position), so no change is
+    lost or applied twice; then the pglogical subscription is dropped.
+    """
+
+    kind: Literal["switch_subscription"] = "switch_subscription"
+    before: Subscription
+    after: Subscription
+
+    @property
+    def destructive(self) -> bool:
+        return True  # the pglogical subscription goes
+
+    @property
+    def symbol(self) -> str:
+        return "-/+"
+
+    @property
+    def subject(self) -> str:
+        return f"subscription {self.after.name}"
+
+    def describe(self) -> str:
+        return (
+            f"subscription {self.after.name} <- {self.after.provider_node}: pglogical -> native"
+            f" publications={{{','.join(self.after.replication_sets)}}} (copy_data = false, no row copied)"
+        )
+
+
+class RefreshSubscription(ActionBase):
+    """Native engine: a provider's publication gained tables; the subscriber copies their rows.
+
+    ALTER SUBSCRIPTION ... REFRESH PUBLICATION (copy_data = true) starts
+    applying the new tables and copies their existing filtered rows.
+    """
+
+    kind: Literal["refresh_subscription"] = "refresh_subscription"
+    name: str
+    provider_node: str
+
+    @property
+    def data_movement(self) -> DataMovement:
+        return DataMovement.INITIAL_COPY
+
+    @property
+    def subject(self) -> str:
+        return f"subscription {self.name}"
+
+    def describe(self) -> str:
+        return f"subscription {self.name} <- {self.provider_node}: refresh publication (copy new tables)"
+
+
 Action = Annotated[
     SetWalKeepSize
     | CreateNode
@@ -434,7 +516,10 @@ Action = Annotated[
     | ReplaceSubscription
     | AlterSubscription
     | DropSubscription
-    | DropSlot,
+    | DropSlot
+    | SetReplicaIdentity
+    | SwitchSubscription
+    | RefreshSubscription,
     Field(discriminator="kind"),
 ]
 

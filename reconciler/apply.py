@@ -25,7 +25,7 @@ import psycopg
 
 from reconciler import apply_log, locks
 from reconciler.actions import Action
-from reconciler.engines import pglogical as engine
+from reconciler.engines import engine_for
 from reconciler.errors import ApplyError
 from reconciler.model import DesiredState
 from reconciler.plan import Plan
@@ -192,7 +192,9 @@ def _run(
     for index, action in enumerate(runnable):
         progress(f"{action.node}: {action.symbol} {action.describe()} ...")
         try:
-            detail = engine.execute(sessions.connect(action.node), action, provider_conn=sessions.provider)
+            detail = engine_for(state.engine).execute(
+                sessions.connect(action.node), action, provider_conn=sessions.provider
+            )
         except (ApplyError, psycopg.Error) as exc:
             failure = f"{action.node}: {action.symbol} {action.describe()}: {exc}"
             report.outcomes.append(Outcome(action, "failed", str(exc)))

@@ -20,6 +20,8 @@ from reconciler.actions import (
     RemoveTable,
     ReplaceSubscription,
     ReplaceTable,
+    SetReplicaIdentity,
+    SwitchSubscription,
 )
 from reconciler.model import NodeCatalog, ReplicationSet, Subscription
 from reconciler.plan import order
@@ -33,9 +35,7 @@ def diff(desired: Mapping[str, NodeCatalog], live: Mapping[str, NodeCatalog]) ->
             asked.setdefault(sub.provider_node, set()).update(sub.replication_sets)
     actions: list[Action] = []
     for node in sorted(set(desired) & set(live)):
-        actions.extend(
-            diff_node(node, desired[node], live[node], subscribed_sets=asked.get(node, ()))
-        )
+        actions.extend(diff_node(node, desired[node], live[node], subscribed_sets=asked.get(node, ())))
     return order(actions)
 
 
@@ -56,7 +56,9 @@ def diff_node(
     # drop them, but an explicit action shows the WAL release in the plan.
     actions.extend(DropSlot(node=node, slot=slot) for slot in sorted(set(live.orphan_slots)))
 
-    if live.node_name is None:
+    if desired.node_name is None:
+        pass  # native engine: publications and subscriptions need no node object
+    elif live.node_name is None:
         actions.append(CreateNode(node=node, name=node, dsn=desired.dsn or ""))
         live = NodeCatalog()
     elif live.node_name != node:
@@ -71,12 +73,25 @@ def diff_node(
         actions.append(CreateNode(node=node, name=node, dsn=desired.dsn or ""))
         live = NodeCatalog()
     elif desired.dsn is not None and live.dsn != desired.dsn:
-        actions.append(
-            ChangeNodeDsn(node=node, name=node, before=live.dsn or "", after=desired.dsn)
-        )
+        actions.append(ChangeNodeDsn(node=node, name=node, before=live.dsn or "", after=desired.dsn))
 
     actions.extend(_diff_sets(node, desired.sets, live.sets, frozenset(subscribed_sets)))
-    actions.extend(_diff_subscriptions(node, desired.subscriptions, live.subscriptions))
+    actions.extend(
+        SetReplicaIdentity(
+            node=node, table=table, before=live.replica_identities.get(table, "unknown"), after=want
+        )
+        for table, want in sorted(desired.replica_identities.items())
+        if live.replica_identities.get(table) != want
+    )
+    actions.extend(_diff_legacy(node, desired.subscriptions, live.legacy_subscriptions))
+    actions.extend(
+        _diff_subscriptions(
+            node,
+            {n: s for n, s in desired.subscriptions.items() if n not in live.legacy_subscriptions},
+            # A half-done switch: the native one exists already; the switch completes it.
+            {n: s for n, s in live.subscriptions.items() if n not in live.legacy_subscriptions},
+        )
+    )
     return actions
 
 
@@ -120,9 +135,7 @@ def _diff_sets(
             )
             continue
         if not _same_flags(want, have):
-            actions.append(
-                AlterSet(node=node, name=name, before=_flags_only(have), after=_flags_only(want))
-            )
+            actions.append(AlterSet(node=node, name=name, before=_flags_only(have), after=_flags_only(want)))
         for table in sorted(set(want.tables) | set(have.tables)):
             want_t, have_t = want.tables.get(table), have.tables.get(table)
             if want_t is None:
@@ -136,6 +149,25 @@ def _diff_sets(
                 actions.append(
                     ReplaceTable(node=node, set_name=name, table=table, before=have_t, after=want_t)
                 )
+    return actions
+
+
+def _diff_legacy(
+    node: str, desired: Mapping[str, Subscription], legacy: Mapping[str, Subscription]
+) -> list[Action]:
+    """Native engine: pglogical subscriptions still held; each declared edge is handed over.
+
+    The desired native subscription of the same name is created by the switch
+    itself (never by a CreateSubscription, whose initial copy would double
+    rows the pglogical one already brought); an undeclared one is dropped.
+    """
+    actions: list[Action] = []
+    for name, old in sorted(legacy.items()):
+        want = desired.get(name)
+        if want is None:
+            actions.append(DropSubscription(node=node, name=name, provider_node=old.provider_node))
+        else:
+            actions.append(SwitchSubscription(node=node, before=old, after=want))
     return actions
 
 

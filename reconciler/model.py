@@ -186,3 +186,13 @@ class NodeCatalog(Frozen):
     # Live only: pglogical slots in this database that no declared subscription
     # uses. They keep WAL forever; desired state always has none.
     orphan_slots: tuple[str, ...] = ()
+    # Native engine only: the replica identity each filtered table needs
+    # ("full", or "index(<columns>)" when a column list excludes columns), as
+    # desired, and what the table has ("default", "full", "nothing", "index(...)"),
+    # as live. PostgreSQL refuses UPDATE/DELETE on a table whose publication
+    # filter reads a column outside the replica identity. Empty for pglogical.
+    replica_identities: dict[str, str] = Field(default_factory=dict)
+    # Live only, native engine: pglogical subscriptions this database still
+    # holds (a network switching engines). Desired state always has none: each
+    # is handed over to the native subscription of the same name, then dropped.
+    legacy_subscriptions: dict[str, Subscription] = Field(default_factory=dict)

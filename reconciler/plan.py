@@ -19,6 +19,7 @@ from reconciler.actions import (
     CreateNode,
     CreateSubscription,
     ReplaceSubscription,
+    SwitchSubscription,
 )
 from reconciler.errors import PlanError
 from reconciler.model import Frozen, NodeCatalog
@@ -56,10 +57,18 @@ PHASES: tuple[str, ...] = (
     "change_node_dsn",
     "create_set",
     "alter_set",
+    # Native: before a filtered table is published, or PostgreSQL refuses the
+    # application's UPDATEs on it (filter column outside the replica identity).
+    "set_replica_identity",
     "add_table",
     "replace_table",
     "create_subscription",
+    # Native engine switch: publications exist by now; the pglogical
+    # subscription of the edge is dropped only once the native one took over.
+    "switch_subscription",
     "alter_subscription",
+    # Native: subscribers pick up tables their provider's publication gained.
+    "refresh_subscription",
     "replace_subscription",
     "remove_table",
     "drop_set",
@@ -180,7 +189,7 @@ def redact_action(action: Action) -> Action:
         return action.model_copy(
             update={"subscription": sub.model_copy(update={"provider_dsn": redact(sub.provider_dsn)})}
         )
-    if isinstance(action, AlterSubscription | ReplaceSubscription):
+    if isinstance(action, AlterSubscription | ReplaceSubscription | SwitchSubscription):
         b, a = action.before, action.after
         return action.model_copy(
             update={

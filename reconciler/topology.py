@@ -123,19 +123,24 @@ def desired_catalogs(state: DesiredState) -> dict[str, NodeCatalog]:
             },
         )
     subs: dict[str, dict[str, Subscription]] = {name: {} for name in state.nodes}
+    native = state.engine == "native"
     for edge in edges(state):
         subs[edge.subscriber][edge.subscription] = Subscription(
             name=edge.subscription,
             provider_node=edge.provider,
             provider_dsn=state.nodes[edge.provider].dsn,
             replication_sets=edge.sets,
-            forward_origins=edge.forward_origins,
+            # PostgreSQL 15 subscriptions have no origin option: they always
+            # forward every origin (harmless here: the tree flows one way).
+            forward_origins=FORWARD_ALL if native else edge.forward_origins,
             enabled=True,
         )
     return {
         name: NodeCatalog(
-            node_name=name,
-            dsn=decl.dsn,
+            # The native engine has no node object: publications and
+            # subscriptions belong to the database itself.
+            node_name=None if native else name,
+            dsn=None if native else decl.dsn,
             sets=dict(sets),
             subscriptions=dict(sorted(subs[name].items())),
         )

@@ -43,6 +43,8 @@ def engine_for(name: str) -> Engine:
     module: ModuleType
     if name == "pglogical":
         from reconciler.engines import pglogical as module
+    elif name == "native":
+        from reconciler.engines import native as module
     else:
         raise ApplyError(f"engine {name!r} is not implemented yet")
     engine: Engine = module

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.inspect import native as native_inspect
 from reconciler.inspect.facts import ColumnFacts, InspectStats, NodeFacts, TableFacts
 from reconciler.inspect.request import Request
 from reconciler.model import BUILTIN_SETS, NodeCatalog, ReplicationSet, SetTable, Subscription
@@ -20,6 +21,7 @@ class RawAnswer:
     tables: dict[str, Any]
     filters: list[dict[str, Any]]  # aligned with Request.probes: {"expr": ...} or {"error": ...}
     pglogical: dict[str, Any] | None  # None: the extension is not installed
+    native: dict[str, Any] | None = None  # None: engine pglogical (or a server before 15)
 
 
 def live_catalog(pglogical: dict[str, Any] | None, database_slots: list[str]) -> NodeCatalog:
@@ -134,6 +136,21 @@ def node_facts(request: Request, desired: NodeCatalog, raw: RawAnswer, stats: In
         tables.setdefault(entry["name"], TableFacts(exists=False))
     normalised, problems = normalise_desired(desired, request, raw.filters)
     slots = {row["name"]: row["slot_name"] for row in (raw.pglogical or {}).get("subscriptions") or []}
+    synced = {
+        row["name"]: bool(row.get("synced")) for row in (raw.pglogical or {}).get("subscriptions") or []
+    }
+    slot_status = dict(server.get("slot_status") or {})
+    if request.engine == "native":
+        # pglogical's catalogs, if any, only tell which subscriptions must
+        # still be switched over and which pglogical slots are orphans.
+        native = raw.native or {}
+        live = native_inspect.live_catalog(native, request, live.subscriptions, live.orphan_slots)
+        normalised = normalised.model_copy(
+            update={"replica_identities": native_inspect.desired_identities(request, tables)}
+        )
+        slots = native_inspect.subscription_slots(native, slots)
+        synced = native_inspect.subscription_synced(native)
+        slot_status.update(native_inspect.slot_status(native))
     return NodeFacts(
         node=request.node,
         live=live,
@@ -151,10 +168,7 @@ def node_facts(request: Request, desired: NodeCatalog, raw: RawAnswer, stats: In
         fingerprint=fingerprint(live, server, tables),
         stats=stats,
         subscription_slots=dict(sorted(slots.items())),
-        subscription_synced={
-            row["name"]: bool(row.get("synced"))
-            for row in (raw.pglogical or {}).get("subscriptions") or []
-        },
-        slot_status=dict(sorted((server.get("slot_status") or {}).items())),
+        subscription_synced=dict(sorted(synced.items())),
+        slot_status=dict(sorted(slot_status.items())),
         output_plugin_libraries=server.get("output_plugin_libraries"),
     )

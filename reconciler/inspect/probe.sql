@@ -24,6 +24,7 @@ DECLARE
     normalised text;
     filters jsonb := '[]';
     catalogs jsonb := 'null';
+    native jsonb := 'null';
     kind text;
     query text;
     answer jsonb;
@@ -70,7 +71,20 @@ BEGIN
         END LOOP;
     END IF;
 
+    -- Native engine: publications, subscriptions, pgoutput slots, replica
+    -- identities. Their columns (prqual, prattrs, pg_publication_namespace)
+    -- exist from PostgreSQL 15 on; older servers answer null and preflight
+    -- blocks them.
+    IF input ? 'native_queries' AND current_setting('server_version_num')::integer >= 150000 THEN
+        native := '{}';
+        FOR kind, query IN SELECT key, value FROM jsonb_each_text(input -> 'native_queries') LOOP
+            EXECUTE query INTO answer;
+            native := native || jsonb_build_object(kind, answer);
+        END LOOP;
+    END IF;
+
     PERFORM set_config('reconcile.inspect_filters', filters::text, true);
     PERFORM set_config('reconcile.inspect_pglogical', catalogs::text, true);
+    PERFORM set_config('reconcile.inspect_native', native::text, true);
 END
 $inspect$

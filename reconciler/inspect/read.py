@@ -117,6 +117,7 @@ def read_node(
         tables=tables[0],
         filters=json.loads(results[0]),
         pglogical=json.loads(results[1]),
+        native=json.loads(results[2]),
     )
     stats = InspectStats(connections=1, round_trips=round_trips, seconds=round(time.monotonic() - started, 6))
     return raw, stats

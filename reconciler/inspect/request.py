@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import getpass
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib.resources import files
 from typing import Any
 
+from pglast.parser import ParseError
 from psycopg import sql
 
 from reconciler import dsn as dsnlib
-from reconciler.model import DesiredState, NodeCatalog
-from reconciler.row_filter import check_row_filter
+from reconciler.model import DesiredState, NodeCatalog, Operation
+from reconciler.row_filter import check_row_filter, filter_columns
 from reconciler.topology import Edge, edges
 
 # The catalog queries run inside probe.sql's DO block, and only when the
 # extension exists; each returns one JSON value. Key = what it reads.
 PGLOGICAL_QUERIES = ("node", "sets", "subscriptions", "orphan_slots")
+# The native engine's catalog queries (inspect/native/*.sql), run the same way.
+NATIVE_QUERIES = ("publications", "subscriptions", "slots", "identities")
 
 
 @cache
@@ -51,6 +54,16 @@ class Request:
     input: dict[str, Any]  # JSON handed to the node (input.sql)
     probes: tuple[FilterProbe, ...]  # in the order of input["filters"]
     problems: tuple[str, ...]  # filters refused before they reach the node
+    engine: str = "pglogical"
+    # Native engine only (pg_subscription records no provider node name):
+    # subscription name -> provider node for this node's declared edges, and
+    # declared DSN -> node, to name the provider of any other subscription.
+    providers: dict[str, str] = field(default_factory=dict)
+    dsn_nodes: dict[str, str] = field(default_factory=dict)
+    # Native engine only: table -> (columns its filters read, whether a set
+    # lists its columns), for tables published with a filter and with
+    # updates or deletes: they need a replica identity covering the filter.
+    identity_needs: dict[str, tuple[tuple[str, ...], bool]] = field(default_factory=dict)
 
 
 def subscriber_database(state: DesiredState, node: str) -> str:
@@ -120,4 +133,40 @@ def build_request(
         "expected_slots": expected_slots,
         "queries": {kind: sql_text(f"pglogical/{kind}") for kind in PGLOGICAL_QUERIES},
     }
-    return Request(node=node, input=payload, probes=tuple(probes), problems=tuple(problems))
+    if state.engine != "native":
+        return Request(node=node, input=payload, probes=tuple(probes), problems=tuple(problems))
+    payload["native_queries"] = {kind: sql_text(f"native/{kind}") for kind in NATIVE_QUERIES}
+    mine = [e for e in (edges(state) if all_edges is None else all_edges) if e.subscriber == node]
+    return Request(
+        node=node,
+        input=payload,
+        probes=tuple(probes),
+        problems=tuple(problems),
+        engine=state.engine,
+        providers={e.subscription: e.provider for e in mine},
+        dsn_nodes={decl.dsn: name for name, decl in sorted(state.nodes.items())},
+        identity_needs=identity_needs(state),
+    )
+
+
+def identity_needs(state: DesiredState) -> dict[str, tuple[tuple[str, ...], bool]]:
+    """Tables whose native publication filter must be covered by the replica identity.
+
+    Only sets that publish updates or deletes matter: PostgreSQL checks the
+    replica identity when an UPDATE or DELETE is published.
+    """
+    read: dict[str, set[str]] = {}
+    listed: dict[str, bool] = {}
+    for decl in state.replication_sets.values():
+        if Operation.UPDATE not in decl.replicate and Operation.DELETE not in decl.replicate:
+            continue
+        for table, tdecl in decl.tables.items():
+            if tdecl.row_filter is None:
+                continue
+            try:
+                columns = filter_columns(tdecl.row_filter)
+            except ParseError:
+                continue  # load.py and preflight report it
+            read.setdefault(table, set()).update(columns)
+            listed[table] = listed.get(table, False) or tdecl.columns is not None
+    return {table: (tuple(sorted(read[table])), listed[table]) for table in sorted(read)}

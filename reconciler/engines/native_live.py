@@ -1,0 +1,119 @@
+"""Point reads the native engine makes before it acts: publications, subscriptions, identities, origins."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from reconciler.model import ReplicationSet, SetTable
+
+Conn = psycopg.Connection[Any]
+
+
+@cache
+def _query(name: str) -> bytes:
+    # bytes: psycopg accepts them as a query without a LiteralString.
+    return (files("reconciler.engines") / "native_queries" / f"{name}.sql").read_bytes()
+
+
+def _rows(conn: Conn, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(_query(name), params)
+        return cur.fetchall()
+
+
+def _one(conn: Conn, name: str, params: dict[str, Any]) -> dict[str, Any] | None:
+    found = _rows(conn, name, params)
+    return found[0] if found else None
+
+
+@dataclass(frozen=True)
+class Publication:
+    set: ReplicationSet  # flags only
+    all_tables: bool
+
+
+@dataclass(frozen=True)
+class NativeSubscription:
+    name: str
+    conninfo: str
+    enabled: bool
+    slot_name: str | None
+    publications: tuple[str, ...]
+    origin: str
+
+
+@dataclass(frozen=True)
+class SlotPosition:
+    active: bool
+    confirmed_flush_lsn: str | None
+
+
+def publication(conn: Conn, name: str) -> Publication | None:
+    r = _one(conn, "publication", {"name": name})
+    if r is None:
+        return None
+    flags = ReplicationSet(
+        name=r["name"],
+        replicate_insert=r["pubinsert"],
+        replicate_update=r["pubupdate"],
+        replicate_delete=r["pubdelete"],
+        replicate_truncate=r["pubtruncate"],
+    )
+    return Publication(set=flags, all_tables=r["all_tables"])
+
+
+def publication_table(conn: Conn, name: str, table: str) -> SetTable | None:
+    r = _one(conn, "publication_table", {"name": name, "table": table})
+    if r is None:
+        return None
+    columns = r["columns"]
+    return SetTable(row_filter=r["row_filter"], columns=tuple(columns) if columns is not None else None)
+
+
+def subscription(conn: Conn, name: str) -> NativeSubscription | None:
+    r = _one(conn, "subscription", {"name": name})
+    if r is None:
+        return None
+    return NativeSubscription(
+        name=r["name"],
+        conninfo=r["conninfo"],
+        enabled=r["enabled"],
+        slot_name=r["slot_name"],
+        publications=tuple(sorted(r["publications"] or [])),
+        origin=r["origin"],
+    )
+
+
+def replica_identity(conn: Conn, table: str) -> str:
+    r = _one(conn, "replica_identity", {"table": table})
+    return "missing" if r is None else str(r["identity"])
+
+
+def origin_lsn(conn: Conn, origin: str) -> str | None:
+    r = _one(conn, "origin_lsn", {"origin": origin})
+    return None if r is None else r["remote_lsn"]
+
+
+def slot_position(conn: Conn, slot: str) -> SlotPosition | None:
+    r = _one(conn, "slot_position", {"slot": slot})
+    return (
+        None
+        if r is None
+        else SlotPosition(active=bool(r["active"]), confirmed_flush_lsn=r["confirmed_flush_lsn"])
+    )
+
+
+def has_pglogical(conn: Conn) -> bool:
+    r = _one(conn, "has_pglogical", {})
+    return bool(r and r["present"])
+
+
+def lsn_reached(conn: Conn, a: str, b: str) -> bool:
+    r = _one(conn, "lsn_reached", {"a": a, "b": b})
+    return bool(r and r["reached"])

@@ -1,0 +1,139 @@
+"""Native engine: a node's answer about publications, subscriptions and slots -> the model (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from reconciler.inspect.facts import TableFacts
+from reconciler.inspect.request import Request
+from reconciler.model import NodeCatalog, ReplicationSet, SetTable, Subscription
+from reconciler.topology import FORWARD_ALL
+
+# A publication FOR ALL TABLES or FOR TABLES IN SCHEMA publishes tables that
+# pg_publication_rel does not list. They appear as these pseudo-table entries
+# (no real table is named like this: declared tables are "schema.table"), so
+# that the plan shows them as drift instead of treating the set as empty.
+ALL_TABLES = "ALL TABLES"
+SCHEMA_PREFIX = "TABLES IN SCHEMA "
+
+# The provider of a subscription nobody declared and whose DSN matches no node.
+UNKNOWN_PROVIDER = "unknown"
+
+
+def publications(rows: list[dict[str, Any]]) -> dict[str, ReplicationSet]:
+    """Publications as replication sets: the publication name is the set name."""
+    sets: dict[str, ReplicationSet] = {}
+    for row in sorted(rows, key=lambda r: str(r["name"])):
+        tables = {
+            t["table"]: SetTable(
+                row_filter=t["row_filter"],
+                columns=tuple(sorted(t["columns"])) if t["columns"] is not None else None,
+            )
+            for t in row["tables"]
+        }
+        if row["all_tables"]:
+            tables[ALL_TABLES] = SetTable()
+        for schema in row["schemas"]:
+            tables[SCHEMA_PREFIX + schema] = SetTable()
+        sets[row["name"]] = ReplicationSet(
+            name=row["name"],
+            replicate_insert=row["replicate_insert"],
+            replicate_update=row["replicate_update"],
+            replicate_delete=row["replicate_delete"],
+            replicate_truncate=row["replicate_truncate"],
+            tables=dict(sorted(tables.items())),
+        )
+    return sets
+
+
+def subscriptions(rows: list[dict[str, Any]], request: Request) -> dict[str, Subscription]:
+    """Native subscriptions; the provider node comes from the declared edge of that name.
+
+    pg_subscription keeps no provider node, only the connection string: an
+    undeclared subscription is named after the node whose declared DSN it
+    uses, else "unknown". PostgreSQL 15 subscriptions forward every origin.
+    """
+    found: dict[str, Subscription] = {}
+    for row in sorted(rows, key=lambda r: str(r["name"])):
+        name, conninfo = row["name"], row["conninfo"]
+        provider = request.providers.get(name) or request.dsn_nodes.get(conninfo) or UNKNOWN_PROVIDER
+        found[name] = Subscription(
+            name=name,
+            provider_node=provider,
+            provider_dsn=conninfo,
+            replication_sets=tuple(sorted(row["publications"] or [])),
+            forward_origins=FORWARD_ALL,
+            enabled=row["enabled"],
+        )
+    return found
+
+
+def orphan_slots(rows: list[dict[str, Any]], request: Request) -> list[str]:
+    """pgoutput slots of this database that no declared edge from this node uses.
+
+    A native subscription's slot is named after the subscription; table-sync
+    slots come and go with initial copies and are never orphans.
+    """
+    expected = {str(e["subscription"]) for e in request.input.get("expected_slots", [])}
+    return sorted(r["slot"] for r in rows if not r["sync"] and r["slot"] not in expected)
+
+
+def live_catalog(
+    native: Mapping[str, Any],
+    request: Request,
+    legacy: Mapping[str, Subscription],
+    pglogical_orphans: tuple[str, ...],
+) -> NodeCatalog:
+    """The database's native objects, the pglogical subscriptions it still holds, and orphaned slots."""
+    identities = native.get("identities") or {}
+    return NodeCatalog(
+        sets=publications(native.get("publications") or []),
+        subscriptions=subscriptions(native.get("subscriptions") or [], request),
+        orphan_slots=tuple(sorted({*orphan_slots(native.get("slots") or [], request), *pglogical_orphans})),
+        replica_identities={
+            table: identities.get(table, "missing") for table in sorted(request.identity_needs)
+        },
+        legacy_subscriptions=dict(sorted(legacy.items())),
+    )
+
+
+def desired_identities(request: Request, tables: Mapping[str, TableFacts]) -> dict[str, str]:
+    """The replica identity each filtered table needs on this node.
+
+    FULL covers every filter; but with a column list PostgreSQL also refuses
+    UPDATE/DELETE unless the list covers the identity (measured), so such a
+    table gets a unique index on its key plus the filter columns instead.
+    Tables that do not exist are left out (preflight blocks them).
+    """
+    wanted: dict[str, str] = {}
+    for table, (read, listed) in sorted(request.identity_needs.items()):
+        info = tables.get(table)
+        if info is None or not info.exists:
+            continue
+        if not listed:
+            wanted[table] = "full"
+            continue
+        key = list(info.pk_columns)
+        wanted[table] = "index(" + ",".join(key + [c for c in read if c not in key]) + ")"
+    return wanted
+
+
+def slot_status(native: Mapping[str, Any]) -> dict[str, str]:
+    """wal_status of every pgoutput slot of this database, sync slots included."""
+    return {r["slot"]: r["wal_status"] for r in native.get("slots") or []}
+
+
+def subscription_slots(native: Mapping[str, Any], legacy: Mapping[str, str]) -> dict[str, str]:
+    """Subscription -> provider slot; pglogical ones still held are keyed 'pglogical:<name>'.
+
+    The planner treats every slot listed here as in use, so a pglogical slot
+    whose subscription has not been switched yet is never proposed for drop.
+    """
+    slots = {r["name"]: r["slot_name"] for r in native.get("subscriptions") or [] if r["slot_name"]}
+    slots.update({f"pglogical:{name}": slot for name, slot in legacy.items()})
+    return dict(sorted(slots.items()))
+
+
+def subscription_synced(native: Mapping[str, Any]) -> dict[str, bool]:
+    return {r["name"]: bool(r["synced"]) for r in native.get("subscriptions") or []}
