@@ -22,6 +22,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0, help="seconds of writes and faults per run")
     parser.add_argument("--port-base", type=int, default=DEFAULT_PORT_BASE)
     parser.add_argument("--no-kill", action="store_true", help="do not kill a region server")
+    parser.add_argument(
+        "--no-kick",
+        action="store_true",
+        help="never disable+enable `down` subscriptions; wait for pglogical (up to its 180 s sleep)",
+    )
+    parser.add_argument(
+        "--patience", type=float, default=20.0, help="seconds to wait after healing before kicking"
+    )
     parser.add_argument("--keep", action="store_true", help="leave the servers of the last run running")
     args = parser.parse_args(argv)
     seeds = args.seed or [random.SystemRandom().randrange(1, 10**6) for _ in range(args.runs)]
@@ -29,7 +37,16 @@ def main(argv: list[str] | None = None) -> int:
     outcomes = []
     for i, seed in enumerate(seeds):
         keep = args.keep and i == len(seeds) - 1
-        outcomes.append(run(seed, args.seconds, args.port_base, keep=keep, kill=not args.no_kill).ok)
+        result = run(
+            seed,
+            args.seconds,
+            args.port_base,
+            keep=keep,
+            kill=not args.no_kill,
+            kick=not args.no_kick,
+            patience=args.patience,
+        )
+        outcomes.append(result.ok)
     print(
         "chaos: "
         + ", ".join(f"seed {s} {'ok' if ok else 'FAILED'}" for s, ok in zip(seeds, outcomes, strict=True))

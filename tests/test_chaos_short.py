@@ -30,7 +30,7 @@ def test_short_chaos_run_loses_nothing() -> None:
     t0 = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "chaos", "--seed", str(SEED), "--seconds", str(SECONDS),
-         "--port-base", str(_free_base())],
+         "--port-base", str(_free_base()), "--patience", "5"],
         capture_output=True,
         text=True,
         cwd=REPO,

@@ -234,6 +234,11 @@ class Link:
             up = _Pipe(self, creader, twriter, "up")
             down = _Pipe(self, treader, cwriter, "down")
             await asyncio.gather(up.read_loop(), up.write_loop(), down.read_loop(), down.write_loop())
+        except asyncio.CancelledError:
+            # Shutting down. Python 3.11's start_server callback calls
+            # task.exception() on a cancelled handler and logs a traceback;
+            # ending normally avoids that noise.
+            pass
         finally:
             self._conns.discard(entry)
             for w in entry:
