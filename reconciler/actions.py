@@ -341,6 +341,8 @@ class AlterSubscription(ActionBase):
     kind: Literal["alter_subscription"] = "alter_subscription"
     before: Subscription
     after: Subscription
+    # Native engine: SET PUBLICATION copies the tables of added publications.
+    copy_data: bool = False
 
     @property
     def subject(self) -> str:
@@ -348,9 +350,11 @@ class AlterSubscription(ActionBase):
 
     @property
     def data_movement(self) -> DataMovement:
-        # A set newly added to a subscription does not copy existing rows.
+        # A set newly added to a pglogical subscription does not copy existing rows.
         added = set(self.after.replication_sets) - set(self.before.replication_sets)
-        return DataMovement.RESYNC_NEEDED if added else DataMovement.NONE
+        if not added:
+            return DataMovement.NONE
+        return DataMovement.INITIAL_COPY if self.copy_data else DataMovement.RESYNC_NEEDED
 
     def describe(self) -> str:
         b, a = self.before, self.after

@@ -7,7 +7,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler import gitops
-from reconciler.actions import Action, AlterSubscription, DropSlot, ReplaceSubscription, SetWalKeepSize
+from reconciler.actions import (
+    Action,
+    AddTable,
+    AlterSubscription,
+    CreateSubscription,
+    DropSlot,
+    RefreshSubscription,
+    ReplaceSubscription,
+    SetWalKeepSize,
+)
 from reconciler.diff import diff
 from reconciler.errors import PlanError
 from reconciler.inspect import InspectResult, inspect_network
@@ -55,7 +64,10 @@ def compute_plan(
         {name: f.desired for name, f in facts.items()},
         {name: f.live for name, f in facts.items()},
     )
-    actions = order([*_across_nodes(facts, actions), *server_settings(state, facts)])
+    actions = _across_nodes(facts, actions)
+    if state.engine == "native":
+        actions = _native_across_nodes(facts, actions)
+    actions = order([*actions, *server_settings(state, facts)])
     plan = Plan(
         tool_version=tool_version(),
         desired_commit=gitops.revision(directory).commit,
@@ -95,6 +107,37 @@ def broken_subscriptions(facts: Mapping[str, NodeFacts]) -> dict[tuple[str, str]
                     "re-copy needed"
                 )
     return broken
+
+
+def _native_across_nodes(facts: Mapping[str, NodeFacts], actions: list[Action]) -> list[Action]:
+    """Native engine: what a provider's change means for its subscribers.
+
+    A table added to a publication reaches an existing subscription only
+    after ALTER SUBSCRIPTION ... REFRESH PUBLICATION, which copies its rows;
+    SET PUBLICATION (an AlterSubscription adding sets) copies the tables of
+    the added publications. Both are labelled as the copies they are.
+    """
+    busy = {
+        (a.node, a.after.name if isinstance(a, AlterSubscription) else a.subscription.name)
+        for a in actions
+        if isinstance(a, AlterSubscription | CreateSubscription)
+    }
+    grown = {(a.node, a.set_name) for a in actions if isinstance(a, AddTable)}
+    result: list[Action] = [
+        a.model_copy(update={"copy_data": True}) if isinstance(a, AlterSubscription) else a for a in actions
+    ]
+    refresh: set[tuple[str, str, str]] = set()
+    for subscriber, f in sorted(facts.items()):
+        for name, sub in sorted(f.live.subscriptions.items()):
+            if name not in f.desired.subscriptions or (subscriber, name) in busy:
+                continue
+            if any((sub.provider_node, s) in grown for s in sub.replication_sets):
+                refresh.add((subscriber, name, sub.provider_node))
+    result.extend(
+        RefreshSubscription(node=node, name=name, provider_node=provider)
+        for node, name, provider in sorted(refresh)
+    )
+    return result
 
 
 def _across_nodes(facts: Mapping[str, NodeFacts], actions: list[Action]) -> list[Action]:

@@ -30,6 +30,8 @@ def preflight(state: DesiredState, result: InspectResult) -> list[Blocker]:
     for _, facts in sorted(result.facts.items()):
         blockers += _server_blockers(state, facts)
         blockers += _table_blockers(state, facts)
+        if state.engine == "native":
+            blockers += _native_blockers(state, facts)
     blockers += _edge_blockers(state, result)
     blockers += _shared_server_blockers(state, result)
     return sorted(set(blockers), key=lambda b: (b.node, b.table or "", b.message))
@@ -59,6 +61,39 @@ def _server_blockers(state: DesiredState, facts: NodeFacts) -> list[Blocker]:
     if facts.wal_level != "logical":
         found.append(f"wal_level is {facts.wal_level}, not logical; it needs a server restart")
     return [Blocker(node=facts.node, message=m) for m in found]
+
+
+def _native_blockers(state: DesiredState, facts: NodeFacts) -> list[Blocker]:
+    """What PostgreSQL's own logical replication needs that pglogical does not."""
+    out: list[Blocker] = []
+    if facts.server_version_num < 150000:
+        out.append(
+            Blocker(
+                node=facts.node,
+                message=f"the native engine needs PostgreSQL 15 or later (row filters, column lists);"
+                f" this server is {facts.server_version}",
+            )
+        )
+    for set_name, decl in sorted(state.replication_sets.items()):
+        for table, tdecl in sorted(decl.tables.items()):
+            if tdecl.columns is None or tdecl.row_filter is None:
+                continue
+            try:
+                read = filter_columns(tdecl.row_filter)
+            except ParseError:
+                continue
+            # The replica identity must cover the filter and the column list the
+            # identity, or PostgreSQL refuses UPDATE/DELETE on the table (measured).
+            for column in sorted(read - set(tdecl.columns)):
+                out.append(
+                    Blocker(
+                        node=facts.node,
+                        table=table,
+                        message=f"row filter of set {set_name} reads column {column}, which its column list"
+                        " leaves out (PostgreSQL would refuse UPDATE and DELETE on the table)",
+                    )
+                )
+    return out
 
 
 def _table_blockers(state: DesiredState, facts: NodeFacts) -> list[Blocker]:

@@ -1,5 +1,10 @@
 """The approval lifecycle end to end on real servers: what pglogical delivers alone, what verify finds, what --repair fixes.
 
+Parametrised over both engines: with `engine: native` (PostgreSQL 15 row
+filters turn an approval into an INSERT and a withdrawal into a DELETE
+upstream) every level holds exactly the approved rows on its own, verify
+finds nothing and no repair runs.
+
 Topology: nation <- region <- d1, d2. Every case is a change at a district;
 the test states what region and nation must hold afterwards (the approved
 rows, compared columns only), asserts what pglogical's row filter delivers
@@ -17,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from test_native import subscriptions_ready, use_engine
 from typer.testing import CliRunner, Result
 
 from reconciler.cli import app
@@ -46,6 +52,8 @@ def wait_for(check: Callable[[], bool], what: str, timeout: float = 60.0) -> Non
 
 
 def all_replicating(net: Any) -> bool:
+    if net.state.engine == "native":
+        return all(subscriptions_ready(net, node) for node in UPPER)
     for node in UPPER:
         rows = net.execute(node, "SELECT status FROM pglogical.show_subscription_status()")
         if not rows or any(status != "replicating" for (status,) in rows):
@@ -115,8 +123,10 @@ def new_approach(net: Any, node: str, title: str, status: str) -> str:
     return key
 
 
-def test_approval_lifecycle_pglogical_alone_then_verify_and_repair(network: Any) -> None:
+@pytest.mark.parametrize("engine", ["pglogical", "native"])
+def test_approval_lifecycle_then_verify_and_repair(network: Any, engine: str) -> None:
     net = network(parents=SMALL)
+    use_engine(net, engine)
     applied = cli("apply", "-d", str(net.dir), "--auto-approve")
     assert applied.exit_code == 0, applied.output
     wait_for(lambda: all_replicating(net), "every subscription replicating")
@@ -172,6 +182,21 @@ def test_approval_lifecycle_pglogical_alone_then_verify_and_repair(network: Any)
         **rows(net, "d2", "public.approach", APPROACH_COLUMNS, "status = 'approved'"),
     }
     assert set(expected_appr) == {a["edited"], a["to_approve"], a["new_approved"], a["other_district"]}
+
+    if engine == "native":
+        # --- native delivers every case on its own: no verify difference, no repair
+        for node in UPPER:
+            assert rows(net, node, "public.technology", TECH_COLUMNS) == expected_tech, node
+            assert rows(net, node, "public.approach", APPROACH_COLUMNS) == expected_appr, node
+            notes = net.execute(node, "SELECT count(*) FROM public.approach WHERE internal_note IS NOT NULL")
+            assert notes == [(0,)]
+        code, report = verify(net)
+        assert code == 0, report
+        assert report["summary"] == {**report["summary"], "missing": 0, "differing": 0, "stale": 0}
+        later = new_tech(net, "d2", "still flowing", True)
+        settle(net)
+        assert later in rows(net, "nation", "public.technology", TECH_COLUMNS)
+        return
 
     # --- what pglogical delivers on its own --------------------------------
     for node in UPPER:

@@ -127,7 +127,9 @@ def edge_slot(provider: NodeReading | None, edge: Edge) -> SlotReading | None:
     return min(mine, key=lambda s: (len(s.slot), s.slot), default=None)
 
 
-def judge_edge(edge: Edge, readings: Mapping[str, NodeReading], limits: Monitoring) -> EdgeHealth:
+def judge_edge(
+    edge: Edge, readings: Mapping[str, NodeReading], limits: Monitoring, engine: str = "pglogical"
+) -> EdgeHealth:
     subscriber = readings.get(edge.subscriber)
     provider = readings.get(edge.provider)
     found: list[Finding] = []
@@ -142,7 +144,7 @@ def judge_edge(edge: Edge, readings: Mapping[str, NodeReading], limits: Monitori
     slot = edge_slot(provider, edge)
     if provider is None or not provider.reachable:
         found.append(Finding(level=Level.CRIT, message=f"provider {edge.provider} unreachable"))
-    elif slot is None and provider.pglogical_version is not None:
+    elif slot is None and (engine == "native" or provider.pglogical_version is not None):
         found.append(Finding(level=Level.CRIT, message=f"no slot for this edge on {edge.provider}"))
     if slot is not None:
         if slot.wal_status == "lost":
@@ -173,7 +175,7 @@ def judge_node(state: DesiredState, reading: NodeReading, drift: int | None) -> 
     found: list[Finding] = []
     if not reading.reachable:
         found.append(Finding(level=Level.CRIT, message=f"unreachable: {reading.reason or 'no answer'}"))
-    elif reading.pglogical_version is None:
+    elif reading.pglogical_version is None and state.engine == "pglogical":
         found.append(Finding(level=Level.CRIT, message="pglogical extension not installed"))
     if reading.last_apply is not None and reading.last_apply.result != "ok":
         found.append(Finding(level=Level.WARN, message="last apply failed"))
@@ -209,7 +211,7 @@ def judge(
     }
     drift = drift or {}
     nodes = tuple(judge_node(state, complete[name], drift.get(name)) for name in sorted(complete))
-    judged_edges = tuple(judge_edge(e, complete, limits) for e in edges(state))
+    judged_edges = tuple(judge_edge(e, complete, limits, state.engine) for e in edges(state))
     slots = tuple(
         judge_slot(name, slot, limits)
         for name in sorted(complete)

@@ -110,9 +110,19 @@ def lag_seconds(conn: Conn, slot: str, probe: str) -> tuple[float, Any]:
 
 def read_slots(conn: Conn, state: DesiredState, node: str, pglogical: bool) -> tuple[SlotReading, ...]:
     expected: list[dict[str, str]] = []
+    plugins = ["pglogical_output"]
     if pglogical:
         expected = rows(conn, "expected_slots", {"expected": expected_slot_input(state, node)})
-    found = rows(conn, "slots", {"expected": json.dumps(expected, sort_keys=True)})
+    if state.engine == "native":
+        # A native subscription's slot has the subscription's name. pglogical
+        # slots stay listed: until the switch they still serve their edge.
+        plugins.append("pgoutput")
+        expected += [
+            {"slot": e.subscription, "subscription": e.subscription}
+            for e in edges(state)
+            if e.provider == node
+        ]
+    found = rows(conn, "slots", {"expected": json.dumps(expected, sort_keys=True), "plugins": plugins})
     backend = conn.info.backend_pid
     result: list[SlotReading] = []
     for number, row in enumerate(found):
@@ -176,6 +186,12 @@ def read_node(state: DesiredState, node: str, timeout: float) -> NodeReading:
             subscriptions: dict[str, str] = {}
             if pglogical and rows(conn, "local_node")[0]["has_node"]:
                 subscriptions = {r["subscription"]: r["status"] for r in rows(conn, "subscriptions")}
+            if state.engine == "native":
+                # A pglogical subscription not yet switched still counts for its
+                # edge unless the native one of the same name exists.
+                subscriptions.update(
+                    {r["subscription"]: r["status"] for r in rows(conn, "native_subscriptions")}
+                )
             slots = read_slots(conn, state, node, pglogical)
             last = _last_apply(conn)
     except psycopg.DatabaseError as exc:

@@ -23,6 +23,9 @@ SELECT s.slot_name::text AS slot,
     ON s.slot_name::text = x.slot
     OR (left(s.slot_name::text, length(x.slot) + 1) = x.slot || '_'
         AND substr(s.slot_name::text, length(x.slot) + 2) ~ '^[0-9a-f]{8}$')
- WHERE s.plugin = 'pglogical_output'
+ WHERE s.plugin = ANY (%(plugins)s)
    AND s.database = current_database()
+   -- A native table-sync slot (pg_<subid>_sync_<relid>_<sysid>) lives only
+   -- while a subscriber copies a table: never an orphan.
+   AND s.slot_name::text !~ '^pg_[0-9]+_sync_[0-9]+_[0-9]+$'
  ORDER BY s.slot_name
