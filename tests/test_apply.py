@@ -9,33 +9,19 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import git
 import pytest
-from typer.testing import CliRunner, Result
+from support import assert_in_sync, cli, wait_for
+from typer.testing import Result
 
-from reconciler.cli import app
 from reconciler.locks import APPLY_LOCK_KEY
 
 pytestmark = pytest.mark.server
 
 SMALL = {"nation": None, "region": "nation", "d1": "region", "d2": "region"}
-
-
-def cli(*args: str, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(app, list(args), env=env)
-
-
-def wait_for(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
 def plan_json(directory: Path) -> dict[str, Any]:
@@ -50,12 +36,6 @@ def apply_ok(directory: Path, *extra: str) -> Result:
     assert result.exit_code == 0, result.output
     assert "converged" in result.output
     return result
-
-
-def assert_in_sync(directory: Path) -> None:
-    result = cli("plan", "-d", str(directory), "--detailed-exitcode")
-    assert result.exit_code == 0, result.output
-    assert "No changes." in result.stdout
 
 
 def insert_technology(net: Any, node: str, approved: bool) -> str:

@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
-
-from reconciler.cli import app
+from support import cli, plan_actions, wait_for
 
 pytestmark = pytest.mark.server
 
 SMALL = {"nation": None, "region": "nation", "d1": "region", "d2": "region"}
-
-
-def cli(*args: str) -> Result:
-    return CliRunner().invoke(app, list(args))
-
-
-def planned(directory: Path) -> list[dict[str, Any]]:
-    result = cli("plan", "-d", str(directory), "--format", "json")
-    assert result.exit_code == 0, result.output
-    actions: list[dict[str, Any]] = json.loads(result.stdout)["actions"]
-    return actions
 
 
 def converge(directory: Path) -> None:
@@ -36,15 +21,6 @@ def converge(directory: Path) -> None:
     assert "converged" in result.output
     check = cli("plan", "-d", str(directory), "--detailed-exitcode")
     assert check.exit_code == 0, check.output
-
-
-def wait_for(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def extra_subscription(net: Any) -> None:
@@ -129,7 +105,7 @@ def test_hand_drift_is_one_precise_change_and_apply_repairs_it(
     net = network(parents=SMALL)
     converge(net.dir)
     drift(net)
-    actions = planned(net.dir)
+    actions = plan_actions(net.dir)
     assert [(a["node"], a["kind"]) for a in actions] == [(node, kind)], actions
     converge(net.dir)
 
@@ -140,15 +116,17 @@ def test_dropped_provider_node_is_recreated_and_its_subscription_replaced(networ
     # pglogical refuses to drop a node whose slot is in use: stop the region first.
     net.execute("region", "SELECT pglogical.alter_subscription_disable('region_from_d2', true)")
     wait_for(
-        lambda: net.execute(
-            "d2",
-            "SELECT count(*) FROM pg_replication_slots WHERE active AND database = current_database()",
-        )[0][0]
-        == 0,
+        lambda: (
+            net.execute(
+                "d2",
+                "SELECT count(*) FROM pg_replication_slots WHERE active AND database = current_database()",
+            )[0][0]
+            == 0
+        ),
         "d2's slot to become inactive",
     )
     net.execute("d2", "SELECT pglogical.drop_node('d2')")
-    actions = planned(net.dir)
+    actions = plan_actions(net.dir)
     kinds = {(a["node"], a["kind"]) for a in actions}
     assert ("d2", "create_node") in kinds
     # The subscription's catalog still matches, but its slot went with the
@@ -165,6 +143,8 @@ def test_dropped_provider_node_is_recreated_and_its_subscription_replaced(networ
         (key,),
     )
     wait_for(
-        lambda: net.execute("nation", "SELECT count(*) FROM public.technology WHERE id = %s", (key,))[0][0] == 1,
+        lambda: (
+            net.execute("nation", "SELECT count(*) FROM public.technology WHERE id = %s", (key,))[0][0] == 1
+        ),
         "a row written at d2 after the repair to reach the nation",
     )

@@ -2,42 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
-from typer.testing import CliRunner, Result
-
-from reconciler.cli import app
+from support import cli, plan_actions, wait_for
 
 pytestmark = pytest.mark.server
 
 SMALL = {"nation": None, "region": "nation", "d1": "region", "d2": "region"}
-
-
-def cli(*args: str) -> Result:
-    return CliRunner().invoke(app, list(args))
-
-
-def actions(directory: Path) -> list[dict[str, Any]]:
-    result = cli("plan", "-d", str(directory), "--format", "json")
-    assert result.exit_code == 0, result.output
-    found: list[dict[str, Any]] = json.loads(result.stdout)["actions"]
-    return found
-
-
-def wait_for(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def insert_approved(net: Any, node: str, rows: int = 1) -> list[str]:
@@ -68,7 +43,7 @@ def test_declared_wal_keep_size_is_planned_once_per_server(
 ) -> None:
     net = network(parents=SMALL)
     (net.dir / "settings.yaml").write_text("level_settings:\n  district:\n    max_slot_wal_keep_size: 64MB\n")
-    planned = [a for a in actions(net.dir) if a["kind"] == "set_wal_keep_size"]
+    planned = [a for a in plan_actions(net.dir) if a["kind"] == "set_wal_keep_size"]
     # d1 and d2 share the district server: one action, on the first of them.
     assert [(a["node"], a["before"], a["after"]) for a in planned] == [("d1", "-1", "64MB")]
     result = cli("apply", "-d", str(net.dir), "--auto-approve")
@@ -85,7 +60,10 @@ def test_lost_slot_is_replaced_and_verify_repair_restores_the_rows(
     assert result.exit_code == 0, result.output
     before = insert_approved(net, "d1")
     wait_for(
-        lambda: net.execute("nation", "SELECT count(*) FROM public.technology WHERE id = %s", (before[0],))[0][0] == 1,
+        lambda: (
+            net.execute("nation", "SELECT count(*) FROM public.technology WHERE id = %s", (before[0],))[0][0]
+            == 1
+        ),
         "the first row at the nation",
     )
     # The region goes away (its subscription stops consuming) while d1 writes on.
@@ -99,14 +77,16 @@ def test_lost_slot_is_replaced_and_verify_repair_restores_the_rows(
             district_server.execute("SELECT pg_switch_wal()")
             insert_approved(net, "d2")
         district_server.execute("CHECKPOINT")
-        rows = net.execute("d1", "SELECT wal_status FROM pg_replication_slots WHERE database = current_database()")
+        rows = net.execute(
+            "d1", "SELECT wal_status FROM pg_replication_slots WHERE database = current_database()"
+        )
         return [r[0] for r in rows] == ["lost"]
 
     wait_for(lost, "d1's slot to be invalidated", timeout=60)
     district_server.execute("ALTER SYSTEM RESET max_slot_wal_keep_size")
     district_server.execute("SELECT pg_reload_conf()")
 
-    planned = actions(net.dir)
+    planned = plan_actions(net.dir)
     # d1's slot is lost; d2's may be too (1MB is less than its walsender's lag at times).
     replace = {a["after"]["name"]: a for a in planned if a["kind"] == "replace_subscription"}
     assert {a["node"] for a in replace.values()} == {"region"}, planned
@@ -123,7 +103,10 @@ def test_lost_slot_is_replaced_and_verify_repair_restores_the_rows(
     # New writes flow again; the outage's rows are found missing and repaired.
     after = insert_approved(net, "d1")
     wait_for(
-        lambda: net.execute("nation", "SELECT count(*) FROM public.technology WHERE id = %s", (after[0],))[0][0] == 1,
+        lambda: (
+            net.execute("nation", "SELECT count(*) FROM public.technology WHERE id = %s", (after[0],))[0][0]
+            == 1
+        ),
         "a row written after the repair at the nation",
     )
     found = cli("verify", "-d", str(net.dir))
@@ -133,8 +116,9 @@ def test_lost_slot_is_replaced_and_verify_repair_restores_the_rows(
     for key in before + during + after:
         for node in ("region", "nation"):
             wait_for(
-                lambda n=node, k=key: net.execute(n, "SELECT count(*) FROM public.technology WHERE id = %s", (k,))[0][0]
-                == 1,
+                lambda n=node, k=key: (
+                    net.execute(n, "SELECT count(*) FROM public.technology WHERE id = %s", (k,))[0][0] == 1
+                ),
                 f"row {key} at {node}",
             )
     assert cli("verify", "-d", str(net.dir)).exit_code == 0
