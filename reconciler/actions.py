@@ -432,9 +432,9 @@ class SetReplicaIdentity(ActionBase):
     PostgreSQL refuses the application's UPDATE and DELETE on a table whose
     publication row filter reads a column outside the replica identity, and
     on one whose column list does not cover it (both measured). `after` is
-    "full", or "index(<columns>)": a unique index on the key plus the filter
-    columns, used when a column list leaves columns out (FULL would not be
-    covered by the list).
+    "index(<columns>)": a unique index on the key plus the filter columns
+    (FULL is not covered by a column list, and pglogical's apply worker
+    fails on FULL tables during an engine switch). "full" is understood too.
     """
 
     kind: Literal["set_replica_identity"] = "set_replica_identity"

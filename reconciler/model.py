@@ -187,7 +187,7 @@ class NodeCatalog(Frozen):
     # uses. They keep WAL forever; desired state always has none.
     orphan_slots: tuple[str, ...] = ()
     # Native engine only: the replica identity each filtered table needs
-    # ("full", or "index(<columns>)" when a column list excludes columns), as
+    # ("index(<key + filter columns>)"), as
     # desired, and what the table has ("default", "full", "nothing", "index(...)"),
     # as live. PostgreSQL refuses UPDATE/DELETE on a table whose publication
     # filter reads a column outside the replica identity. Empty for pglogical.

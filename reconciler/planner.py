@@ -137,6 +137,21 @@ def _native_across_nodes(facts: Mapping[str, NodeFacts], actions: list[Action]) 
         RefreshSubscription(node=node, name=name, provider_node=provider)
         for node, name, provider in sorted(refresh)
     )
+    # A slot left behind by a subscription dropped while its provider was
+    # down carries the name its re-creation needs ("replication slot ...
+    # already exists"): it goes first, and the plan says so.
+    planned = {(a.node, a.slot) for a in result if isinstance(a, DropSlot)}
+    for action in actions:
+        if not isinstance(action, CreateSubscription):
+            continue
+        sub = action.subscription
+        provider = facts.get(sub.provider_node)
+        if (
+            provider is not None
+            and sub.name in provider.slot_status
+            and (sub.provider_node, sub.name) not in planned
+        ):
+            result.append(DropSlot(node=sub.provider_node, slot=sub.name))
     return result
 
 

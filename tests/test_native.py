@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from ruamel.yaml import YAML
 from typer.testing import CliRunner, Result
@@ -22,7 +23,7 @@ from typer.testing import CliRunner, Result
 from reconciler.cli import app
 from reconciler.load import load_desired_state
 
-SMALL = {"nation": None, "region": "nation", "d1": "region", "d2": "region"}
+SMALL: dict[str, str | None] = {"nation": None, "region": "nation", "d1": "region", "d2": "region"}
 
 
 def cli(*args: str) -> Result:
@@ -113,11 +114,14 @@ def test_native_converges_and_replicates(network: Any) -> None:
     assert "No changes" in again.stdout or "in sync" in again.stdout.lower(), again.stdout
 
     identities = net.execute(
-        "d1", "SELECT relname, relreplident FROM pg_class WHERE relname IN ('technology', 'approach') ORDER BY 1"
+        "d1",
+        "SELECT relname, relreplident FROM pg_class WHERE relname IN ('technology', 'approach') ORDER BY 1",
     )
-    # approach has a column list: FULL would not be covered by it, so an index.
-    assert identities == [("approach", "i"), ("technology", "f")]
-    wait_for(lambda: subscriptions_ready(net, "region") and subscriptions_ready(net, "nation"), "subscriptions")
+    # An index on key + filter columns: FULL would not be covered by approach's column list.
+    assert identities == [("approach", "i"), ("technology", "i")]
+    wait_for(
+        lambda: subscriptions_ready(net, "region") and subscriptions_ready(net, "nation"), "subscriptions"
+    )
 
     approved = tech(net, "d1", "terraces", True)
     draft = tech(net, "d2", "guess", False)
@@ -129,3 +133,59 @@ def test_native_converges_and_replicates(network: Any) -> None:
     # Withdrawing arrives as a DELETE.
     net.execute("d1", "UPDATE public.technology SET approved = false WHERE id = %s", (approved,))
     wait_for(lambda: not has_row(net, "nation", approved), "a withdrawal to reach the nation")
+
+
+@pytest.mark.server
+def test_native_drift_of_a_publication_filter_is_one_change(network: Any) -> None:
+    net = native_network(network, {"nation": None, "region": "nation", "d1": "region"})
+    apply(net)
+    net.execute(
+        "d1",
+        "ALTER PUBLICATION approved SET TABLE public.technology WHERE (NOT approved),"
+        " public.approach (id, title, status, district, updated_at) WHERE (status = 'approved')",
+    )
+    drift = plan_json(net)
+    assert kinds(drift) == [("d1", "replace_table", "table approved/public.technology")]
+    assert drift["actions"][0]["after"]["row_filter"] == "approved"
+    apply(net)
+    assert cli("plan", "-d", str(net.dir), "--detailed-exitcode").exit_code == 0
+    assert net.execute(
+        "d1",
+        "SELECT pg_get_expr(prqual, prrelid) FROM pg_publication_rel WHERE prrelid = 'public.technology'::regclass",
+    ) == [("approved",)]
+
+
+@pytest.mark.server
+def test_native_drop_while_provider_is_down_leaves_an_orphan_slot_until_cleaned(network: Any) -> None:
+    net = native_network(network, {"nation": None, "region": "nation", "d1": "region"})
+    apply(net)
+    # A subscription nobody declared, with its slot on d1.
+    d1 = net.dsn("d1")
+    net.execute(
+        "region",
+        f"CREATE SUBSCRIPTION stray CONNECTION '{d1} password=hunter2' PUBLICATION approved"
+        " WITH (copy_data = false)",
+    )
+    drift = plan_json(net)
+    assert kinds(drift) == [("region", "drop_subscription", "subscription stray")]
+    assert "hunter2" not in json.dumps(drift)
+    dbname = net.execute("d1", "SELECT current_database()")[0][0]
+    server = psycopg.connect(net.dsn("d1").replace(f"dbname={dbname}", "dbname=postgres"), autocommit=True)
+    # d1 stops answering: new connections refused, its walsenders ended.
+    server.execute(f'ALTER DATABASE "{dbname}" ALLOW_CONNECTIONS false')
+    server.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (dbname,))
+    try:
+        result = cli("apply", "-d", str(net.dir), "--auto-approve", "--allow-destroy")
+        assert "hunter2" not in result.output
+        assert "slot stray left on provider d1" in result.output, result.output
+    finally:
+        server.execute(f'ALTER DATABASE "{dbname}" ALLOW_CONNECTIONS true')
+        server.close()
+    assert net.execute("region", "SELECT count(*) FROM pg_subscription WHERE subname = 'stray'") == [(0,)]
+    orphan = plan_json(net)
+    assert kinds(orphan) == [("d1", "drop_slot", "slot stray")]
+    status = cli("status", "-d", str(net.dir), "--format", "json")
+    assert status.exit_code == 2, status.output
+    assert any(s["slot"] == "stray" and s["orphan"] for s in json.loads(status.stdout)["slots"])
+    apply(net, "--allow-destroy")
+    assert cli("plan", "-d", str(net.dir), "--detailed-exitcode").exit_code == 0

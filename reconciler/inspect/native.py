@@ -8,6 +8,7 @@ from typing import Any
 from reconciler.inspect.facts import TableFacts
 from reconciler.inspect.request import Request
 from reconciler.model import NodeCatalog, ReplicationSet, SetTable, Subscription
+from reconciler.secrets import redact
 from reconciler.topology import FORWARD_ALL
 
 # A publication FOR ALL TABLES or FOR TABLES IN SCHEMA publishes tables that
@@ -57,7 +58,8 @@ def subscriptions(rows: list[dict[str, Any]], request: Request) -> dict[str, Sub
     found: dict[str, Subscription] = {}
     for row in sorted(rows, key=lambda r: str(r["name"])):
         name, conninfo = row["name"], row["conninfo"]
-        provider = request.providers.get(name) or request.dsn_nodes.get(conninfo) or UNKNOWN_PROVIDER
+        # Declared DSNs hold no password; one written into subconninfo by hand does not hide the node.
+        provider = request.providers.get(name) or request.dsn_nodes.get(redact(conninfo)) or UNKNOWN_PROVIDER
         found[name] = Subscription(
             name=name,
             provider_node=provider,
@@ -99,23 +101,26 @@ def live_catalog(
 
 
 def desired_identities(request: Request, tables: Mapping[str, TableFacts]) -> dict[str, str]:
-    """The replica identity each filtered table needs on this node.
+    """The replica identity each filtered table needs on this node: a unique index on key + filter columns.
 
-    FULL covers every filter; but with a column list PostgreSQL also refuses
-    UPDATE/DELETE unless the list covers the identity (measured), so such a
-    table gets a unique index on its key plus the filter columns instead.
-    Tables that do not exist are left out (preflight blocks them).
+    Not REPLICA IDENTITY FULL, although it also covers every filter (all measured):
+    * with a column list PostgreSQL refuses UPDATE/DELETE unless the list
+      covers the identity, and FULL is every column;
+    * pglogical's apply worker fails on a subscriber table with FULL
+      ("could not find REPLICA IDENTITY index"), which breaks the pglogical
+      subscriptions still running during an engine switch.
+    A filter reading only key columns needs nothing. Tables that do not exist
+    are left out (preflight blocks them).
     """
     wanted: dict[str, str] = {}
-    for table, (read, listed) in sorted(request.identity_needs.items()):
+    for table, (read, _listed) in sorted(request.identity_needs.items()):
         info = tables.get(table)
-        if info is None or not info.exists:
-            continue
-        if not listed:
-            wanted[table] = "full"
+        if info is None or not info.exists or not info.pk_columns:
             continue
         key = list(info.pk_columns)
-        wanted[table] = "index(" + ",".join(key + [c for c in read if c not in key]) + ")"
+        extra = [c for c in read if c not in key]
+        if extra:
+            wanted[table] = "index(" + ",".join(key + extra) + ")"
     return wanted
 
 
