@@ -189,3 +189,144 @@ def test_native_drop_while_provider_is_down_leaves_an_orphan_slot_until_cleaned(
     assert any(s["slot"] == "stray" and s["orphan"] for s in json.loads(status.stdout)["slots"])
     apply(net, "--allow-destroy")
     assert cli("plan", "-d", str(net.dir), "--detailed-exitcode").exit_code == 0
+
+
+# -- pure: statements, inspection normalisation, diff (no server) --------------
+
+
+def test_statements_publication_and_subscription() -> None:
+    from psycopg import sql
+
+    from reconciler.actions import AddTable, CreateSet, CreateSubscription, SetReplicaIdentity
+    from reconciler.engines.native_statements import identity_index_name, statements
+    from reconciler.model import ReplicationSet, SetTable, Subscription
+
+    assert statements(CreateSet(node="d1", set=ReplicationSet(name="approved"))) == [
+        sql.SQL("CREATE PUBLICATION {name} WITH ({publish})").format(
+            name=sql.Identifier("approved"),
+            publish=sql.SQL("publish = {}").format(sql.Literal("insert, update, delete")),
+        )
+    ]
+    add = AddTable(
+        node="d1",
+        set_name="approved",
+        table="public.approach",
+        spec=SetTable(row_filter="status = 'approved'", columns=("id", "status")),
+    )
+    [stmt] = statements(add)
+    assert "ADD TABLE" in repr(stmt) and "WHERE (" in repr(stmt)
+    ident = statements(
+        SetReplicaIdentity(node="d1", table="public.approach", before="default", after="index(id,status)")
+    )
+    name = identity_index_name("public.approach", ("id", "status"))
+    assert len(name) <= 63 and name.startswith("approach_reconcile_ri_")
+    assert len(ident) == 2 and name in repr(ident[1])
+    sub = Subscription(
+        name="region_from_d1",
+        provider_node="d1",
+        provider_dsn="host=h dbname=d1",
+        replication_sets=("approved",),
+        forward_origins=("all",),
+    )
+    [create] = statements(CreateSubscription(node="region", subscription=sub))
+    assert "copy_data = " in repr(create) and "Literal(True)" in repr(create)
+    assert "slot_name = " in repr(create) and "Literal('region_from_d1')" in repr(create)
+
+
+def test_native_live_catalog_reads_publications_honestly() -> None:
+    from reconciler.inspect.facts import ColumnFacts, TableFacts
+    from reconciler.inspect.native import ALL_TABLES, SCHEMA_PREFIX, desired_identities, live_catalog
+    from reconciler.inspect.request import Request
+
+    request = Request(
+        node="region",
+        input={"expected_slots": [{"subscription": "nation_from_region"}]},
+        probes=(),
+        problems=(),
+        engine="native",
+        providers={"region_from_d1": "d1"},
+        dsn_nodes={"host=h dbname=d2": "d2"},
+        identity_needs={"public.t": (("approved",), False), "public.k": (("id",), False)},
+    )
+    native = {
+        "publications": [
+            {
+                "name": "everything",
+                "all_tables": True,
+                "replicate_insert": True,
+                "replicate_update": True,
+                "replicate_delete": True,
+                "replicate_truncate": True,
+                "tables": [],
+                "schemas": ["public"],
+            }
+        ],
+        "subscriptions": [
+            {
+                "name": "region_from_d1",
+                "conninfo": "host=h dbname=d1",
+                "publications": ["approved"],
+                "enabled": True,
+                "slot_name": "region_from_d1",
+                "synced": True,
+            },
+            {
+                "name": "stray",
+                "conninfo": "host=h dbname=d2 password=secret",
+                "publications": ["approved"],
+                "enabled": False,
+                "slot_name": None,
+                "synced": True,
+            },
+        ],
+        "slots": [
+            {"slot": "nation_from_region", "wal_status": "reserved", "sync": False},
+            {"slot": "pg_16400_sync_16390_7300000000000000000", "wal_status": "reserved", "sync": True},
+            {"slot": "old", "wal_status": "extended", "sync": False},
+        ],
+        "identities": {"public.t": "default"},
+    }
+    live = live_catalog(native, request, legacy={}, pglogical_orphans=("pgl_x",))
+    assert set(live.sets["everything"].tables) == {ALL_TABLES, SCHEMA_PREFIX + "public"}
+    assert live.subscriptions["region_from_d1"].provider_node == "d1"
+    assert live.subscriptions["stray"].provider_node == "d2"
+    assert live.orphan_slots == ("old", "pgl_x")
+    assert live.replica_identities == {"public.k": "missing", "public.t": "default"}
+    facts = {
+        "public.t": TableFacts(
+            exists=True,
+            columns={"id": ColumnFacts(type="uuid", not_null=True)},
+            pk_columns=("id",),
+            pk_types=("uuid",),
+        ),
+        "public.k": TableFacts(exists=True, pk_columns=("id",), pk_types=("uuid",)),
+    }
+    # A filter on key columns only needs no identity of its own.
+    assert desired_identities(request, facts) == {"public.t": "index(id,approved)"}
+
+
+def test_diff_switches_each_pglogical_subscription_instead_of_creating() -> None:
+    from reconciler.actions import SwitchSubscription
+    from reconciler.diff import diff
+    from reconciler.model import NodeCatalog, Subscription
+
+    pgl = Subscription(
+        name="region_from_d1",
+        provider_node="d1",
+        provider_dsn="x",
+        replication_sets=("approved",),
+        forward_origins=(),
+    )
+    native = pgl.model_copy(update={"forward_origins": ("all",)})
+    gone = pgl.model_copy(update={"name": "region_from_old", "provider_node": "old"})
+    desired = {"region": NodeCatalog(subscriptions={"region_from_d1": native})}
+    for existing in ({}, {"region_from_d1": native}):  # before, and half-way through, a switch
+        live = {
+            "region": NodeCatalog(
+                subscriptions=existing, legacy_subscriptions={"region_from_d1": pgl, "region_from_old": gone}
+            )
+        }
+        actions = diff(desired, live)
+        assert [a.kind for a in actions] == ["drop_subscription", "switch_subscription"]
+        assert isinstance(actions[1], SwitchSubscription) and actions[1].after == native
+        assert actions[1].destructive
