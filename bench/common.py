@@ -39,7 +39,9 @@ class Figure:
         if self.unit == "x":
             return f"{self.value:.2f}x"
         if self.unit == "%":
-            return f"{self.value:.1f} %"
+            return f"{self.value:.1f} %" if self.value >= 1 else f"{self.value:.3f} %"
+        if self.unit == "ms":
+            return f"{self.value:.1f} ms"
         if self.unit == "bytes":
             return f"{int(self.value):,} B"
         return f"{self.value:g} {self.unit}"

@@ -107,7 +107,7 @@ def run(port_base: int = DEFAULT_PORT_BASE, seconds: float = 30.0, rate: float =
         lab.stop()
     where = machine()
     p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
-    details = {
+    details: dict[str, object] = {
         "rows": len(committed),
         "arrived": len(latencies),
         "lost": lost,

@@ -26,9 +26,11 @@ from pathlib import Path
 import psycopg
 
 from bench.common import Figure, machine, median, table
+from reconciler.inspect import inspect_node
 from reconciler.model import DesiredState
 from reconciler.planner import compute_plan
 from reconciler.sandbox_server import is_running
+from reconciler.topology import desired_catalogs, edges
 from tools.lab import Lab, NodeSpec, converge, tree
 from tools.netproxy import LinkProcess
 
@@ -68,6 +70,40 @@ def time_plan(state: DesiredState, directory: Path, names: Sequence[str]) -> tup
     run = compute_plan(state, directory, nodes=names, parallelism=PARALLELISM)
     seconds = time.monotonic() - t0
     return seconds, len(run.plan.actions), len(run.plan.unreachable)
+
+
+def per_node(lab: Lab, state: DesiredState) -> list[Figure]:
+    """One node at a time (no concurrency): where a plan's time goes on each node.
+
+    On this machine every node's server shares the same cores with the
+    client, so server work per node adds up instead of running in parallel
+    as it would on 111 machines; these two medians show that cost.
+    """
+    desired = desired_catalogs(state)
+    all_edges = edges(state)
+    names = sorted(state.nodes)
+    reads, floors = [], []
+    for name in names:
+        t0 = time.monotonic()
+        inspect_node(state, name, desired[name], 10.0, all_edges)
+        reads.append(time.monotonic() - t0)
+        t0 = time.monotonic()
+        select_one(state, [name], 1)
+        floors.append(time.monotonic() - t0)
+    where = machine(lab.specs["nation"].conninfo)
+    read, floor = median(reads) * 1000, median(floors) * 1000
+    print(f"  one node at a time: inspection {read:.1f} ms, connect+SELECT 1 {floor:.1f} ms", flush=True)
+    details: dict[str, object] = {
+        "nodes": len(names),
+        "sum_inspect_s": sum(reads),
+        "sum_select1_s": sum(floors),
+    }
+    return [
+        Figure("one node's inspection (sequential median)", read, "ms", "", None,
+               f"sum over 111 nodes {sum(reads):.2f} s", details, where),
+        Figure("one node's connect+SELECT 1 (sequential median)", floor, "ms", "", None,
+               f"sum over 111 nodes {sum(floors):.2f} s", details, where),
+    ]  # fmt: skip
 
 
 def measure(lab: Lab, state: DesiredState, directory: Path, repeat: int, log: object = print) -> list[Figure]:
@@ -185,6 +221,7 @@ def run(
             # Servers kept by an earlier --keep run: only the plan figures.
             state = lab.write_desired(directory)
             figures += measure(lab, state, directory, repeat)
+            figures += per_node(lab, state)
             figures += measure_latency(lab, root, max(3, repeat // 2))
             return figures
         lab.start()
@@ -233,6 +270,7 @@ def run(
         )
         print(f"  no-change apply: {median(noop):.3f} s", flush=True)
         figures += measure(lab, state, directory, repeat)
+        figures += per_node(lab, state)
         figures += measure_latency(lab, root, max(3, repeat // 2))
     finally:
         if keep:

@@ -186,7 +186,7 @@ def _pg_ctl(*args: str) -> None:
 
 def _rows(conninfo: str, query: str) -> set[tuple[Any, ...]]:
     with psycopg.connect(conninfo, autocommit=True, connect_timeout=10) as conn:
-        return {tuple(r) for r in conn.execute(query)}  # type: ignore[call-overload]
+        return {tuple(r) for r in conn.execute(query)}
 
 
 def _tech_query(where: str = "") -> str:
@@ -297,7 +297,7 @@ def check(lab: Lab, result: Result) -> bool:
 
 def _rows_list(conninfo: str, query: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(conninfo, autocommit=True, connect_timeout=10) as conn:
-        return [tuple(r) for r in conn.execute(query)]  # type: ignore[call-overload]
+        return [tuple(r) for r in conn.execute(query)]
 
 
 def run(
