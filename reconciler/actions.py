@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from reconciler.model import Frozen, ReplicationSet, SetTable, Subscription
+from reconciler.model import Frozen, ReplicationSet, SetTable, Subscription, wal_keep_bytes
 
 
 class DataMovement(StrEnum):
@@ -117,6 +117,16 @@ class SetWalKeepSize(ActionBase):
     kind: Literal["set_wal_keep_size"] = "set_wal_keep_size"
     before: str
     after: str
+
+    @property
+    def destructive(self) -> bool:
+        """Lowering the limit (or setting one) can invalidate slots that already hold more WAL."""
+        before, after = wal_keep_bytes(self.before), wal_keep_bytes(self.after)
+        return after != -1 and (before == -1 or after < before)
+
+    @property
+    def data_movement(self) -> DataMovement:
+        return DataMovement.SLOT_DROPPED if self.destructive else DataMovement.NONE
 
     @property
     def subject(self) -> str:
@@ -267,10 +277,14 @@ class CreateSubscription(ActionBase):
 
     kind: Literal["create_subscription"] = "create_subscription"
     subscription: Subscription
+    # False when the subscriber's tables already hold rows: pglogical's COPY
+    # would fail on keys already there and leave the subscription broken for
+    # good; verify --repair brings the provider's older rows instead.
+    copy_data: bool = True
 
     @property
     def data_movement(self) -> DataMovement:
-        return DataMovement.INITIAL_COPY
+        return DataMovement.INITIAL_COPY if self.copy_data else DataMovement.RESYNC_NEEDED
 
     @property
     def symbol(self) -> str:
@@ -282,10 +296,13 @@ class CreateSubscription(ActionBase):
 
     def describe(self) -> str:
         s = self.subscription
-        return (
+        text = (
             f"subscription {s.name} <- {s.provider_node} sets={{{','.join(s.replication_sets)}}}"
             f" forward_origins={{{','.join(s.forward_origins)}}}"
         )
+        if not self.copy_data:
+            text += " (no initial copy: the subscriber's tables hold rows; run verify --repair)"
+        return text
 
 
 class ReplaceSubscription(ActionBase):

@@ -143,7 +143,10 @@ def apply_plan(
                 conn = sessions.connect(node)
             except psycopg.OperationalError as exc:
                 raise _connect_error(node, state.nodes[node].connect_dsn, exc) from exc
-            locks.acquire(conn, node, options.lock_timeout)
+            try:
+                locks.acquire(conn, node, options.lock_timeout)
+            except psycopg.Error as exc:
+                raise ApplyError(f"node {node}: cannot take the apply lock: {exc}; nothing was done") from exc
         _check_fresh(state, directory, plan, touched, options)
         _run(state, plan, runnable, sessions, report, progress, user, host)
     finally:
@@ -186,6 +189,7 @@ def _run(
     host: str,
 ) -> None:
     kill_after = int(os.environ.get(KILL_AFTER_ENV, "0") or 0)
+    records = _start_records(plan, runnable, sessions, progress, user, host)
     per_node: dict[str, list[dict[str, str]]] = {}
     failure: str | None = None
     index = 0
@@ -209,21 +213,43 @@ def _run(
     if failure is not None:
         for action in runnable[index + 1 :]:
             report.outcomes.append(Outcome(action, "not attempted"))
+            per_node.setdefault(action.node, []).append(_record(action, "not attempted"))
         report.failed = True
-    for node, actions in sorted(per_node.items()):
+    for node, record in sorted(records.items()):
+        actions = per_node.get(node, [])
         try:
-            apply_log.write(
+            apply_log.finish(
+                sessions.connect(node),
+                record,
+                result="failed" if any(a["status"] != "done" for a in actions) else "ok",
+                actions=actions,
+                message=failure,
+            )
+        except psycopg.Error as exc:
+            progress(f"{node}: warning: could not complete the apply record: {exc}")
+
+
+def _start_records(
+    plan: Plan, runnable: Sequence[Action], sessions: _Sessions, progress: Progress, user: str, host: str
+) -> dict[str, int]:
+    """A 'running' record on every node to be touched, before anything changes there."""
+    planned: dict[str, list[dict[str, str]]] = {}
+    for action in runnable:
+        planned.setdefault(action.node, []).append(_record(action, "planned"))
+    records: dict[str, int] = {}
+    for node, actions in sorted(planned.items()):
+        try:
+            records[node] = apply_log.start(
                 sessions.connect(node),
                 os_user=user,
                 client_host=host,
                 tool_version=plan.tool_version,
                 desired_commit=plan.desired_commit,
-                result="failed" if failure and any(a["status"] == "failed" for a in actions) else "ok",
                 actions=actions,
-                message=failure,
             )
         except psycopg.Error as exc:
             progress(f"{node}: warning: could not write the apply record: {exc}")
+    return records
 
 
 def _verify(

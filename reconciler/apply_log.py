@@ -20,7 +20,7 @@ _DDL = [
         " client_host text NOT NULL,"
         " tool_version text NOT NULL,"
         " desired_commit text,"
-        " result text NOT NULL CHECK (result IN ('ok', 'failed')),"
+        " result text NOT NULL,"  # running | ok | failed
         " actions jsonb NOT NULL,"
         " message text)"
     ),
@@ -39,36 +39,54 @@ class ApplyRecord:
     message: str | None
 
 
-def write(
+def start(
     conn: psycopg.Connection,
     *,
     os_user: str,
     client_host: str,
     tool_version: str,
     desired_commit: str | None,
-    result: str,
     actions: list[dict[str, str]],
-    message: str | None,
-) -> None:
-    """Append one record (creating the schema on first use) in one transaction."""
+) -> int:
+    """Record, before the first action, what this apply is about to do here ('running').
+
+    Written first so that an apply killed half-way still leaves its record;
+    `finish` completes it. Returns the record's id.
+    """
     with conn.transaction():
         for statement in _DDL:
             conn.execute(statement)
-        conn.execute(
+        row = conn.execute(
             sql.SQL(
                 "INSERT INTO reconcile.apply_log"
-                " (os_user, client_host, tool_version, desired_commit, result, actions, message)"
-                " VALUES ({}, {}, {}, {}, {}, {}, {})"
+                " (os_user, client_host, tool_version, desired_commit, result, actions)"
+                " VALUES ({}, {}, {}, {}, 'running', {}) RETURNING id"
             ).format(
                 sql.Literal(os_user),
                 sql.Literal(client_host),
                 sql.Literal(tool_version),
                 sql.Literal(desired_commit),
-                sql.Literal(result),
                 sql.Literal(json.dumps(actions, sort_keys=True)),
-                sql.Literal(message),
             )
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def finish(
+    conn: psycopg.Connection, record: int, *, result: str, actions: list[dict[str, str]], message: str | None
+) -> None:
+    """Complete a record with each action's outcome and the result ('ok' or 'failed')."""
+    conn.execute(
+        sql.SQL(
+            "UPDATE reconcile.apply_log SET result = {}, actions = {}, message = {} WHERE id = {}"
+        ).format(
+            sql.Literal(result),
+            sql.Literal(json.dumps(actions, sort_keys=True)),
+            sql.Literal(message),
+            sql.Literal(record),
         )
+    )
 
 
 def last(conn: psycopg.Connection) -> ApplyRecord | None:

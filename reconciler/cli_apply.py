@@ -12,6 +12,7 @@ from reconciler.apply import ApplyOptions, ApplyReport, apply_plan
 from reconciler.cli_common import DirOption, load_state_or_exit, resolve_dir
 from reconciler.cli_plan import NodeOption, ParallelismOption, TimeoutOption
 from reconciler.errors import ApplyError, PlanError
+from reconciler.model import DesiredState
 from reconciler.plan import Plan, load_plan
 from reconciler.planner import compute_plan
 from reconciler.render.text import render_text
@@ -47,6 +48,19 @@ def _report(report: ApplyReport) -> None:
             typer.echo(
                 "Rerun `reconcile apply` once the cause is fixed: it converges from where this stopped."
             )
+
+
+def _check_saved_plan(plan: Plan, state: DesiredState, commit: str | None) -> None:
+    """A saved plan runs only against the desired state it was computed from."""
+    undeclared = sorted({a.node for a in plan.actions} - set(state.nodes))
+    if undeclared:
+        raise PlanError(f"the saved plan acts on node(s) no longer declared: {', '.join(undeclared)}")
+    made_from = (plan.desired_commit or "").split(" ")[0]
+    if made_from and commit and made_from != commit:
+        raise PlanError(
+            f"the saved plan was made from desired-state commit {made_from[:12]}, but the directory is at"
+            f" {commit[:12]}; make a new plan"
+        )
 
 
 def apply_command(
@@ -97,11 +111,15 @@ def apply_command(
     try:
         if plan_file is not None:
             plan: Plan = load_plan(plan_file)
+            _check_saved_plan(plan, state, revision.commit)
         else:
             plan = compute_plan(state, root, nodes=node, parallelism=parallelism, timeout=timeout).plan
     except PlanError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
+    if revision.dirty_files:
+        # --allow-dirty: the record must not claim the committed state was applied.
+        plan = plan.model_copy(update={"desired_commit": f"{revision.commit} (dirty)"})
     typer.echo(render_text(plan), nl=False)
     if plan.blockers:
         typer.echo("error: the plan has blocking errors; nothing was done.", err=True)
@@ -122,7 +140,7 @@ def apply_command(
     )
     try:
         report = apply_plan(state, root, plan, options, progress=typer.echo)
-    except ApplyError as exc:
+    except (ApplyError, PlanError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     _report(report)

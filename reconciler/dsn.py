@@ -40,10 +40,6 @@ def parse(dsn: str) -> dict[str, str]:
     return {k: str(v) for k, v in parsed.items() if v is not None}
 
 
-def has_password(dsn: str) -> bool:
-    return "password" in parse(dsn)
-
-
 def server_address(params: dict[str, str]) -> ServerAddress:
     """The server a parsed DSN reaches; every loopback spelling counts as one host.
 

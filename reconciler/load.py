@@ -365,10 +365,11 @@ def _check_dsns(state: DesiredState, add: Any) -> None:
             except dsnlib.DsnError as exc:
                 add(where, f"node '{name}': {field} is not a valid connection string: {exc}")
                 continue
-            if "password" in params:
+            secret = next((k for k in ("password", "sslpassword") if k in params), None)
+            if secret is not None:
                 add(
                     where,
-                    f"node '{name}': {field} contains a password; secrets never live in git "
+                    f"node '{name}': {field} contains a {secret}; secrets never live in git "
                     "(use ~/.pgpass, PGPASSFILE, a service file or PGPASSWORD)",
                 )
                 continue

@@ -35,7 +35,9 @@ def holder(conn: psycopg.Connection) -> str:
 
 def acquire(conn: psycopg.Connection, node: str, timeout: float | None) -> None:
     """Take the node's apply lock for the life of `conn`; fail at once or after `timeout` s."""
-    if timeout is None:
+    # lock_timeout = 0 means "wait forever" to PostgreSQL: 0 (or less than a
+    # millisecond) is "do not wait" here.
+    if timeout is None or timeout < 0.001:
         got = conn.execute(
             sql.SQL("SELECT pg_try_advisory_lock({})").format(sql.Literal(APPLY_LOCK_KEY))
         ).fetchone()

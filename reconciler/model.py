@@ -55,6 +55,12 @@ def parse_size(value: object) -> object:
 
 ByteSize = Annotated[int, BeforeValidator(parse_size), Field(ge=0)]
 
+
+def wal_keep_bytes(value: str) -> int:
+    """max_slot_wal_keep_size in bytes, -1 meaning no limit (PostgreSQL prints it in its own units)."""
+    text = value.strip()
+    return -1 if text == "-1" else int(str(parse_size(text)))
+
 DEFAULT_REPLICATE: tuple[Operation, ...] = (Operation.INSERT, Operation.UPDATE, Operation.DELETE)
 
 

@@ -158,12 +158,18 @@ class Plan(Frozen):
         return tuple(a for a in self.actions if a.destructive)
 
     def held_back(self, allow_destroy: bool) -> tuple[Action, ...]:
-        """Actions apply must skip: every destructive one unless destroys are allowed."""
-        return () if allow_destroy else self.destroys
+        """Actions apply must skip: every destructive one unless destroys are allowed, and
+        everything on a node whose node drop is held back (a database holds one pglogical
+        node: the new one cannot be created while the old one stays)."""
+        if allow_destroy:
+            return ()
+        renamed = {a.node for a in self.destroys if a.kind == "drop_node"}
+        return tuple(a for a in self.actions if a.destructive or a.node in renamed)
 
     def runnable(self, allow_destroy: bool) -> tuple[Action, ...]:
         """Actions apply may run, in plan order."""
-        return tuple(a for a in self.actions if allow_destroy or not a.destructive)
+        held = {id(a) for a in self.held_back(allow_destroy)}
+        return tuple(a for a in self.actions if id(a) not in held)
 
     def by_node(self) -> dict[str, list[Action]]:
         """Actions grouped per node, nodes sorted, plan order kept within each node."""

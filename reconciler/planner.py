@@ -12,6 +12,7 @@ from reconciler.actions import (
     AddTable,
     AlterSubscription,
     CreateSubscription,
+    DropSet,
     DropSlot,
     RefreshSubscription,
     ReplaceSubscription,
@@ -21,7 +22,7 @@ from reconciler.diff import diff
 from reconciler.errors import PlanError
 from reconciler.inspect import InspectResult, inspect_network
 from reconciler.inspect.facts import NodeFacts
-from reconciler.model import DesiredState, parse_size
+from reconciler.model import DesiredState, wal_keep_bytes
 from reconciler.plan import Plan, order, tool_version
 from reconciler.preflight import preflight
 
@@ -64,7 +65,7 @@ def compute_plan(
         {name: f.desired for name, f in facts.items()},
         {name: f.live for name, f in facts.items()},
     )
-    actions = _across_nodes(facts, actions)
+    actions = _across_nodes(state, facts, actions)
     if state.engine == "native":
         actions = _native_across_nodes(facts, actions)
     actions = order([*actions, *server_settings(state, facts)])
@@ -155,7 +156,7 @@ def _native_across_nodes(facts: Mapping[str, NodeFacts], actions: list[Action]) 
     return result
 
 
-def _across_nodes(facts: Mapping[str, NodeFacts], actions: list[Action]) -> list[Action]:
+def _across_nodes(state: DesiredState, facts: Mapping[str, NodeFacts], actions: list[Action]) -> list[Action]:
     """Adjust the per-node diff with what only several nodes together show."""
     in_use = {slot for f in facts.values() for slot in f.subscription_slots.values()}
     broken = broken_subscriptions(facts)
@@ -164,6 +165,17 @@ def _across_nodes(facts: Mapping[str, NodeFacts], actions: list[Action]) -> list
         # A slot held by a live subscription is dropped with that subscription.
         if isinstance(action, DropSlot) and action.slot in in_use:
             continue
+        # Dropping a set or slot on a provider whose subscriber was not read
+        # (unreachable, or left out with --node) could cut a live subscription
+        # (it would go `down`): that waits for a plan that reads both.
+        upstream = state.nodes[action.node].upstream
+        if isinstance(action, DropSet | DropSlot) and upstream is not None and upstream not in facts:
+            continue
+        # A COPY onto rows already there fails on their keys and leaves the
+        # subscription broken for good; the older rows come by verify --repair.
+        holds_rows = any(t.has_rows for t in facts[action.node].tables.values())
+        if isinstance(action, CreateSubscription) and holds_rows:
+            action = action.model_copy(update={"copy_data": False})
         if isinstance(action, AlterSubscription) and (action.node, action.after.name) in broken:
             continue  # superseded by the replace below, which also sets sets/enabled/dsn
         if isinstance(action, ReplaceSubscription) and (action.node, action.after.name) in broken:
@@ -175,11 +187,6 @@ def _across_nodes(facts: Mapping[str, NodeFacts], actions: list[Action]) -> list
         wanted = facts[subscriber].desired.subscriptions[name]
         result.append(ReplaceSubscription(node=subscriber, before=live, after=wanted, reason=reason))
     return result
-
-
-def _size_bytes(value: str) -> int:
-    """-1 (no limit) as -1, else bytes; PostgreSQL prints the setting in its own units."""
-    return -1 if value.strip() == "-1" else int(str(parse_size(value.strip())))
 
 
 def server_settings(state: DesiredState, facts: Mapping[str, NodeFacts]) -> list[SetWalKeepSize]:
@@ -195,6 +202,6 @@ def server_settings(state: DesiredState, facts: Mapping[str, NodeFacts]) -> list
         if wanted is None or f.system_identifier in seen:
             continue
         seen.add(f.system_identifier)
-        if _size_bytes(f.max_slot_wal_keep_size) != _size_bytes(wanted):
+        if wal_keep_bytes(f.max_slot_wal_keep_size) != wal_keep_bytes(wanted):
             actions.append(SetWalKeepSize(node=name, before=f.max_slot_wal_keep_size, after=wanted))
     return actions

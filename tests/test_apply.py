@@ -143,8 +143,11 @@ def test_apply_killed_with_sigkill_is_completed_by_the_next_run(network: Any, ki
     assert killed.returncode == -9, killed.stdout + killed.stderr
     middle = plan_json(net.dir)
     assert middle["actions"], "the killed apply should have left work to do"
+    # The killed apply left its record, marked as never completed, on the node it started on.
+    assert net.execute("d1", "SELECT result FROM reconcile.apply_log") == [("running",)]
     apply_ok(net.dir)
     assert_in_sync(net.dir)
+    assert net.execute("d1", "SELECT result FROM reconcile.apply_log ORDER BY id") == [("running",), ("ok",)]
 
 
 def test_stale_saved_plan_is_refused_then_a_fresh_plan_applies(network: Any, tmp_path: Path) -> None:
@@ -194,7 +197,7 @@ def test_apply_refuses_a_dirty_repository(network: Any) -> None:
     assert net.execute("d1", "SELECT count(*) FROM pglogical.local_node") == [(0,)]
     apply_ok(net.dir, "--allow-dirty")
     records = net.execute("d1", "SELECT desired_commit, result FROM reconcile.apply_log")
-    assert records == [(repo.head.commit.hexsha, "ok")]
+    assert records == [(f"{repo.head.commit.hexsha} (dirty)", "ok")]
 
 
 def test_apply_record_and_no_password_anywhere(network: Any, tmp_path: Path) -> None:
@@ -216,3 +219,30 @@ def test_apply_record_and_no_password_anywhere(network: Any, tmp_path: Path) -> 
         assert os_user and version and outcome == "ok"
         assert secret not in actions
         assert json.loads(actions), f"{node} has an empty action list"
+
+
+def test_lock_timeout_zero_does_not_wait(network: Any) -> None:
+    net = network(parents=SMALL)
+    holder = net.connect("d1")
+    holder.execute("SELECT pg_advisory_lock(%s)", (APPLY_LOCK_KEY,))
+    started = time.monotonic()
+    result = cli("apply", "-d", str(net.dir), "--auto-approve", "--lock-timeout", "0")
+    assert result.exit_code == 1, result.output
+    assert "another apply holds the lock" in result.output
+    assert time.monotonic() - started < 30
+
+
+def test_saved_plan_from_another_commit_is_refused(network: Any, tmp_path: Path) -> None:
+    net = network(parents=SMALL)
+    repo = git.Repo.init(net.dir)
+    repo.index.add([p.name for p in sorted(net.dir.glob("*.yaml"))])
+    repo.index.commit("desired state")
+    saved = tmp_path / "plan.json"
+    assert cli("plan", "-d", str(net.dir), "-o", str(saved)).exit_code == 0
+    (net.dir / "topology.yaml").write_text((net.dir / "topology.yaml").read_text() + "\n# reviewed\n")
+    repo.index.add(["topology.yaml"])
+    repo.index.commit("a later change")
+    result = cli("apply", "-d", str(net.dir), str(saved))
+    assert result.exit_code == 1, result.output
+    assert "the saved plan was made from desired-state commit" in result.output
+    assert net.execute("d1", "SELECT count(*) FROM pglogical.local_node") == [(0,)]

@@ -148,3 +148,35 @@ def test_dropped_provider_node_is_recreated_and_its_subscription_replaced(networ
         ),
         "a row written at d2 after the repair to reach the nation",
     )
+
+
+def test_subscription_dropped_by_hand_comes_back_without_copying_onto_existing_rows(network: Any) -> None:
+    net = network(parents=SMALL)
+    converge(net.dir)
+    key = str(uuid.uuid4())
+    net.execute(
+        "d1",
+        "INSERT INTO public.technology (id, title, district, approved) VALUES (%s, 'before', 'd1', true)",
+        (key,),
+    )
+    wait_for(
+        lambda: net.execute("region", "SELECT count(*) FROM public.technology WHERE id = %s", (key,))[0][0] == 1,
+        "the row at the region",
+    )
+    net.execute("region", "SELECT pglogical.drop_subscription('region_from_d1')")
+    actions = plan_actions(net.dir)
+    assert [(a["node"], a["kind"], a["copy_data"]) for a in actions] == [("region", "create_subscription", False)]
+    assert actions[0]["data_movement"] == "resync_needed"
+    converge(net.dir)
+    later = str(uuid.uuid4())
+    net.execute(
+        "d1",
+        "INSERT INTO public.technology (id, title, district, approved) VALUES (%s, 'after', 'd1', true)",
+        (later,),
+    )
+    wait_for(
+        lambda: net.execute("nation", "SELECT count(*) FROM public.technology WHERE id = %s", (later,))[0][0] == 1,
+        "a new row through the re-created subscription",
+    )
+    status = net.execute("region", "SELECT status FROM pglogical.show_subscription_status('region_from_d1')")
+    assert status == [("replicating",)]

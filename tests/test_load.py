@@ -200,12 +200,15 @@ def test_reserved_set_name(tmp_path: Path) -> None:
     [
         "host=10.3.0.1 dbname=slm user=replicator password=hunter2",
         "postgresql://replicator:hunter2@10.3.0.1:5432/slm",
+        "host=10.3.0.1 dbname=slm sslpassword=hunter2",
+        "postgresql://10.3.0.1/slm?sslpassword=hunter2",
     ],
 )
 def test_password_in_dsn(tmp_path: Path, dsn: str) -> None:
     topology = TOPOLOGY.replace('"host=10.3.0.1 port=5432 dbname=slm user=replicator"', f'"{dsn}"')
     found = only_problem(write(tmp_path, topology))
-    assert found.startswith(f"{tmp_path}/topology.yaml:14:10: node 'district_a': dsn contains a password")
+    assert found.startswith(f"{tmp_path}/topology.yaml:14:10: node 'district_a': dsn contains a ")
+    assert "password; secrets never live in git" in found
     assert "hunter2" not in found
 
 

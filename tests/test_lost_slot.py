@@ -46,7 +46,12 @@ def test_declared_wal_keep_size_is_planned_once_per_server(
     planned = [a for a in plan_actions(net.dir) if a["kind"] == "set_wal_keep_size"]
     # d1 and d2 share the district server: one action, on the first of them.
     assert [(a["node"], a["before"], a["after"]) for a in planned] == [("d1", "-1", "64MB")]
-    result = cli("apply", "-d", str(net.dir), "--auto-approve")
+    assert planned[0]["destructive"] is True  # a new limit can invalidate slots already past it
+    held = cli("apply", "-d", str(net.dir), "--auto-approve")
+    assert held.exit_code == 0, held.output
+    assert "held back (needs --allow-destroy): d1: ~ server setting max_slot_wal_keep_size" in held.output
+    assert district_server.execute("SHOW max_slot_wal_keep_size").fetchone() == ("-1",)
+    result = cli("apply", "-d", str(net.dir), "--auto-approve", "--allow-destroy")
     assert result.exit_code == 0, result.output
     assert district_server.execute("SHOW max_slot_wal_keep_size").fetchone() == ("64MB",)
     assert cli("plan", "-d", str(net.dir), "--detailed-exitcode").exit_code == 0

@@ -115,7 +115,7 @@ def _execute(conn: Conn, action: Action, provider_conn: ProviderConn | None) -> 
             live.run(conn, [remove_table_sql(action.set_name, action.table)])
             return DONE
         case CreateSubscription():
-            return _create_subscription(conn, action.subscription, provider_conn)
+            return _create_subscription(conn, action.subscription, provider_conn, copy_data=action.copy_data)
         case AlterSubscription():
             return _alter_subscription(conn, action, provider_conn)
         case ReplaceSubscription():
@@ -316,7 +316,10 @@ def _check_provider_sets(provider_conn: ProviderConn | None, provider: str, sets
         return
     pconn = provider_conn(provider)
     if pconn is None:
-        return  # unreachable: create_subscription itself reports it
+        raise ApplyError(
+            f"provider {provider} does not answer on its admin DSN, so its replication sets cannot be"
+            " checked; nothing was changed for this subscription"
+        )
     missing = sorted(set(sets) - set(live.provider_sets(pconn, sets)))
     if missing:
         raise ApplyError(
@@ -354,14 +357,21 @@ def _replace_subscription(conn: Conn, action: ReplaceSubscription, provider_conn
         provider = action.after.provider_node
         if action.reason is None or _slot_usable(provider_conn, provider, current.slot_name):
             return ALREADY
+    # The provider must offer the sets before anything is dropped: a replace
+    # that fails half-way must not leave the subscriber without its subscription.
+    _check_provider_sets(provider_conn, action.after.provider_node, action.after.replication_sets)
     notes = []
-    for name in sorted({action.before.name, action.after.name}):
-        note = _drop_subscription(conn, name, provider_conn)
-        if note and note != DONE:
-            notes.append(note)
-    # No initial copy: the subscriber holds the provider's older rows and a
-    # COPY would fail on their keys; `reconcile verify --repair` fills the gap.
-    outcome = _create_subscription(conn, action.after, provider_conn, copy_data=False)
+    # One transaction: if the create fails (or the process dies), the drop of
+    # the local subscription rolls back too; only the provider's slot may be
+    # gone, which the next plan sees and replaces again, never with a COPY.
+    with conn.transaction():
+        for name in sorted({action.before.name, action.after.name}):
+            note = _drop_subscription(conn, name, provider_conn)
+            if note and note != DONE:
+                notes.append(note)
+        # No initial copy: the subscriber holds the provider's older rows and a
+        # COPY would fail on their keys; `reconcile verify --repair` fills the gap.
+        outcome = _create_subscription(conn, action.after, provider_conn, copy_data=False)
     return "; ".join([outcome, *notes, "rows changed meanwhile need `reconcile verify --repair`"])
 
 

@@ -6,7 +6,7 @@ import psycopg
 from psycopg import sql
 
 from reconciler.actions import SetWalKeepSize
-from reconciler.model import parse_size
+from reconciler.model import wal_keep_bytes
 
 
 def wal_keep_size_sql(value: str) -> list[sql.Composed]:
@@ -21,16 +21,8 @@ def set_wal_keep_size(conn: psycopg.Connection, action: SetWalKeepSize) -> str:
     """Idempotent: a second run finds the value in place. ALTER SYSTEM refuses a transaction block,
     so this runs on the autocommit connection as it is."""
     row = conn.execute("SELECT current_setting('max_slot_wal_keep_size')").fetchone()
-    if row is not None and _same(row[0], action.after):
+    if row is not None and wal_keep_bytes(row[0]) == wal_keep_bytes(action.after):
         return "already done"
     for statement in wal_keep_size_sql(action.after):
         conn.execute(statement)
     return "done (whole server; reloaded)"
-
-
-def _same(current: str, wanted: str) -> bool:
-
-
-    if current.strip() == "-1" or wanted.strip() == "-1":
-        return current.strip() == wanted.strip()
-    return parse_size(current) == parse_size(wanted)

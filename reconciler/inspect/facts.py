@@ -18,6 +18,7 @@ class TableFacts(Frozen):
     pk_columns: tuple[str, ...] = ()  # in key order
     pk_types: tuple[str, ...] = ()
     replica_identity: str = ""  # pg_class.relreplident: 'd', 'f', 'i', 'n'
+    has_rows: bool = False  # data, not catalog: left out of the fingerprint
 
 
 class InspectStats(Frozen):

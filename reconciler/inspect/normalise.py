@@ -79,6 +79,7 @@ def table_facts(raw: dict[str, Any]) -> TableFacts:
         pk_columns=tuple(name for name, _ in raw["primary_key"]),
         pk_types=tuple(typ for _, typ in raw["primary_key"]),
         replica_identity=raw["replica_identity"],
+        has_rows=bool(raw.get("has_rows")),
     )
 
 
@@ -122,7 +123,10 @@ def fingerprint(live: NodeCatalog, server: dict[str, Any], tables: dict[str, Tab
         # Slots come and go with syncs, and wal_status moves with WAL volume:
         # neither is catalog state a saved plan depends on.
         "server": {k: server[k] for k in sorted(server) if k not in ("pglogical_slots", "slot_status")},
-        "tables": {name: t.model_dump(mode="json") for name, t in sorted(tables.items())},
+        # Rows come and go all day; a saved plan depends on catalogs, not data.
+        "tables": {
+            name: t.model_dump(mode="json", exclude={"has_rows"}) for name, t in sorted(tables.items())
+        },
     }
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode()).hexdigest()

@@ -5,6 +5,11 @@ SELECT coalesce(jsonb_object_agg(d.name, CASE WHEN c.oid IS NULL
     ELSE jsonb_build_object(
         'exists', true,
         'replica_identity', c.relreplident::text,
+        -- Does it hold any row? A new subscription must not COPY onto rows
+        -- already there (duplicate keys fail the sync for good). query_to_xml
+        -- runs the probe for a table named in data, within this one query.
+        'has_rows', (xpath('/row/x/text()', query_to_xml(
+            format('SELECT EXISTS (SELECT FROM %I.%I) AS x', d.schema, d."table"), false, true, '')))[1]::text::boolean,
         'columns', (
             SELECT coalesce(jsonb_agg(jsonb_build_array(
                        a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull)
