@@ -87,6 +87,15 @@ class _Sessions:
                 autocommit=True,
                 connect_timeout=max(1, int(self.timeout)),
                 application_name=self.application_name,
+                # A link that dies mid-apply must end the session, not hang it:
+                # keepalives find a silent peer, tcp_user_timeout unacknowledged
+                # sends (about 30 s either way). Statements may legitimately run
+                # longer (an initial sync), so no statement timeout.
+                keepalives=1,
+                keepalives_idle=10,
+                keepalives_interval=5,
+                keepalives_count=3,
+                tcp_user_timeout=30000,
             )
         return self.conns[node]
 
