@@ -14,6 +14,7 @@ Usage: python -m bench.filter_bench [--port-base P] [--rows N]
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -116,6 +117,7 @@ def run(port_base: int = DEFAULT_PORT_BASE, rows: int = 100_000) -> list[Figure]
     filtered = one_run(port_base, rows, True, root)
     print(f"  filtered: {filtered}", flush=True)
     unfiltered = one_run(port_base, rows, False, root)
+    shutil.rmtree(root, ignore_errors=True)
     print(f"  unfiltered: {unfiltered}", flush=True)
     where = machine()
     f_bytes = filtered["bytes_district_to_region"]

@@ -9,6 +9,7 @@ PostgreSQL server"). Nodes of one level are databases of the same servers.
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -114,8 +115,10 @@ class Lab:
         return time.monotonic() - t0
 
     def stop(self) -> None:
+        """Stop and delete every server, then everything else under `root`."""
         for port in self.ports:
             remove_server(self.pgdata(port))
+        shutil.rmtree(self.root, ignore_errors=True)
 
     def write_desired(
         self,
