@@ -53,6 +53,7 @@ demo: install
 	$(RECONCILE) plan
 	$(RECONCILE) apply --auto-approve
 	$(PY) scripts/demo_rows.py desired-state
+	$(RECONCILE) plan --detailed-exitcode
 
 test: install
 	$(PY) -m pytest -q
