@@ -30,7 +30,7 @@ from reconciler.errors import ApplyError
 from reconciler.model import DesiredState
 from reconciler.plan import Plan
 from reconciler.planner import compute_plan
-from reconciler.secrets import redact
+from reconciler.secrets import redact, scrub
 
 # Test hook: kill this process with SIGKILL right after the Nth action, to
 # prove that an apply killed half-way is completed by the next run.
@@ -115,7 +115,7 @@ class _Sessions:
 
 
 def _connect_error(node: str, dsn: str, exc: psycopg.Error) -> ApplyError:
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    reason = scrub(str(exc).strip().splitlines()[0], dsn) if str(exc).strip() else type(exc).__name__
     return ApplyError(f"node {node}: cannot connect ({redact(dsn)}): {reason}; nothing was done")
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+
+from reconciler import dsn as dsnlib
 
 # libpq keyword form: password = value, where value is bare or single-quoted
 # with backslash escapes (libpq's conninfo grammar).
@@ -55,3 +58,28 @@ def redact_text(text: str) -> str:
     """Free text with any password that a quoted DSN could carry removed."""
     text = _TEXT_URI_PASSWORD.sub(lambda m: f"{m.group('head')}@", text)
     return _KEYWORD.sub("", text)
+
+
+def scrub(text: str, dsn: str | None = None) -> str:
+    """Free text (a server or libpq message) with every password it could hold removed.
+
+    Both ways: passwords in anything shaped like a DSN (`redact_text`), and,
+    literally wherever they appear, the passwords this connection could use
+    (from `dsn`, and PGPASSWORD), masked as ***.
+    """
+    text = redact_text(text)
+    for secret in _known_secrets(dsn):
+        text = text.replace(secret, "***")
+    return text
+
+
+def _known_secrets(dsn: str | None) -> list[str]:
+    found = [os.environ.get("PGPASSWORD", "")]
+    if dsn is not None:
+        try:
+            params = dsnlib.parse(dsn)
+        except dsnlib.DsnError:
+            params = {}
+        found += [params.get("password", ""), params.get("sslpassword", "")]
+    # Longest first, so that a password containing another is cut whole.
+    return sorted({s for s in found if s}, key=len, reverse=True)

@@ -515,13 +515,13 @@ def test_create_subscription_clears_a_stale_provider_record(network: Any) -> Non
 @pytest.mark.parametrize(
     ("text", "shown"),
     [
-        ("host=a password=hunter2 dbname=x", "host=a password=*** dbname=x"),
-        ("host=a password = 'hun ter2' dbname=x", "host=a password = *** dbname=x"),
-        ("postgresql://u:hunter2@h/db", "postgresql://u:***@h/db"),
+        ("host=a password=hunter2 dbname=x", "host=a dbname=x"),
+        ("host=a password = 'hun ter2' dbname=x", "host=a dbname=x"),
+        ("postgresql://u:hunter2@h/db", "postgresql://u@h/db"),
         ("host=a dbname=x", "host=a dbname=x"),
     ],
 )
-def test_redact_masks_passwords(text: str, shown: str) -> None:
+def test_redact_removes_passwords(text: str, shown: str) -> None:
     from reconciler.engines.pglogical_live import redact
 
     assert redact(text) == shown

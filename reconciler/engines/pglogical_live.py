@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
@@ -13,16 +12,13 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from reconciler.model import ReplicationSet, SetTable, Subscription
+from reconciler.secrets import scrub
 
 Conn = psycopg.Connection[Any]
 
-_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
-_URI_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
-
-
 def redact(text: str) -> str:
-    """Mask passwords in DSNs that a PostgreSQL message may quote (key=value and URI forms)."""
-    return _URI_PASSWORD.sub(r"\1***@", _PASSWORD.sub(r"\1***", text))
+    """Passwords removed from DSNs that a PostgreSQL message may quote (one implementation: secrets.py)."""
+    return scrub(text)
 
 
 def pg_message(exc: psycopg.Error) -> str:

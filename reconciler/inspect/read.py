@@ -4,39 +4,26 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from reconciler import dsn as dsnlib
 from reconciler.errors import ConnectError, InspectError
 from reconciler.inspect.facts import InspectStats
 from reconciler.inspect.normalise import RawAnswer
 from reconciler.inspect.request import Request, statement
+from reconciler.secrets import scrub
 
 MAX_REASON = 300
-
-
-def _secrets(dsn: str) -> list[str]:
-    """Every password this connection could carry, to be cut out of messages."""
-    found = [os.environ.get("PGPASSWORD", "")]
-    try:
-        params = dsnlib.parse(dsn)
-    except dsnlib.DsnError:
-        params = {}
-    found += [params.get("password", ""), params.get("sslpassword", "")]
-    return sorted({s for s in found if s}, key=len, reverse=True)
 
 
 def short_reason(message: str, dsn: str) -> str:
     """libpq's message on one line, without any password, at most MAX_REASON characters."""
     lines = [line.strip() for line in message.splitlines() if line.strip()]
     text = "; ".join(lines).removeprefix("connection failed: ")
-    for secret in _secrets(dsn):
-        text = text.replace(secret, "***")
+    text = scrub(text, dsn)
     if len(text) > MAX_REASON:
         text = text[: MAX_REASON - 3] + "..."
     return text
