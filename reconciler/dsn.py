@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-LOCAL_HOSTS = frozenset({"", "localhost", "127.0.0.1", "::1"})
 DEFAULT_PORT = 5432
 
 
@@ -21,10 +21,6 @@ class ServerAddress:
 
     host: str
     port: int
-
-    @property
-    def is_local(self) -> bool:
-        return self.host == "localhost" or self.host.startswith("/")
 
     def __str__(self) -> str:
         return f"{self.host}:{self.port}"
@@ -40,6 +36,16 @@ def parse(dsn: str) -> dict[str, str]:
     return {k: str(v) for k, v in parsed.items() if v is not None}
 
 
+def is_local_host(host: str | None) -> bool:
+    """This machine: no host (a Unix socket), a socket directory, localhost, 127.0.0.0/8 or ::1."""
+    if host is None or host == "" or host.startswith("/") or host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def server_address(params: dict[str, str]) -> ServerAddress:
     """The server a parsed DSN reaches; every loopback spelling counts as one host.
 
@@ -47,7 +53,7 @@ def server_address(params: dict[str, str]) -> ServerAddress:
     """
     host = params.get("hostaddr") or params.get("host") or ""
     host = host.split(",")[0].strip().lower()
-    if host in LOCAL_HOSTS or host.startswith("127.") or host.startswith("/"):
+    if is_local_host(host):
         host = "localhost"
     port_text = params.get("port", "").split(",")[0].strip()
     port = int(port_text) if port_text.isdigit() else DEFAULT_PORT

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from reconciler.dsn import is_local_host
 from reconciler.errors import SandboxError
 from reconciler.model import DesiredState
 from reconciler.sandbox_server import (
@@ -89,18 +89,6 @@ class ServerStatus:
     data_dir: Path
     running: bool
     existing_databases: tuple[str, ...]
-
-
-def is_local_host(host: str | None) -> bool:
-    """Missing host (unix socket), localhost, 127.0.0.0/8 or ::1."""
-    if host is None or host == "" or host.startswith("/"):
-        return True
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)
