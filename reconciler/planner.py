@@ -173,7 +173,10 @@ def _across_nodes(state: DesiredState, facts: Mapping[str, NodeFacts], actions: 
             continue
         # A COPY onto rows already there fails on their keys and leaves the
         # subscription broken for good; the older rows come by verify --repair.
-        holds_rows = any(t.has_rows for t in facts[action.node].tables.values())
+        # Not read (None) counts as rows: a COPY skipped is mended by verify
+        # --repair, a failed one is not.
+        tables = facts[action.node].tables.values()
+        holds_rows = any(t.has_rows or (t.exists and t.has_rows is None) for t in tables)
         if isinstance(action, CreateSubscription) and holds_rows:
             action = action.model_copy(update={"copy_data": False})
         if isinstance(action, AlterSubscription) and (action.node, action.after.name) in broken:

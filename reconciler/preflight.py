@@ -137,7 +137,7 @@ def _table_problems(
         try:
             read = filter_columns(row_filter)
         except ParseError:
-            read = set()  # load.py reports unparsable filters
+            read = frozenset()  # load.py reports unparsable filters
         for column in sorted(read):
             col = info.columns.get(column)
             if col is not None and not col.not_null:

@@ -8,6 +8,7 @@ is boolean for the table's real types is checked on the node during `plan`.
 from __future__ import annotations
 
 import re
+from functools import cache
 from typing import Any
 
 from pglast import ast, parse_sql
@@ -100,8 +101,13 @@ def check_row_filter(text: str) -> list[str]:
     return problems
 
 
-def filter_columns(text: str) -> set[str]:
-    """Names of the columns a (valid) filter reads; they must be NOT NULL for `IS NOT FALSE`."""
+@cache
+def filter_columns(text: str) -> frozenset[str]:
+    """Names of the columns a (valid) filter reads; they must be NOT NULL for `IS NOT FALSE`.
+
+    Cached: preflight asks it for every node, and the few filters of a
+    network are the same on all of them.
+    """
     collected = _Collect()
     collected(_parse_expression(text))
-    return collected.columns
+    return frozenset(collected.columns)

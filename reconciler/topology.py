@@ -66,10 +66,11 @@ def edges(state: DesiredState) -> list[Edge]:
     """
     result: list[Edge] = []
     sets = tuple(sorted(state.replication_sets))
+    has_children = {decl.upstream for decl in state.nodes.values() if decl.upstream is not None}
     for provider, decl in sorted(state.nodes.items()):
         if decl.upstream is None:
             continue
-        forward = FORWARD_ALL if state.children(provider) else FORWARD_NONE
+        forward = FORWARD_ALL if provider in has_children else FORWARD_NONE
         result.append(
             Edge(
                 subscriber=decl.upstream,

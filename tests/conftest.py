@@ -72,6 +72,14 @@ class PgServers:
         return admin_conninfo(self.ports[level_index], dbname)
 
 
+@pytest.fixture(autouse=True)
+def filter_cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test remembers normalised row filters in a directory of its own (inspect/filter_cache.py)."""
+    directory = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("RECONCILE_CACHE_DIR", str(directory))
+    return directory
+
+
 def _port_base() -> int:
     env = os.environ.get("RECONCILE_TEST_PORT_BASE")
     if env:

@@ -17,6 +17,7 @@ import pytest
 from support import assert_in_sync, cli, wait_for
 from typer.testing import Result
 
+from reconciler.inspect.filter_cache import FILE_NAME
 from reconciler.locks import APPLY_LOCK_KEY
 
 pytestmark = pytest.mark.server
@@ -200,7 +201,7 @@ def test_apply_refuses_a_dirty_repository(network: Any) -> None:
     assert records == [(f"{repo.head.commit.hexsha} (dirty)", "ok")]
 
 
-def test_apply_record_and_no_password_anywhere(network: Any, tmp_path: Path) -> None:
+def test_apply_record_and_no_password_anywhere(network: Any, tmp_path: Path, filter_cache_dir: Path) -> None:
     net = network(parents=SMALL)
     secret = "s3cret-Pa55word"
     env = {"PGPASSWORD": secret}
@@ -208,7 +209,8 @@ def test_apply_record_and_no_password_anywhere(network: Any, tmp_path: Path) -> 
     planned = cli("plan", "-d", str(net.dir), "-o", str(saved), env=env)
     applied = cli("apply", "-d", str(net.dir), str(saved), env=env)
     assert applied.exit_code == 0, applied.output
-    for text in (planned.output, applied.output, saved.read_text()):
+    cache = (filter_cache_dir / FILE_NAME).read_text()  # normalised filters remembered by the plan
+    for text in (planned.output, applied.output, saved.read_text(), cache):
         assert secret not in text
     for node in SMALL:
         rows = net.execute(

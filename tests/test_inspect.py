@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from reconciler.inspect import inspect_network
-from reconciler.inspect.read import read_node, short_reason
-from reconciler.inspect.request import build_request
+from reconciler.inspect import inspect_network, inspect_node
+from reconciler.inspect.filter_cache import FILE_NAME, FilterCache
+from reconciler.inspect.read import short_reason
 from reconciler.model import DesiredState, NodeCatalog, ReplicationSet, SetTable, Subscription
 from reconciler.preflight import preflight
 from reconciler.topology import desired_catalogs, installed_filter
@@ -302,27 +302,87 @@ def test_database_without_pglogical_is_inspected(network: Any) -> None:
     assert messages == ["pglogical extension is not installed in this database"]
 
 
-@pytest.mark.server
-def test_exactly_one_round_trip_on_the_wire(network: Any) -> None:
-    """libpq's protocol trace shows a single Sync and no simple Query after connecting."""
-    net = network()
-    node = "region_east"
-    request = build_request(net.state, node, desired_catalogs(net.state)[node])
+def _traced(net: Any, node: str, cache: FilterCache) -> tuple[Any, list[str], str]:
+    """Inspect one node with libpq's protocol trace: facts, messages the client sent, the trace text."""
     with tempfile.TemporaryFile(mode="w+") as trace:
-        raw, stats = read_node(net.state.nodes[node].connect_dsn, request, 10.0, trace.fileno())
+        facts = inspect_node(
+            net.state, node, desired_catalogs(net.state)[node], 10.0, cache=cache, trace_fd=trace.fileno()
+        )
         # libpq writes the trace through a C stdio stream that untrace does
         # not flush: flush every C stream before reading the file.
         ctypes.CDLL(None).fflush(None)
         trace.seek(0)
-        # libpq trace: "<timestamp>\t<F|B>\t<length>\t<message type>...", one per message
-        # (a Parse of the multi-line DO block continues on further lines).
-        messages = TRACE_LINE.findall(trace.read())
-    sent = [kind for direction, kind in messages if direction == "F"]
+        text = trace.read()
+    # libpq trace: "<timestamp>\t<F|B>\t<length>\t<message type>...", one per message
+    # (a Parse of a multi-line statement continues on further lines).
+    sent = [kind for direction, kind in TRACE_LINE.findall(text) if direction == "F"]
+    return facts, sent, text
+
+
+@pytest.mark.server
+def test_exactly_one_round_trip_on_the_wire(network: Any, filter_cache_dir: Any) -> None:
+    """libpq's protocol trace shows a single Sync and no simple Query after connecting.
+
+    The first inspection normalises the filters in that round trip (the
+    probe); the next one uses the answers remembered in the cache file and
+    sends no probe at all, still in one round trip.
+    """
+    net = network()
+    node = "region_east"
+    cold, sent, text = _traced(net, node, FilterCache.default())
     assert "Parse" in sent and "Execute" in sent  # the trace did capture the batch
-    assert sent.count("Sync") == 1
-    assert "Query" not in sent
-    assert stats.round_trips == 1 and stats.connections == 1
-    assert raw.server["database"] == net.execute(node, "SELECT current_database()")[0][0]
+    assert sent.count("Sync") == 1 and "Query" not in sent
+    assert "reconcile_probe" in text  # the probe went with the batch
+    assert cold.stats.round_trips == 1 and cold.stats.connections == 1
+    assert cold.database == net.execute(node, "SELECT current_database()")[0][0]
+
+    inspect_network(net.state, nodes=[node])  # remembers the answers in the cache file
+    assert (filter_cache_dir / FILE_NAME).exists()
+    warm, sent, text = _traced(net, node, FilterCache.default())
+    assert sent.count("Sync") == 1 and "Query" not in sent
+    assert "reconcile_probe" not in text  # nothing left to normalise
+    assert warm.stats.round_trips == 1
+    assert warm.desired == cold.desired and warm.filter_problems == []
+
+
+@pytest.mark.server
+def test_remembered_filter_is_normalised_again_when_the_table_changes(network: Any) -> None:
+    """A column that changes type makes the remembered answer stale: a second round trip normalises again."""
+    net = network()
+    node = "nation"
+    first = inspect_network(net.state, nodes=[node]).facts[node]
+    assert _filters(first, "desired")[("approved", APPROACH)] == EXPECTED["status = 'approved'"]
+    # The filter's column changes type: PostgreSQL now reads the same text differently.
+    net.execute(node, "ALTER TABLE public.approach ALTER COLUMN status TYPE varchar(20)")
+    facts, sent, _ = _traced(net, node, FilterCache.default())
+    assert facts.stats.round_trips == 2 and sent.count("Sync") == 2
+    assert _filters(facts, "desired")[("approved", APPROACH)] == (
+        "(((status)::text = 'approved'::text) IS NOT FALSE)"
+    )
+    # Remembered again under the new signature: back to one round trip.
+    inspect_network(net.state, nodes=[node])
+    again = inspect_network(net.state, nodes=[node]).facts[node]
+    assert again.stats.round_trips == 1 and again.desired == facts.desired
+
+
+@pytest.mark.server
+def test_filter_cache_off_damaged_or_unwritable_changes_nothing(
+    network: Any, filter_cache_dir: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    net = network()
+    node = "district_a"
+    reference = inspect_network(net.state, nodes=[node]).facts[node]
+    (filter_cache_dir / FILE_NAME).write_text("{not json")
+    damaged = inspect_network(net.state, nodes=[node]).facts[node]
+    assert damaged.desired == reference.desired and damaged.stats.round_trips == 1
+    monkeypatch.setenv("RECONCILE_CACHE_DIR", "")  # off
+    off = inspect_network(net.state, nodes=[node]).facts[node]
+    assert off.desired == reference.desired
+    blocked = filter_cache_dir / "file-in-the-way"
+    blocked.write_text("")
+    monkeypatch.setenv("RECONCILE_CACHE_DIR", str(blocked / "sub"))  # cannot be created
+    unwritable = inspect_network(net.state, nodes=[node]).facts[node]
+    assert unwritable.desired == reference.desired
 
 
 def _with_dsn(state: DesiredState, node: str, dsn: str) -> DesiredState:

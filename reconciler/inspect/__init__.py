@@ -3,10 +3,12 @@
 Flow per node: `request` (pure: what to ask) -> `read` (one connection, one
 pipelined batch with a single Sync, rolled back) -> `normalise` (pure: raw
 answer -> NodeFacts). The catalog queries are the .sql files of this package.
+Row filters already normalised on a node come from `filter_cache`.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -18,8 +20,9 @@ from reconciler.inspect.facts import (
     NodeFacts,
     TableFacts,
 )
-from reconciler.inspect.normalise import node_facts
-from reconciler.inspect.read import read_node
+from reconciler.inspect.filter_cache import Answer, FilterCache, database_key, signature
+from reconciler.inspect.normalise import node_facts, table_facts
+from reconciler.inspect.read import connect, read_catalogs, read_probes, server_facts
 from reconciler.inspect.request import build_request
 from reconciler.model import DesiredState, NodeCatalog
 from reconciler.topology import Edge, desired_catalogs, edges
@@ -35,17 +38,64 @@ __all__ = [
 ]
 
 
+# Answers a node's facts relied on: table -> installed filter -> answer.
+Answers = dict[str, dict[str, Answer]]
+
+
 def inspect_node(
     state: DesiredState,
     node: str,
     desired: NodeCatalog,
     timeout: float = 10.0,
     all_edges: Sequence[Edge] | None = None,
+    cache: FilterCache | None = None,
+    trace_fd: int | None = None,
 ) -> NodeFacts:
-    """Read one node; raises ConnectError or InspectError with a secret-free reason."""
+    """Read one node; raises ConnectError or InspectError with a secret-free reason.
+
+    `trace_fd` (tests) receives libpq's protocol trace, to count the Syncs.
+    """
+    return _inspect(state, node, desired, timeout, all_edges, cache or FilterCache(None), trace_fd)[0]
+
+
+def _inspect(
+    state: DesiredState,
+    node: str,
+    desired: NodeCatalog,
+    timeout: float,
+    all_edges: Sequence[Edge] | None,
+    cache: FilterCache,
+    trace_fd: int | None = None,
+) -> tuple[NodeFacts, Answers]:
     request = build_request(state, node, desired, all_edges)
-    raw, stats = read_node(state.nodes[node].connect_dsn, request, timeout)
-    return node_facts(request, desired, raw, stats)
+    dsn = state.nodes[node].connect_dsn
+    database = database_key(dsn)
+    remembered = {p: cache.lookup(database, p.table, p.installed) for p in request.probes}
+    started = time.monotonic()
+    with connect(dsn, timeout) as conn:
+        unknown = tuple(p for p, a in remembered.items() if a is None)
+        raw = read_catalogs(conn, dsn, request, unknown, timeout, trace_fd)
+        round_trips = 1
+        server = server_facts(raw)
+        tables = table_facts(raw, request)
+
+        def now(table: str) -> str:
+            return signature(server["system_identifier"], server["server_version_num"], tables[table])
+
+        # A remembered answer holds while the server and the table's columns are the same.
+        stale = tuple(p for p, a in remembered.items() if a is not None and a.signature != now(p.table))
+        if stale:
+            raw.filters.update(read_probes(conn, dsn, request, stale, timeout, trace_fd))
+            round_trips += 1
+    for probe, answer in remembered.items():
+        if answer is not None and probe not in stale:
+            raw.filters[probe] = {"expr": answer.normal}
+    stats = InspectStats(connections=1, round_trips=round_trips, seconds=round(time.monotonic() - started, 6))
+    used: Answers = {}
+    for probe, result in raw.filters.items():
+        if result.get("expr") is not None:
+            used.setdefault(probe.table, {})[probe.installed] = Answer(now(probe.table), result["expr"])
+    return node_facts(request, desired, raw, stats), used
 
 
 def inspect_network(
@@ -69,14 +119,19 @@ def inspect_network(
     unreachable: dict[str, str] = {}
     if not names:
         return InspectResult(facts=facts, unreachable=unreachable)
+    cache = FilterCache.default()
+    used: dict[str, Answers] = {}
     workers = max(1, min(parallelism, len(names)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="inspect") as pool:
-        futures: dict[str, Future[NodeFacts]] = {
-            name: pool.submit(inspect_node, state, name, desired[name], timeout, all_edges) for name in names
+        futures: dict[str, Future[tuple[NodeFacts, Answers]]] = {
+            name: pool.submit(_inspect, state, name, desired[name], timeout, all_edges, cache)
+            for name in names
         }
         for name in names:
             try:
-                facts[name] = futures[name].result()
+                facts[name], answers = futures[name].result()
+                used[database_key(state.nodes[name].connect_dsn)] = answers
             except (ConnectError, InspectError) as exc:
                 unreachable[name] = str(exc)
+    cache.save(used)
     return InspectResult(facts=facts, unreachable=unreachable)

@@ -18,7 +18,9 @@ class TableFacts(Frozen):
     pk_columns: tuple[str, ...] = ()  # in key order
     pk_types: tuple[str, ...] = ()
     replica_identity: str = ""  # pg_class.relreplident: 'd', 'f', 'i', 'n'
-    has_rows: bool = False  # data, not catalog: left out of the fingerprint
+    # Data, not catalog: left out of the fingerprint. Read only where a
+    # subscription may be created (None: not read, it was not needed).
+    has_rows: bool | None = None
 
 
 class InspectStats(Frozen):

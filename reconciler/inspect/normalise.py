@@ -1,86 +1,134 @@
-"""A node's raw answer -> NodeFacts (pure): live catalog normalised, desired filters normalised."""
+"""A node's raw answer -> NodeFacts (pure): rows joined into the live catalog, desired filters normalised."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from reconciler.inspect import native as native_inspect
 from reconciler.inspect.facts import ColumnFacts, InspectStats, NodeFacts, TableFacts
-from reconciler.inspect.request import Request
+from reconciler.inspect.read import RawAnswer, server_facts
+from reconciler.inspect.request import NATIVE_QUERIES, FilterProbe, Request
 from reconciler.model import BUILTIN_SETS, NodeCatalog, ReplicationSet, SetTable, Subscription
 
-
-@dataclass(frozen=True)
-class RawAnswer:
-    """What the node said, as decoded JSON: one value per statement of the batch."""
-
-    server: dict[str, Any]
-    tables: dict[str, Any]
-    filters: list[dict[str, Any]]  # aligned with Request.probes: {"expr": ...} or {"error": ...}
-    pglogical: dict[str, Any] | None  # None: the extension is not installed
-    native: dict[str, Any] | None = None  # None: engine pglogical (or a server before 15)
+# The suffix of a table-sync slot: '<slot>_%08x' (pglogical_sync.c).
+SYNC_SLOT = re.compile(r"[0-9a-f]{8}")
 
 
-def live_catalog(pglogical: dict[str, Any] | None, database_slots: list[str]) -> NodeCatalog:
-    """pglogical's catalogs in the model's form: built-in sets dropped, lists sorted."""
-    if pglogical is None:
-        # Without the extension no subscription can use a pglogical slot.
-        return NodeCatalog(orphan_slots=tuple(sorted(database_slots)))
-    node = pglogical.get("node") or {}
-    sets = {}
-    for row in pglogical.get("sets") or []:
-        if row["name"] in BUILTIN_SETS:
-            continue
-        sets[row["name"]] = ReplicationSet(
-            name=row["name"],
-            replicate_insert=row["replicate_insert"],
-            replicate_update=row["replicate_update"],
-            replicate_delete=row["replicate_delete"],
-            replicate_truncate=row["replicate_truncate"],
-            tables={
-                t["table"]: SetTable(
-                    row_filter=t["row_filter"],
-                    # pglogical keeps the list in the caller's order; order is
-                    # irrelevant to replication, so both sides compare sorted.
-                    columns=tuple(sorted(t["columns"])) if t["columns"] is not None else None,
-                )
-                for t in sorted(row["tables"], key=lambda t: str(t["table"]))
-            },
+PGLOGICAL_PLUGIN = "pglogical_output"
+
+
+def pglogical_catalog(raw: RawAnswer, orphans: list[str]) -> NodeCatalog:
+    """pglogical's catalogs in the model's form: rows joined, built-in sets dropped, lists sorted."""
+    names: dict[int, str] = {}
+    dsns: dict[int, str] = {}  # interface -> DSN
+    local: tuple[int, int] | None = None  # (node, its interface)
+    for kind, key, ref, text in raw.rows.get("pglogical/node") or []:
+        if kind == "local":
+            local = (key, ref)
+        elif kind == "node":
+            names[key] = text
+        else:
+            dsns[key] = text
+    tables: dict[int, dict[str, SetTable]] = {}
+    for set_id, schema, name, columns, row_filter in raw.rows.get("pglogical/set_tables") or []:
+        tables.setdefault(set_id, {})[f"{schema}.{name}"] = SetTable(
+            row_filter=row_filter,
+            # pglogical keeps the list in the caller's order; order is
+            # irrelevant to replication, so both sides compare sorted.
+            columns=tuple(sorted(columns)) if columns is not None else None,
         )
+    sets = {
+        name: ReplicationSet(
+            name=name,
+            replicate_insert=ins,
+            replicate_update=upd,
+            replicate_delete=dele,
+            replicate_truncate=trunc,
+            tables=dict(sorted(tables.get(set_id, {}).items())),
+        )
+        for set_id, name, ins, upd, dele, trunc in raw.rows.get("pglogical/sets") or []
+        if name not in BUILTIN_SETS
+    }
     subscriptions = {
-        row["name"]: Subscription(
-            name=row["name"],
-            provider_node=row["provider_node"],
-            provider_dsn=row["provider_dsn"],
-            replication_sets=tuple(sorted(row["replication_sets"])),
-            forward_origins=tuple(sorted(row["forward_origins"])),
-            enabled=row["enabled"],
+        name: Subscription(
+            name=name,
+            provider_node=names[origin],
+            provider_dsn=dsns[interface],
+            replication_sets=tuple(sorted(sets_ or [])),
+            # pglogical stores forward_origins '{}' as NULL.
+            forward_origins=tuple(sorted(origins or [])),
+            enabled=enabled,
         )
-        for row in sorted(pglogical.get("subscriptions") or [], key=lambda r: str(r["name"]))
+        for name, origin, interface, sets_, origins, enabled, _slot, _synced in sorted(
+            raw.rows.get("pglogical/subscriptions") or []
+        )
     }
     return NodeCatalog(
-        node_name=node.get("node_name"),
-        dsn=node.get("dsn"),
+        node_name=names[local[0]] if local else None,
+        dsn=dsns[local[1]] if local else None,
         sets=dict(sorted(sets.items())),
         subscriptions=subscriptions,
-        orphan_slots=tuple(sorted(pglogical.get("orphan_slots") or [])),
+        orphan_slots=tuple(sorted(orphans)),
     )
 
 
-def table_facts(raw: dict[str, Any]) -> TableFacts:
-    if not raw.get("exists"):
-        return TableFacts(exists=False)
-    return TableFacts(
-        exists=True,
-        columns={name: ColumnFacts(type=typ, not_null=nn) for name, typ, nn in raw["columns"]},
-        pk_columns=tuple(name for name, _ in raw["primary_key"]),
-        pk_types=tuple(typ for _, typ in raw["primary_key"]),
-        replica_identity=raw["replica_identity"],
-        has_rows=bool(raw.get("has_rows")),
-    )
+def database_slots(raw: RawAnswer, server: dict[str, Any], plugin: str) -> dict[str, str]:
+    """Slot -> wal_status of this database's slots of one output plugin."""
+    return {
+        name: status or "unknown"
+        for name, slot_plugin, datoid, status in sorted(raw.rows.get("slots") or [])
+        if slot_plugin == plugin and datoid == server["database_oid"]
+    }
+
+
+def orphan_slots(raw: RawAnswer, slots: dict[str, str]) -> list[str]:
+    """pglogical slots of this database that no declared subscription to this node uses.
+
+    Expected names come from pglogical itself (slot_names.sql). A table sync
+    in progress holds a temporary '<slot>_%08x' slot (pglogical_sync.c): not
+    an orphan. Without the extension, every pglogical slot is an orphan.
+    """
+    expected = {slot for _, slot in raw.rows.get("pglogical/slot_names") or []}
+
+    def syncing(name: str) -> bool:
+        base, _, suffix = name.rpartition("_")
+        return base in expected and SYNC_SLOT.fullmatch(suffix) is not None
+
+    return [name for name in sorted(slots) if name not in expected and not syncing(name)]
+
+
+def table_facts(raw: RawAnswer, request: Request) -> dict[str, TableFacts]:
+    """Every declared table as this node has it (exists False when it does not)."""
+    columns: dict[int, list[tuple[int, str, str, bool]]] = {}
+    for relid, attnum, name, typ, not_null in raw.rows.get("columns") or []:
+        columns.setdefault(relid, []).append((attnum, name, typ, not_null))
+    keys = {relid: list(indkey) for relid, indkey in raw.rows.get("primary_keys") or []}
+    relations = raw.rows.get("relations") or []
+    has_rows = {
+        name: value
+        for name, value in [(r[0], r[4]) for r in relations] + (raw.rows.get("pglogical/has_rows") or [])
+        if value is not None
+    }
+    tables = {entry["name"]: TableFacts(exists=False) for entry in request.input["tables"]}
+    for name, relid, relkind, replident, _ in relations:
+        if relkind not in ("r", "p"):
+            continue  # a view or sequence of that name is not a table
+        ordered = sorted(columns.get(relid, []))
+        by_number = {attnum: (column, typ) for attnum, column, typ, _ in ordered}
+        key = [by_number[n] for n in keys.get(relid, []) if n in by_number]
+        tables[name] = TableFacts(
+            exists=True,
+            columns={column: ColumnFacts(type=typ, not_null=nn) for _, column, typ, nn in ordered},
+            pk_columns=tuple(column for column, _ in key),
+            pk_types=tuple(typ for _, typ in key),
+            replica_identity=replident,
+            has_rows=has_rows.get(name),
+        )
+    return dict(sorted(tables.items()))
 
 
 def _problem_text(message: str) -> str:
@@ -90,12 +138,13 @@ def _problem_text(message: str) -> str:
 
 
 def normalise_desired(
-    desired: NodeCatalog, request: Request, answers: list[dict[str, Any]]
+    desired: NodeCatalog, request: Request, answers: Mapping[FilterProbe, dict[str, Any]]
 ) -> tuple[NodeCatalog, list[str]]:
-    """Desired catalog with each probed filter replaced by the node's normal form, and problems."""
+    """Desired catalog with each filter replaced by the node's normal form, and problems."""
     problems = set(request.problems)
     normal: dict[tuple[str, str], str] = {}
-    for probe, answer in zip(request.probes, answers, strict=True):
+    for probe in request.probes:
+        answer = answers.get(probe, {"error": "not normalised"})
         if "expr" in answer and answer["expr"] is not None:
             normal[(probe.set_name, probe.table)] = answer["expr"]
         else:
@@ -121,8 +170,8 @@ def fingerprint(live: NodeCatalog, server: dict[str, Any], tables: dict[str, Tab
     document = {
         "live": live.model_dump(mode="json"),
         # Slots come and go with syncs, and wal_status moves with WAL volume:
-        # neither is catalog state a saved plan depends on.
-        "server": {k: server[k] for k in sorted(server) if k not in ("pglogical_slots", "slot_status")},
+        # neither is catalog state a saved plan depends on (they are not here).
+        "server": {k: server[k] for k in sorted(server)},
         # Rows come and go all day; a saved plan depends on catalogs, not data.
         "tables": {
             name: t.model_dump(mode="json", exclude={"has_rows"}) for name, t in sorted(tables.items())
@@ -133,21 +182,18 @@ def fingerprint(live: NodeCatalog, server: dict[str, Any], tables: dict[str, Tab
 
 
 def node_facts(request: Request, desired: NodeCatalog, raw: RawAnswer, stats: InspectStats) -> NodeFacts:
-    server = raw.server
-    live = live_catalog(raw.pglogical, list(server.get("pglogical_slots") or []))
-    tables = {name: table_facts(raw.tables.get(name, {})) for name in sorted(raw.tables)}
-    for entry in request.input["tables"]:
-        tables.setdefault(entry["name"], TableFacts(exists=False))
+    server = server_facts(raw)
+    slot_status = database_slots(raw, server, PGLOGICAL_PLUGIN)
+    live = pglogical_catalog(raw, orphan_slots(raw, slot_status) if raw.pglogical else sorted(slot_status))
+    tables = table_facts(raw, request)
     normalised, problems = normalise_desired(desired, request, raw.filters)
-    slots = {row["name"]: row["slot_name"] for row in (raw.pglogical or {}).get("subscriptions") or []}
-    synced = {
-        row["name"]: bool(row.get("synced")) for row in (raw.pglogical or {}).get("subscriptions") or []
-    }
-    slot_status = dict(server.get("slot_status") or {})
+    subscription_rows = raw.rows.get("pglogical/subscriptions") or []
+    slots = {row[0]: row[6] for row in subscription_rows}
+    synced = {row[0]: bool(row[7]) for row in subscription_rows}
     if request.engine == "native":
         # pglogical's catalogs, if any, only tell which subscriptions must
         # still be switched over and which pglogical slots are orphans.
-        native = raw.native or {}
+        native = {kind: raw.one(f"native/{kind}")[0] for kind in NATIVE_QUERIES}
         live = native_inspect.live_catalog(native, request, live.subscriptions, live.orphan_slots)
         normalised = normalised.model_copy(
             update={"replica_identities": native_inspect.desired_identities(request, tables)}
@@ -167,12 +213,12 @@ def node_facts(request: Request, desired: NodeCatalog, raw: RawAnswer, stats: In
         max_slot_wal_keep_size=server["max_slot_wal_keep_size"],
         system_identifier=server["system_identifier"],
         database=server["database"],
-        tables=dict(sorted(tables.items())),
+        tables=tables,
         filter_problems=problems,
         fingerprint=fingerprint(live, server, tables),
         stats=stats,
         subscription_slots=dict(sorted(slots.items())),
         subscription_synced=dict(sorted(synced.items())),
         slot_status=dict(sorted(slot_status.items())),
-        output_plugin_libraries=server.get("output_plugin_libraries"),
+        output_plugin_libraries=server["output_plugin_libraries"],
     )

@@ -1,21 +1,17 @@
--- Normalises every desired row filter on this node and, only when the
--- pglogical extension exists, runs the pglogical catalog queries.
+-- Normalises every desired row filter handed in (input.sql) on this node.
 --
--- Why a DO block: the whole inspection is one pipelined batch with a single
--- Sync, and in a pipeline an error makes the server skip everything up to the
--- Sync, savepoints included. A bad filter (missing column, not boolean,
--- missing table) must not lose the rest, so each probe runs in a plpgsql
--- exception block (a subtransaction). For the same reason the pglogical
--- queries are EXECUTEd here: a statement naming schema pglogical fails at
--- parse time in a database without the extension.
+-- Row filters are parsed like CHECK constraints (pglogical's parse_row_filter
+-- uses EXPR_KIND_CHECK_CONSTRAINT with the table as the only range-table
+-- entry), so pg_get_expr of a NOT VALID CHECK on a temporary copy of the table
+-- gives exactly what pg_get_expr(set_row_filter, set_reloid) gives after
+-- replication_set_add_table. The caller rolls the transaction back: nothing
+-- stays.
 --
--- The probe: row filters are parsed like CHECK constraints (pglogical's
--- parse_row_filter uses EXPR_KIND_CHECK_CONSTRAINT with the table as the only
--- range-table entry), so pg_get_expr of a NOT VALID CHECK on a temporary copy
--- of the table gives exactly what pg_get_expr(set_row_filter, set_reloid)
--- gives after replication_set_add_table. The caller rolls the transaction
--- back: nothing stays.
-DO $inspect$
+-- Why a DO block: in a pipeline an error makes the server skip everything up
+-- to the Sync, savepoints included. A bad filter (missing column, not
+-- boolean, missing table) must not lose the rest, so each probe runs in a
+-- plpgsql exception block (a subtransaction).
+DO $probe$
 DECLARE
     input constant jsonb := current_setting('reconcile.inspect_input')::jsonb;
     probe jsonb;
@@ -23,11 +19,6 @@ DECLARE
     n integer := 0;
     normalised text;
     filters jsonb := '[]';
-    catalogs jsonb := 'null';
-    native jsonb := 'null';
-    kind text;
-    query text;
-    answer jsonb;
     key_column text;
 BEGIN
     FOR probe IN SELECT value FROM jsonb_array_elements(input -> 'filters') LOOP
@@ -62,29 +53,6 @@ BEGIN
             filters := filters || jsonb_build_array(jsonb_build_object('error', SQLERRM));
         END;
     END LOOP;
-
-    IF EXISTS (SELECT FROM pg_extension WHERE extname = 'pglogical') THEN
-        catalogs := '{}';
-        FOR kind, query IN SELECT key, value FROM jsonb_each_text(input -> 'queries') LOOP
-            EXECUTE query INTO answer;
-            catalogs := catalogs || jsonb_build_object(kind, answer);
-        END LOOP;
-    END IF;
-
-    -- Native engine: publications, subscriptions, pgoutput slots, replica
-    -- identities. Their columns (prqual, prattrs, pg_publication_namespace)
-    -- exist from PostgreSQL 15 on; older servers answer null and preflight
-    -- blocks them.
-    IF input ? 'native_queries' AND current_setting('server_version_num')::integer >= 150000 THEN
-        native := '{}';
-        FOR kind, query IN SELECT key, value FROM jsonb_each_text(input -> 'native_queries') LOOP
-            EXECUTE query INTO answer;
-            native := native || jsonb_build_object(kind, answer);
-        END LOOP;
-    END IF;
-
     PERFORM set_config('reconcile.inspect_filters', filters::text, true);
-    PERFORM set_config('reconcile.inspect_pglogical', catalogs::text, true);
-    PERFORM set_config('reconcile.inspect_native', native::text, true);
 END
-$inspect$
+$probe$

@@ -1,22 +1,40 @@
-"""One node, one connection, one round trip: the pipelined, rolled-back batch that reads everything."""
+"""One node, one connection, one round trip: the pipelined batch that reads everything, rolled back.
+
+The batch is plain statements sent with a single Sync, in three groups:
+
+1. what any database answers: server facts, replication slots, the declared
+   tables (kind, replica identity, columns, primary key; for a database
+   without pglogical, whether they hold rows);
+2. only when asked: the filter probe (a DO block, see probe.sql) and the
+   native engine's catalogs;
+3. pglogical's catalogs, last: in a database without the extension their
+   first statement fails at parse time, and in a pipeline the server then
+   skips everything up to the Sync. Everything before was already answered;
+   the failure is the expected sign of a database without pglogical.
+
+Each statement reads a catalog as it is (rows, no JSON building): on a new
+backend every function, operator and type a query names is looked up in
+the system catalogs first, and that, not the reading, is what costs. The
+client joins the rows (normalise.py).
+"""
 
 from __future__ import annotations
 
 import json
 import math
-import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from reconciler.errors import ConnectError, InspectError
-from reconciler.inspect.facts import InspectStats
-from reconciler.inspect.normalise import RawAnswer
-from reconciler.inspect.request import Request, statement
+from reconciler.inspect.request import NATIVE_QUERIES, FilterProbe, Request, statement
 from reconciler.secrets import scrub
 
 MAX_REASON = 300
+# What PostgreSQL says when a statement names the absent pglogical schema.
+ABSENT = {"3F000", "42P01", "42883"}  # invalid_schema_name, undefined_table, undefined_function
 
 
 def short_reason(message: str, dsn: str) -> str:
@@ -29,85 +47,216 @@ def short_reason(message: str, dsn: str) -> str:
     return text
 
 
-def _connect(dsn: str, timeout: float) -> psycopg.Connection[Any]:
+def connect(dsn: str, timeout: float) -> psycopg.Connection[Any]:
+    """Open the node's connection; ConnectError (no secret in it) when it does not answer."""
     # libpq takes whole seconds and treats 1 as 2; round up so a short
     # timeout is never shorter than asked.
     seconds = max(1, math.ceil(timeout))
-    return psycopg.connect(
-        dsn,
-        autocommit=True,
-        connect_timeout=seconds,
-        fallback_application_name="reconcile",
-    )
+    try:
+        return psycopg.connect(
+            dsn,
+            autocommit=True,
+            connect_timeout=seconds,
+            fallback_application_name="reconcile",
+        )
+    except psycopg.OperationalError as exc:
+        raise ConnectError(short_reason(str(exc), dsn)) from None
 
 
-def _batch(request: Request, timeout: float) -> list[tuple[sql.SQL | sql.Composed, dict[str, Any] | None]]:
-    """The statements of the batch, in order; probe_results must stay after probe."""
-    millis = max(1, int(timeout * 1000))
+@dataclass
+class RawAnswer:
+    """What the node said: rows per statement, keyed by the statement's name."""
+
+    rows: dict[str, list[tuple[Any, ...]]]
+    columns: dict[str, list[str]]  # column names per statement
+    pglogical: bool  # False: the extension is not installed (its statements were not answered)
+    filters: dict[FilterProbe, dict[str, Any]] = field(default_factory=dict)  # probe -> {"expr"} or {"error"}
+
+    def one(self, name: str) -> tuple[Any, ...]:
+        rows = self.rows.get(name) or []
+        if len(rows) != 1:
+            raise InspectError(f"inspection: {name} returned {len(rows)} rows, expected 1")
+        return rows[0]
+
+
+Step = tuple[str, sql.SQL | sql.Composed, dict[str, Any] | None]
+
+
+def _begin(read_write: bool, timeout: float) -> list[Step]:
+    millis = str(max(1, int(timeout * 1000)))
     return [
-        # READ WRITE only because the probe creates temporary tables (refused
-        # in a read-only transaction); the batch always ends in ROLLBACK.
-        (sql.SQL("BEGIN ISOLATION LEVEL REPEATABLE READ"), None),
-        (sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(millis)), None),
-        # The probe's CREATE TABLE ... LIKE takes ACCESS SHARE on the real
-        # table; never queue behind someone's ACCESS EXCLUSIVE for long.
-        (sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(millis)), None),
-        (statement("input"), {"input": json.dumps(request.input, sort_keys=True)}),
-        (statement("probe"), None),
-        (statement("server"), None),
-        (statement("tables"), None),
-        (statement("probe_results"), None),
-        (sql.SQL("ROLLBACK"), None),
+        # READ WRITE only when probing: the probe creates temporary tables
+        # (refused in a read-only transaction). The batch always ends in ROLLBACK.
+        (
+            "begin",
+            sql.SQL("BEGIN ISOLATION LEVEL REPEATABLE READ" + ("" if read_write else ", READ ONLY")),
+            None,
+        ),
+        # lock_timeout: the probe's CREATE TABLE ... LIKE takes ACCESS SHARE
+        # on the real table; never queue behind an ACCESS EXCLUSIVE for long.
+        (
+            "timeouts",
+            sql.SQL(
+                "SELECT set_config('statement_timeout', %(ms)s, true),"
+                " set_config('lock_timeout', %(ms)s, true)"
+            ),
+            {"ms": millis},
+        ),
     ]
 
 
-def read_node(
-    dsn: str, request: Request, timeout: float, trace_fd: int | None = None
-) -> tuple[RawAnswer, InspectStats]:
-    """Connect once and send the whole batch with a single Sync.
+def _probe_steps(request: Request, probes: tuple[FilterProbe, ...]) -> list[Step]:
+    payload = dict(request.input)
+    payload["filters"] = [
+        {"schema": p.table.partition(".")[0], "table": p.table.partition(".")[2], "filter": p.installed}
+        for p in probes
+    ]
+    return [
+        ("input", statement("input"), {"input": json.dumps(payload, sort_keys=True)}),
+        ("probe", statement("probe"), None),
+        ("probe_results", statement("probe_results"), None),
+    ]
 
-    Raises ConnectError when the node does not answer, InspectError when it
-    answers but the batch fails; both carry a short reason without secrets.
+
+def batch(request: Request, probes: tuple[FilterProbe, ...], timeout: float) -> list[Step]:
+    """Every statement of the one round trip, in order (see the module's docstring)."""
+    names = [t["name"] for t in request.input["tables"]]
+    tables = {"names": names, "quoted": [quote_table(t) for t in names]}
+    native = request.engine == "native"
+    steps: list[Step] = [
+        *_begin(bool(probes), timeout),
+        ("server", statement("server"), None),
+        ("slots", statement("slots"), None),
+        ("relations", statement("relations"), {**tables, "asked": native}),
+        ("columns", statement("columns"), tables),
+        ("primary_keys", statement("primary_keys"), tables),
+    ]
+    if probes:
+        steps += _probe_steps(request, probes)
+    elif native:
+        steps.append(("input", statement("input"), {"input": json.dumps(request.input, sort_keys=True)}))
+    if native:
+        steps += [(f"native/{kind}", statement(f"native/{kind}"), None) for kind in NATIVE_QUERIES]
+    slots = request.input["expected_slots"]
+    steps += [
+        ("pglogical/node", statement("pglogical/node"), None),
+        ("pglogical/sets", statement("pglogical/sets"), None),
+        ("pglogical/set_tables", statement("pglogical/set_tables"), None),
+        ("pglogical/subscriptions", statement("pglogical/subscriptions"), None),
+        (
+            "pglogical/slot_names",
+            statement("pglogical/slot_names"),
+            {
+                "slot_db": [s["db"] for s in slots],
+                "slot_provider": [s["provider"] for s in slots],
+                "slot_subscription": [s["subscription"] for s in slots],
+            },
+        ),
+    ]
+    if not native:
+        steps.append(
+            (
+                "pglogical/has_rows",
+                statement("pglogical/has_rows"),
+                {**tables, "subscriptions": list(request.subscriptions)},
+            )
+        )
+    steps.append(("rollback", sql.SQL("ROLLBACK"), None))
+    return steps
+
+
+def quote_table(name: str) -> str:
+    """ "schema.table" as quoted identifiers, for to_regclass (which never raises)."""
+    schema, _, table = name.partition(".")
+    return ".".join('"' + part.replace('"', '""') + '"' for part in (schema, table))
+
+
+def _run(
+    conn: psycopg.Connection[Any], steps: list[Step], trace_fd: int | None
+) -> tuple[dict[str, list[tuple[Any, ...]]], dict[str, list[str]], str | None, psycopg.DatabaseError | None]:
+    """Send the steps with one Sync: rows and column names of every answered statement, the first
+    step that was not answered and the error, if any."""
+    cursors = [conn.cursor() for _ in steps]
+    error: psycopg.DatabaseError | None = None
+    if trace_fd is not None:
+        conn.pgconn.trace(trace_fd)
+    try:
+        # Statements are queued without waiting; leaving the block sends the
+        # only Sync and collects every result. Fetching inside the block
+        # would force an extra Sync (an extra round trip).
+        with conn.pipeline():
+            for cursor, (_, query, params) in zip(cursors, steps, strict=True):
+                cursor.execute(query, params)
+    except psycopg.DatabaseError as exc:
+        error = exc
+    finally:
+        if trace_fd is not None:
+            conn.pgconn.untrace()
+    rows: dict[str, list[tuple[Any, ...]]] = {}
+    columns: dict[str, list[str]] = {}
+    failed: str | None = None
+    for cursor, (name, _, _) in zip(cursors, steps, strict=True):
+        if cursor.pgresult is None:
+            failed = failed or name
+            continue
+        description = cursor.description
+        rows[name] = cursor.fetchall() if description is not None else []
+        columns[name] = [d.name for d in description or []]
+    return rows, columns, failed, error
+
+
+def read_catalogs(
+    conn: psycopg.Connection[Any],
+    dsn: str,
+    request: Request,
+    probes: tuple[FilterProbe, ...],
+    timeout: float,
+    trace_fd: int | None = None,
+) -> RawAnswer:
+    """The one round trip. InspectError (no secret in it) when the node cannot be read.
+
     `trace_fd` (tests) receives libpq's protocol trace, to count the Syncs.
     """
-    started = time.monotonic()
-    try:
-        conn = _connect(dsn, timeout)
-    except psycopg.OperationalError as exc:
-        raise ConnectError(short_reason(str(exc), dsn)) from None
-    round_trips = 0
-    with conn:
-        if trace_fd is not None:
-            conn.pgconn.trace(trace_fd)
-        batch = _batch(request, timeout)
-        cursors = [conn.cursor() for _ in batch]
-        try:
-            # Statements are queued without waiting; leaving the block sends
-            # the only Sync and collects every result. Fetching inside the
-            # block would force an extra Sync (an extra round trip).
-            with conn.pipeline():
-                for cursor, (query, params) in zip(cursors, batch, strict=True):
-                    cursor.execute(query, params)
-            round_trips += 1
-            server = cursors[5].fetchone()
-            tables = cursors[6].fetchone()
-            results = cursors[7].fetchone()
-        except psycopg.DatabaseError as exc:
-            raise InspectError(short_reason(_database_error(exc), dsn)) from None
-        finally:
-            if trace_fd is not None:
-                conn.pgconn.untrace()
-    if server is None or tables is None or results is None:
-        raise InspectError("inspection returned no rows")
-    raw = RawAnswer(
-        server=server[0],
-        tables=tables[0],
-        filters=json.loads(results[0]),
-        pglogical=json.loads(results[1]),
-        native=json.loads(results[2]),
-    )
-    stats = InspectStats(connections=1, round_trips=round_trips, seconds=round(time.monotonic() - started, 6))
-    return raw, stats
+    steps = batch(request, probes, timeout)
+    rows, columns, failed, error = _run(conn, steps, trace_fd)
+    answer = RawAnswer(rows=rows, columns=columns, pglogical=True)
+    if error is not None:
+        installed = failed != "server" and "server" in rows and server_facts(answer)["pglogical_version"]
+        if failed == "pglogical/node" and not installed and error.sqlstate in ABSENT:
+            answer.pglogical = False  # no extension: its catalogs were never there to read
+        else:
+            raise InspectError(short_reason(_database_error(error), dsn)) from None
+    if probes:
+        answer.filters = _probe_answers(probes, rows["probe_results"])
+    return answer
+
+
+def read_probes(
+    conn: psycopg.Connection[Any],
+    dsn: str,
+    request: Request,
+    probes: tuple[FilterProbe, ...],
+    timeout: float,
+    trace_fd: int | None = None,
+) -> dict[FilterProbe, dict[str, Any]]:
+    """A second round trip that only normalises `probes` (their remembered answers went stale)."""
+    steps = [*_begin(True, timeout), *_probe_steps(request, probes), ("rollback", sql.SQL("ROLLBACK"), None)]
+    rows, _, _, error = _run(conn, steps, trace_fd)
+    if error is not None:
+        raise InspectError(short_reason(_database_error(error), dsn)) from None
+    return _probe_answers(probes, rows["probe_results"])
+
+
+def _probe_answers(
+    probes: tuple[FilterProbe, ...], rows: list[tuple[Any, ...]]
+) -> dict[FilterProbe, dict[str, Any]]:
+    answers = json.loads(rows[0][0])
+    return dict(zip(probes, answers, strict=True))
+
+
+def server_facts(answer: RawAnswer) -> dict[str, Any]:
+    """server.sql's one row by column name."""
+    return dict(zip(answer.columns["server"], answer.one("server"), strict=True))
 
 
 def _database_error(exc: psycopg.DatabaseError) -> str:

@@ -17,10 +17,7 @@ from reconciler.model import DesiredState, NodeCatalog, Operation
 from reconciler.row_filter import check_row_filter, filter_columns
 from reconciler.topology import Edge, edges
 
-# The catalog queries run inside probe.sql's DO block, and only when the
-# extension exists; each returns one JSON value. Key = what it reads.
-PGLOGICAL_QUERIES = ("node", "sets", "subscriptions", "orphan_slots")
-# The native engine's catalog queries (inspect/native/*.sql), run the same way.
+# The native engine's catalog queries (inspect/native/*.sql), each one JSON value.
 NATIVE_QUERIES = ("publications", "subscriptions", "slots", "identities")
 
 
@@ -51,10 +48,13 @@ class FilterProbe:
 @dataclass(frozen=True)
 class Request:
     node: str
-    input: dict[str, Any]  # JSON handed to the node (input.sql)
-    probes: tuple[FilterProbe, ...]  # in the order of input["filters"]
+    input: dict[str, Any]  # JSON handed to the node (input.sql): tables, expected slots, filters
+    probes: tuple[FilterProbe, ...]  # every desired filter to normalise, in the order of input["filters"]
     problems: tuple[str, ...]  # filters refused before they reach the node
     engine: str = "pglogical"
+    # Subscriptions declared on this node: when one is missing live, it will
+    # be created, and whether its tables hold rows decides the initial COPY.
+    subscriptions: tuple[str, ...] = ()
     # Native engine only (pg_subscription records no provider node name):
     # subscription name -> provider node for this node's declared edges, and
     # declared DSN -> node, to name the provider of any other subscription.
@@ -131,11 +131,12 @@ def build_request(
         ],
         "tables": [{"name": t, "schema": t.partition(".")[0], "table": t.partition(".")[2]} for t in tables],
         "expected_slots": expected_slots,
-        "queries": {kind: sql_text(f"pglogical/{kind}") for kind in PGLOGICAL_QUERIES},
     }
+    declared = tuple(sorted(desired.subscriptions))
     if state.engine != "native":
-        return Request(node=node, input=payload, probes=tuple(probes), problems=tuple(problems))
-    payload["native_queries"] = {kind: sql_text(f"native/{kind}") for kind in NATIVE_QUERIES}
+        return Request(
+            node=node, input=payload, probes=tuple(probes), problems=tuple(problems), subscriptions=declared
+        )
     mine = [e for e in (edges(state) if all_edges is None else all_edges) if e.subscriber == node]
     return Request(
         node=node,
@@ -143,6 +144,7 @@ def build_request(
         probes=tuple(probes),
         problems=tuple(problems),
         engine=state.engine,
+        subscriptions=declared,
         providers={e.subscription: e.provider for e in mine},
         dsn_nodes={decl.dsn: name for name, decl in sorted(state.nodes.items())},
         identity_needs=identity_needs(state),

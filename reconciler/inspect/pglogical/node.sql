@@ -1,5 +1,8 @@
--- The local pglogical node and the DSN of its local interface (NULL: no node yet).
-SELECT jsonb_build_object('node_name', n.node_name::text, 'dsn', i.if_dsn)
-  FROM pglogical.local_node l
-  JOIN pglogical.node n ON n.node_id = l.node_id
-  JOIN pglogical.node_interface i ON i.if_id = l.node_local_interface
+-- pglogical's nodes and their interfaces, read as they are (the client joins
+-- them): which node is local, every node's name, every interface's DSN.
+-- Reading whole small catalogs costs a new backend less than planning joins.
+SELECT 'local' AS kind, node_id, node_local_interface AS ref, NULL::text AS text FROM pglogical.local_node
+UNION ALL
+SELECT 'node', node_id, NULL, node_name::text FROM pglogical.node
+UNION ALL
+SELECT 'interface', if_id, if_nodeid, if_dsn FROM pglogical.node_interface

@@ -1,0 +1,138 @@
+"""Row filters this machine already normalised on a node, so a plan need not normalise them again.
+
+Normalising a filter (probe.sql: a temporary copy of the table with the
+filter as a CHECK constraint, rolled back) is most of the work a node does
+for a plan. Its answer depends only on the filter text, the server (its
+system identifier and version) and the table's columns (names and types in
+order). So the answer is remembered per node database, table and filter,
+together with that signature:
+
+- a plan sends the probe only for filters it has no answer for;
+- the one round trip also reads the table's columns, and the remembered
+  answer is used only when the signature still matches;
+- when it does not (a column was added or changed its type, the server was
+  upgraded or replaced), the node gets a second round trip that normalises
+  again, and `--stats` shows the 2.
+
+Only answers are stored, never errors: a filter that fails to normalise is
+probed, and reported, on every plan. The file is JSON in the user's cache
+directory: $RECONCILE_CACHE_DIR, else $XDG_CACHE_HOME/reconcile, else
+~/.cache/reconcile; RECONCILE_CACHE_DIR set to an empty string turns it
+off. It holds host, port and database names, table names and filter texts,
+never a password. A file that cannot be read is ignored; one that cannot
+be written is left as it was: the cache only ever saves work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler import dsn as dsnlib
+from reconciler.inspect.facts import TableFacts
+
+FORMAT = 1
+FILE_NAME = "row-filters.json"
+
+
+def cache_dir() -> Path | None:
+    """Where the cache lives, or None when RECONCILE_CACHE_DIR is set empty (off)."""
+    explicit = os.environ.get("RECONCILE_CACHE_DIR")
+    if explicit is not None:
+        return Path(explicit) if explicit else None
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "reconcile"
+
+
+def database_key(dsn: str) -> str:
+    """host:port/dbname of a DSN (no user, no password): which database an answer belongs to."""
+    address, dbname = dsnlib.database_key(dsnlib.parse(dsn))
+    return f"{address.host}:{address.port}/{dbname}"
+
+
+def signature(system_identifier: str, server_version_num: int, table: TableFacts) -> str:
+    """What a filter's normal form depends on besides its text: server and columns, in order."""
+    columns = ",".join(f"{name} {column.type}" for name, column in table.columns.items())
+    return f"{system_identifier}/{server_version_num}/{columns}"
+
+
+@dataclass(frozen=True)
+class Answer:
+    signature: str
+    normal: str
+
+
+class FilterCache:
+    """Answers by database key, table and installed filter text: read once, saved once per run."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._known: dict[str, dict[str, dict[str, Answer]]] = _read(path) if path else {}
+
+    @classmethod
+    def default(cls) -> FilterCache:
+        directory = cache_dir()
+        return cls(directory / FILE_NAME if directory is not None else None)
+
+    def lookup(self, database: str, table: str, installed: str) -> Answer | None:
+        return self._known.get(database, {}).get(table, {}).get(installed)
+
+    def save(self, used: Mapping[str, Mapping[str, Mapping[str, Answer]]]) -> None:
+        """Write the answers of this run's databases (`used`: every answer they relied on).
+
+        A database read in this run keeps exactly the answers it used, so the
+        file stays as large as the declared filters; other databases are
+        kept as they were in the file (another run may have written them).
+        """
+        if self.path is None or not used:
+            return
+        with self._lock:
+            merged = _read(self.path)
+            for database, tables in used.items():
+                merged[database] = {table: dict(filters) for table, filters in tables.items()}
+            document = {
+                "format": FORMAT,
+                "databases": {
+                    database: {
+                        table: {
+                            installed: {"signature": a.signature, "normal": a.normal}
+                            for installed, a in sorted(filters.items())
+                        }
+                        for table, filters in sorted(tables.items())
+                    }
+                    for database, tables in sorted(merged.items())
+                },
+            }
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(prefix=".row-filters.", dir=self.path.parent)
+                with os.fdopen(fd, "w", encoding="utf-8") as f:
+                    json.dump(document, f, indent=1, sort_keys=True)
+                os.replace(tmp, self.path)
+            except OSError:
+                pass  # a cache that cannot be written only costs the next plan a probe
+
+
+def _read(path: Path) -> dict[str, dict[str, dict[str, Answer]]]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        if document.get("format") != FORMAT:
+            return {}
+        return {
+            str(database): {
+                str(table): {
+                    str(installed): Answer(signature=str(a["signature"]), normal=str(a["normal"]))
+                    for installed, a in filters.items()
+                }
+                for table, filters in tables.items()
+            }
+            for database, tables in document["databases"].items()
+        }
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}  # missing or damaged: start again
