@@ -1,16 +1,18 @@
-"""Why a plan costs more than connect + SELECT 1: each inspection statement's time on a fresh backend.
+"""Why a plan costs more than connect + SELECT 1: each statement of the inspection batch on a fresh backend.
 
 Not part of `make bench` (it explains a figure, it is not one). Builds a
-nation, a region and two districts on ports P..P+2, converges them, then
-for each statement of the inspection batch opens a new connection (a cold
-backend, as every plan has), runs the statement alone and times it; median
-of N. Usage: python -m bench.inspect_breakdown [--port-base P] [--runs N] [--node NAME]
+nation, a region and two districts on ports P..P+2 and converges them. Then,
+N times, it opens a new connection (a cold backend, as every plan has) and
+runs the batch's statements one at a time, in the batch's order, timing
+each; it prints the median of each, and the same for the batch with the
+filter probe (a first plan from a machine). Statements later in the order
+profit from catalogs an earlier one already looked up, as in the batch.
+Usage: python -m bench.inspect_breakdown [--port-base P] [--runs N] [--node NAME]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -18,22 +20,28 @@ import time
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
 
-from reconciler.inspect.request import build_request, sql_text, statement
+from reconciler.inspect.read import batch
+from reconciler.inspect.request import Request, build_request
 from reconciler.topology import desired_catalogs, edges
 from tools.lab import Lab, converge, tree
 
 DEFAULT_PORT_BASE = 26040
-PIECES = (
-    "pglogical/node",
-    "pglogical/sets",
-    "pglogical/subscriptions",
-    "pglogical/orphan_slots",
-    "server",
-    "tables",
-    "probe",
-)
+
+
+def breakdown(dsn: str, request: Request, probe: bool, runs: int) -> list[tuple[str, float]]:
+    """(statement, median ms) in batch order, plus the connection itself first."""
+    steps = batch(request, request.probes if probe else (), 10.0)
+    timings: dict[str, list[float]] = {"connect": []}
+    for _ in range(runs):
+        t0 = time.monotonic()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            timings["connect"].append(time.monotonic() - t0)
+            for name, query, params in steps:
+                t0 = time.monotonic()
+                conn.execute(query, params)
+                timings.setdefault(name, []).append(time.monotonic() - t0)
+    return [(name, statistics.median(values) * 1000) for name, values in timings.items()]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,36 +63,22 @@ def main(argv: list[str] | None = None) -> int:
         lab.wait_replicating()
         request = build_request(state, args.node, desired_catalogs(state)[args.node], edges(state))
         dsn = state.nodes[args.node].connect_dsn
-        payload = json.dumps(request.input, sort_keys=True)
-
-        def cold(query: sql.SQL | None) -> float:
+        floor = []
+        for _ in range(args.runs):
             t0 = time.monotonic()
             with psycopg.connect(dsn, autocommit=True) as conn:
-                if query is None:
-                    conn.execute("SELECT 1").fetchone()
-                    return time.monotonic() - t0
-                conn.execute("BEGIN")
-                conn.execute(statement("input"), {"input": payload})
-                t0 = time.monotonic()
-                conn.execute(query)
-                seconds = time.monotonic() - t0
-                conn.execute("ROLLBACK")
-            return seconds
-
-        def ms(query: sql.SQL | None) -> float:
-            return statistics.median(cold(query) for _ in range(args.runs)) * 1000
-
-        print(f"node {args.node}, medians of {args.runs} fresh connections:")
-        print(f"  {'connect + SELECT 1 (whole)':32s} {ms(None):6.2f} ms")
-        total = 0.0
-        for piece in PIECES:
-            # The package's own .sql files, run one by one.
-            value = ms(sql.SQL(sql_text(piece)))
-            total += value
-            print(f"  {piece + ' (alone)':32s} {value:6.2f} ms")
-        print(
-            f"  {'sum of the statements':32s} {total:6.2f} ms (probe runs the pglogical/* ones again inside)"
-        )
+                conn.execute("SELECT 1").fetchone()
+            floor.append(time.monotonic() - t0)
+        print(f"node {args.node}, medians of {args.runs} fresh connections, statements one at a time:")
+        print(f"  {'connect + SELECT 1 (the floor)':34s} {statistics.median(floor) * 1000:6.2f} ms")
+        for probe in (False, True):
+            label = "with the filter probe" if probe else "filters remembered (no probe)"
+            print(f"batch, {label}:")
+            total = 0.0
+            for name, ms in breakdown(dsn, request, probe, args.runs):
+                total += ms
+                print(f"  {name:34s} {ms:6.2f} ms")
+            print(f"  {'sum':34s} {total:6.2f} ms")
     finally:
         lab.stop()
     return 0

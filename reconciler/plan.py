@@ -7,6 +7,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 
@@ -90,6 +91,7 @@ def fingerprint(catalog: NodeCatalog) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+@cache
 def tool_version() -> str:
     try:
         return metadata.version("reconcile")

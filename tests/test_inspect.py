@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import re
 import socket
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from support import cli
 
 from reconciler.inspect import inspect_network, inspect_node
 from reconciler.inspect.filter_cache import FILE_NAME, FilterCache
@@ -470,3 +472,31 @@ def test_fingerprint_tracks_live_state_only(network: Any) -> None:
     net.execute(node, "SELECT pglogical.create_node(%s, %s)", (node, net.state.nodes[node].dsn))
     changed = inspect_network(net.state, nodes=[node]).facts[node]
     assert changed.fingerprint != first.fingerprint
+
+
+@pytest.mark.server
+def test_rows_are_read_only_where_a_subscription_will_be_created(network: Any) -> None:
+    """has_rows decides a new subscription's COPY; it is read only where one is missing."""
+    net = network(parents={"nation": None, "region": "nation", "d1": "region"})
+    net.execute(
+        "d1",
+        "INSERT INTO public.technology (id, title, district, approved)"
+        " VALUES (gen_random_uuid(), 't', 'd1', true)",
+    )
+    # Without pglogical a database is always asked (any subscription there is new).
+    net.execute("d1", "DROP EXTENSION pglogical")
+    bare = inspect_network(net.state, nodes=["d1"]).facts["d1"]
+    assert bare.tables[TECH].has_rows is True and bare.tables[APPROACH].has_rows is False
+    net.execute("d1", "CREATE EXTENSION pglogical")
+    fresh = inspect_network(net.state).facts
+    # region and nation hold a declared subscription that does not exist yet: read.
+    assert {t.has_rows for t in fresh["region"].tables.values()} == {False}
+    assert {t.has_rows for t in fresh["nation"].tables.values()} == {False}
+    # d1 subscribes to nothing: not read, although it holds a row.
+    assert {t.has_rows for t in fresh["d1"].tables.values()} == {None}
+    plan = cli("plan", "-d", str(net.dir), "--format", "json")
+    creates = [a for a in json.loads(plan.output)["actions"] if a["kind"] == "create_subscription"]
+    assert len(creates) == 2 and all(a["copy_data"] for a in creates)  # empty subscribers: copy
+    assert cli("apply", "-d", str(net.dir), "--auto-approve").exit_code == 0
+    settled = inspect_network(net.state).facts
+    assert {t.has_rows for f in settled.values() for t in f.tables.values()} == {None}

@@ -45,7 +45,12 @@ def cache_dir() -> Path | None:
     explicit = os.environ.get("RECONCILE_CACHE_DIR")
     if explicit is not None:
         return Path(explicit) if explicit else None
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base:
+        try:
+            base = str(Path.home() / ".cache")
+        except RuntimeError:
+            return None  # no home directory (a service user): no cache
     return Path(base) / "reconcile"
 
 
@@ -92,6 +97,8 @@ class FilterCache:
         """
         if self.path is None or not used:
             return
+        if all(self._known.get(database) == tables for database, tables in used.items()):
+            return  # nothing new: the usual plan writes nothing
         with self._lock:
             merged = _read(self.path)
             for database, tables in used.items():
@@ -113,7 +120,7 @@ class FilterCache:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 fd, tmp = tempfile.mkstemp(prefix=".row-filters.", dir=self.path.parent)
                 with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    json.dump(document, f, indent=1, sort_keys=True)
+                    f.write(json.dumps(document, indent=1, sort_keys=True))
                 os.replace(tmp, self.path)
             except OSError:
                 pass  # a cache that cannot be written only costs the next plan a probe

@@ -104,9 +104,11 @@ def orphan_slots(raw: RawAnswer, slots: dict[str, str]) -> list[str]:
 def table_facts(raw: RawAnswer, request: Request) -> dict[str, TableFacts]:
     """Every declared table as this node has it (exists False when it does not)."""
     columns: dict[int, list[tuple[int, str, str, bool]]] = {}
-    for relid, attnum, name, typ, not_null in raw.rows.get("columns") or []:
+    keys: dict[int, list[tuple[int, str, str]]] = {}  # (position in the key, column, type)
+    for relid, attnum, name, typ, not_null, key_position in raw.rows.get("columns") or []:
         columns.setdefault(relid, []).append((attnum, name, typ, not_null))
-    keys = {relid: list(indkey) for relid, indkey in raw.rows.get("primary_keys") or []}
+        if key_position is not None:
+            keys.setdefault(relid, []).append((key_position, name, typ))
     relations = raw.rows.get("relations") or []
     has_rows = {
         name: value
@@ -118,8 +120,7 @@ def table_facts(raw: RawAnswer, request: Request) -> dict[str, TableFacts]:
         if relkind not in ("r", "p"):
             continue  # a view or sequence of that name is not a table
         ordered = sorted(columns.get(relid, []))
-        by_number = {attnum: (column, typ) for attnum, column, typ, _ in ordered}
-        key = [by_number[n] for n in keys.get(relid, []) if n in by_number]
+        key = [(column, typ) for _, column, typ in sorted(keys.get(relid, []))]
         tables[name] = TableFacts(
             exists=True,
             columns={column: ColumnFacts(type=typ, not_null=nn) for _, column, typ, nn in ordered},

@@ -26,10 +26,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 from reconciler.errors import ConnectError, InspectError
-from reconciler.inspect.request import NATIVE_QUERIES, FilterProbe, Request, statement
+from reconciler.inspect.request import NATIVE_QUERIES, FilterProbe, Request, sql_text
 from reconciler.secrets import scrub
 
 MAX_REASON = 300
@@ -79,30 +78,31 @@ class RawAnswer:
         return rows[0]
 
 
-Step = tuple[str, sql.SQL | sql.Composed, dict[str, Any] | None]
+Step = tuple[str, str, dict[str, Any] | None]  # name (the .sql file), SQL text, parameters
+
+
+def _step(name: str, params: dict[str, Any] | None = None) -> Step:
+    return (name, sql_text(name), params)
 
 
 def _begin(read_write: bool, timeout: float) -> list[Step]:
     millis = str(max(1, int(timeout * 1000)))
+    # READ WRITE only when probing: the probe creates temporary tables
+    # (refused in a read-only transaction). The batch always ends in ROLLBACK.
+    begin = "BEGIN ISOLATION LEVEL REPEATABLE READ" + ("" if read_write else ", READ ONLY")
     return [
-        # READ WRITE only when probing: the probe creates temporary tables
-        # (refused in a read-only transaction). The batch always ends in ROLLBACK.
-        (
-            "begin",
-            sql.SQL("BEGIN ISOLATION LEVEL REPEATABLE READ" + ("" if read_write else ", READ ONLY")),
-            None,
-        ),
+        ("begin", begin, None),
         # lock_timeout: the probe's CREATE TABLE ... LIKE takes ACCESS SHARE
         # on the real table; never queue behind an ACCESS EXCLUSIVE for long.
         (
             "timeouts",
-            sql.SQL(
-                "SELECT set_config('statement_timeout', %(ms)s, true),"
-                " set_config('lock_timeout', %(ms)s, true)"
-            ),
+            "SELECT set_config('statement_timeout', %(ms)s, true), set_config('lock_timeout', %(ms)s, true)",
             {"ms": millis},
         ),
     ]
+
+
+ROLLBACK: Step = ("rollback", "ROLLBACK", None)
 
 
 def _probe_steps(request: Request, probes: tuple[FilterProbe, ...]) -> list[Step]:
@@ -112,9 +112,9 @@ def _probe_steps(request: Request, probes: tuple[FilterProbe, ...]) -> list[Step
         for p in probes
     ]
     return [
-        ("input", statement("input"), {"input": json.dumps(payload, sort_keys=True)}),
-        ("probe", statement("probe"), None),
-        ("probe_results", statement("probe_results"), None),
+        _step("input", {"input": json.dumps(payload, sort_keys=True)}),
+        _step("probe"),
+        _step("probe_results"),
     ]
 
 
@@ -123,29 +123,27 @@ def batch(request: Request, probes: tuple[FilterProbe, ...], timeout: float) -> 
     names = [t["name"] for t in request.input["tables"]]
     tables = {"names": names, "quoted": [quote_table(t) for t in names]}
     native = request.engine == "native"
-    steps: list[Step] = [
+    steps = [
         *_begin(bool(probes), timeout),
-        ("server", statement("server"), None),
-        ("slots", statement("slots"), None),
-        ("relations", statement("relations"), {**tables, "asked": native}),
-        ("columns", statement("columns"), tables),
-        ("primary_keys", statement("primary_keys"), tables),
+        _step("server"),
+        _step("slots"),
+        _step("relations", {**tables, "asked": native}),
+        _step("columns", tables),
     ]
     if probes:
         steps += _probe_steps(request, probes)
     elif native:
-        steps.append(("input", statement("input"), {"input": json.dumps(request.input, sort_keys=True)}))
+        steps.append(_step("input", {"input": json.dumps(request.input, sort_keys=True)}))
     if native:
-        steps += [(f"native/{kind}", statement(f"native/{kind}"), None) for kind in NATIVE_QUERIES]
+        steps += [_step(f"native/{kind}") for kind in NATIVE_QUERIES]
     slots = request.input["expected_slots"]
     steps += [
-        ("pglogical/node", statement("pglogical/node"), None),
-        ("pglogical/sets", statement("pglogical/sets"), None),
-        ("pglogical/set_tables", statement("pglogical/set_tables"), None),
-        ("pglogical/subscriptions", statement("pglogical/subscriptions"), None),
-        (
+        _step("pglogical/node"),
+        _step("pglogical/sets"),
+        _step("pglogical/set_tables"),
+        _step("pglogical/subscriptions"),
+        _step(
             "pglogical/slot_names",
-            statement("pglogical/slot_names"),
             {
                 "slot_db": [s["db"] for s in slots],
                 "slot_provider": [s["provider"] for s in slots],
@@ -154,15 +152,8 @@ def batch(request: Request, probes: tuple[FilterProbe, ...], timeout: float) -> 
         ),
     ]
     if not native:
-        steps.append(
-            (
-                "pglogical/has_rows",
-                statement("pglogical/has_rows"),
-                {**tables, "subscriptions": list(request.subscriptions)},
-            )
-        )
-    steps.append(("rollback", sql.SQL("ROLLBACK"), None))
-    return steps
+        steps.append(_step("pglogical/has_rows", {**tables, "subscriptions": list(request.subscriptions)}))
+    return [*steps, ROLLBACK]
 
 
 def quote_table(name: str) -> str:
@@ -240,7 +231,7 @@ def read_probes(
     trace_fd: int | None = None,
 ) -> dict[FilterProbe, dict[str, Any]]:
     """A second round trip that only normalises `probes` (their remembered answers went stale)."""
-    steps = [*_begin(True, timeout), *_probe_steps(request, probes), ("rollback", sql.SQL("ROLLBACK"), None)]
+    steps = [*_begin(True, timeout), *_probe_steps(request, probes), ROLLBACK]
     rows, _, _, error = _run(conn, steps, trace_fd)
     if error is not None:
         raise InspectError(short_reason(_database_error(error), dsn)) from None
