@@ -67,6 +67,7 @@ def _inspect(
     cache: FilterCache,
     trace_fd: int | None = None,
 ) -> tuple[NodeFacts, Answers]:
+    """One node's facts, and the normalised filters they relied on (for the cache to keep)."""
     request = build_request(state, node, desired, all_edges)
     dsn = state.nodes[node].connect_dsn
     database = database_key(dsn)
