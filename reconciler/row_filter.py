@@ -111,3 +111,60 @@ def filter_columns(text: str) -> frozenset[str]:
     collected = _Collect()
     collected(_parse_expression(text))
     return frozenset(collected.columns)
+
+
+# What a self-contained filter may use: columns, constants, AND/OR/NOT, IS
+# [NOT] NULL/TRUE/FALSE, and these operators (LIKE is ~~, ILIKE ~~*).
+_PLAIN_NODES = (
+    ast.ColumnRef,
+    ast.A_Const,
+    ast.BoolExpr,
+    ast.NullTest,
+    ast.BooleanTest,
+    ast.A_Expr,
+    ast.String,
+    ast.Integer,
+    ast.Float,
+    ast.Boolean,
+)
+_PLAIN_OPERATORS = {
+    "=", "<>", "!=", "<", ">", "<=", ">=",
+    "~~", "!~~", "~~*", "!~~*", "~", "!~", "~*", "!~*",
+    "BETWEEN", "NOT BETWEEN",
+}  # fmt: skip
+
+
+class _Plain(Visitor):
+    def __init__(self) -> None:
+        self.plain = True
+
+    def visit(self, ancestors: Any, node: Any) -> None:
+        if not isinstance(node, _PLAIN_NODES):
+            self.plain = False  # a function call, a cast, an array, a subquery...
+        elif isinstance(node, ast.A_Expr):
+            names = [getattr(n, "sval", None) for n in node.name or ()]
+            if len(names) != 1 or names[0] not in _PLAIN_OPERATORS:
+                self.plain = False  # a schema-qualified or user-defined operator
+        elif isinstance(node, ast.ColumnRef) and any(isinstance(f, ast.A_Star) for f in node.fields):
+            self.plain = False
+
+
+@cache
+def is_self_contained(text: str) -> bool:
+    """True when a filter's meaning depends only on its table's columns and the built-in operators.
+
+    Such a filter normalises the same way as long as the server, the
+    session's search_path and the table's columns are the same, so its normal
+    form can be remembered (inspect/filter_cache.py). A filter that calls a
+    function, casts to a type or uses another operator depends on objects
+    that can change without any of those changing: it is normalised on
+    every plan.
+    """
+    try:
+        expr = _parse_expression(text)
+    except ParseError:
+        return False
+    plain = _Plain()
+    plain(expr)
+    return plain.plain
+

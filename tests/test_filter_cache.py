@@ -17,6 +17,8 @@ from reconciler.inspect.filter_cache import (
     database_key,
     signature,
 )
+from reconciler.inspect.read import expected_failure
+from reconciler.row_filter import is_self_contained
 
 TABLE = TableFacts(
     exists=True,
@@ -30,26 +32,49 @@ USED = {
 }
 
 
-def test_database_key_names_server_and_database_never_user_or_password() -> None:
+def test_database_key_is_the_connection_without_secrets() -> None:
     key = database_key("host=127.0.0.1 port=5433 dbname=nation user=admin password=s3cret")
-    assert key == "localhost:5433/nation"
-    assert database_key("postgresql://admin:s3cret@db.example:5432/region") == "db.example:5432/region"
+    assert key == "dbname=nation host=127.0.0.1 port=5433 user=admin"
+    assert "s3cret" not in database_key("postgresql://admin:s3cret@db.example:5432/region")
+    # Service files name neither host nor database: two services are two databases.
+    assert database_key("service=district_a") != database_key("service=district_b")
 
 
-def test_signature_changes_with_server_version_and_every_column() -> None:
-    base = signature("42", 150020, TABLE)
-    assert base == "42/150020/id uuid,status text"
-    assert signature("43", 150020, TABLE) != base  # another server behind the same address
-    assert signature("42", 160001, TABLE) != base  # upgraded
+SERVER = {
+    "system_identifier": "42",
+    "server_version_num": 150020,
+    "database": "nation",
+    "role": "postgres",
+    "search_path": "pg_catalog,public",
+}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"system_identifier": "43"},  # another server behind the same address
+        {"server_version_num": 160001},  # upgraded
+        {"database": "nation2"},
+        {"role": "admin"},
+        {"search_path": "pg_catalog,app,public"},  # names resolve elsewhere
+    ],
+)
+def test_signature_changes_with_what_resolves_names(change: dict[str, object]) -> None:
+    assert signature({**SERVER, **change}, TABLE) != signature(SERVER, TABLE)
+
+
+def test_signature_changes_with_every_column() -> None:
+    base = signature(SERVER, TABLE)
+    assert base.endswith("/id uuid,status text")
     retyped = TABLE.model_copy(
         update={"columns": {**TABLE.columns, "status": ColumnFacts(type="varchar", not_null=True)}}
     )
-    assert signature("42", 150020, retyped) != base
+    assert signature(SERVER, retyped) != base
     grown = TABLE.model_copy(
         update={"columns": {**TABLE.columns, "x": ColumnFacts(type="int", not_null=False)}}
     )
-    assert signature("42", 150020, grown) != base
-    assert signature("42", 150020, TableFacts(exists=False)) != base  # dropped
+    assert signature(SERVER, grown) != base
+    assert signature(SERVER, TableFacts(exists=False)) != base  # dropped
 
 
 def test_saved_answers_are_read_back(tmp_path: Path) -> None:
@@ -110,3 +135,43 @@ def test_where_the_cache_lives(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     monkeypatch.delenv("RECONCILE_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert cache_dir() == tmp_path / "xdg" / "reconcile"
+
+
+@pytest.mark.parametrize(
+    ("text", "plain"),
+    [
+        ("approved", True),
+        ("status = 'approved'", True),
+        ("status IN ('approved', 'submitted') AND district <> 'x'", True),
+        ("NOT (status = 'draft') OR updated_at > '2020-01-01'", True),
+        ("n BETWEEN 1 AND 2 AND title IS NOT NULL AND flag IS NOT FALSE", True),
+        ("title LIKE 'a%' OR title ILIKE 'b%'", True),
+        ("lower(district) = 'a'", False),  # a function: it can be dropped or replaced
+        ("n::int > 1", False),  # a cast to a type resolved by name
+        ("a OPERATOR(public.===) b", False),
+        ("a === b", False),  # not a built-in operator
+        ("ARRAY[1] = ARRAY[n]", False),
+        ("(SELECT true)", False),
+        ("not valid (", False),
+    ],
+)
+def test_only_self_contained_filters_are_remembered(text: str, plain: bool) -> None:
+    assert is_self_contained(text) is plain
+
+
+@pytest.mark.parametrize(
+    ("failed", "sqlstate", "server", "missing"),
+    [
+        ("pglogical/node", "3F000", {"pglogical_version": None, "server_version_num": 150020}, "pglogical"),
+        ("pglogical/node", "3F000", {"pglogical_version": "2.4.2", "server_version_num": 150020}, None),
+        ("pglogical/sets", "42P01", {"pglogical_version": None, "server_version_num": 150020}, None),
+        ("native/publications", "42P01", {"pglogical_version": None, "server_version_num": 140010}, "native"),
+        ("native/publications", "42P01", {"pglogical_version": None, "server_version_num": 150020}, None),
+        ("relations", "57014", {"pglogical_version": None, "server_version_num": 150020}, None),
+        ("server", "57014", None, None),
+    ],
+)
+def test_which_failures_mean_something_is_absent(
+    failed: str, sqlstate: str, server: dict[str, object] | None, missing: str | None
+) -> None:
+    assert expected_failure(failed, sqlstate, server) == missing

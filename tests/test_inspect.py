@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import DEFAULT_SCHEMA
 from support import cli
 
 from reconciler.inspect import inspect_network, inspect_node
@@ -500,3 +501,65 @@ def test_rows_are_read_only_where_a_subscription_will_be_created(network: Any) -
     assert cli("apply", "-d", str(net.dir), "--auto-approve").exit_code == 0
     settled = inspect_network(net.state).facts
     assert {t.has_rows for f in settled.values() for t in f.tables.values()} == {None}
+
+
+@pytest.mark.server
+def test_a_table_named_like_a_keyword_is_read_by_its_declared_name(network: Any) -> None:
+    """Live set tables are named as declared (app.order), never quoted (app."order")."""
+    schema = DEFAULT_SCHEMA.read_text() + (
+        '\nCREATE SCHEMA app;\nCREATE TABLE app."order" (id uuid PRIMARY KEY, placed boolean NOT NULL DEFAULT false);\n'
+    )
+    sets_yaml = """\
+replication_sets:
+  approved:
+    replicate: [insert, update, delete]
+    tables:
+      app.order:
+        row_filter: "placed"
+"""
+    net = network(parents={"nation": None, "d1": "nation"}, sets_yaml=sets_yaml, schema_sql=schema)
+    assert cli("apply", "-d", str(net.dir), "--auto-approve").exit_code == 0
+    facts = inspect_network(net.state, nodes=["d1"]).facts["d1"]
+    assert list(facts.live.sets["approved"].tables) == ["app.order"]
+    again = cli("plan", "-d", str(net.dir), "--detailed-exitcode")
+    assert again.exit_code == 0, again.output
+
+
+@pytest.mark.server
+def test_another_search_path_means_normalising_again(network: Any) -> None:
+    """The session's search_path is part of what a remembered normal form depends on."""
+    net = network(parents={"nation": None})
+    node = "nation"
+    inspect_network(net.state, nodes=[node])
+    database = net.execute(node, "SELECT current_database()")[0][0]
+    net.execute(node, "CREATE SCHEMA extra")
+    net.execute(node, f'ALTER DATABASE "{database}" SET search_path = "$user", public, extra')
+    moved = inspect_network(net.state, nodes=[node]).facts[node]
+    assert moved.stats.round_trips == 2 and moved.filter_problems == []
+    settled = inspect_network(net.state, nodes=[node]).facts[node]
+    assert settled.stats.round_trips == 1 and settled.desired == moved.desired
+
+
+@pytest.mark.server
+def test_a_filter_calling_a_function_is_normalised_every_time(network: Any) -> None:
+    """Its meaning hangs on an object the signature does not cover: a dropped function is always reported."""
+    sets_yaml = """\
+replication_sets:
+  approved:
+    tables:
+      public.technology:
+        row_filter: "is_public(district)"
+"""
+    net = network(parents={"nation": None}, sets_yaml=sets_yaml)
+    node = "nation"
+    net.execute(
+        node,
+        "CREATE FUNCTION public.is_public(d text) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT d IS NOT NULL'",
+    )
+    first = inspect_network(net.state, nodes=[node]).facts[node]
+    assert first.filter_problems == []
+    _, _, text = _traced(net, node, FilterCache.default())
+    assert "reconcile_probe" in text  # probed again, although it normalised before
+    net.execute(node, "DROP FUNCTION public.is_public(text)")
+    gone = inspect_network(net.state, nodes=[node]).facts[node]
+    assert gone.filter_problems == ["public.technology: function is_public(text) does not exist"]

@@ -71,7 +71,9 @@ def _inspect(
     request = build_request(state, node, desired, all_edges)
     dsn = state.nodes[node].connect_dsn
     database = database_key(dsn)
-    remembered = {p: cache.lookup(database, p.table, p.installed) for p in request.probes}
+    remembered = {
+        p: cache.lookup(database, p.table, p.installed) if p.cacheable else None for p in request.probes
+    }
     started = time.monotonic()
     with connect(dsn, timeout) as conn:
         unknown = tuple(p for p, a in remembered.items() if a is None)
@@ -81,7 +83,7 @@ def _inspect(
         tables = table_facts(raw, request)
 
         def now(table: str) -> str:
-            return signature(server["system_identifier"], server["server_version_num"], tables[table])
+            return signature(server, tables[table])
 
         # A remembered answer holds while the server and the table's columns are the same.
         stale = tuple(p for p, a in remembered.items() if a is not None and a.signature != now(p.table))
@@ -94,7 +96,7 @@ def _inspect(
     stats = InspectStats(connections=1, round_trips=round_trips, seconds=round(time.monotonic() - started, 6))
     used: Answers = {}
     for probe, result in raw.filters.items():
-        if result.get("expr") is not None:
+        if probe.cacheable and result.get("expr") is not None:
             used.setdefault(probe.table, {})[probe.installed] = Answer(now(probe.table), result["expr"])
     return node_facts(request, desired, raw, stats), used
 

@@ -2,25 +2,29 @@
 
 Normalising a filter (probe.sql: a temporary copy of the table with the
 filter as a CHECK constraint, rolled back) is most of the work a node does
-for a plan. Its answer depends only on the filter text, the server (its
-system identifier and version) and the table's columns (names and types in
-order). So the answer is remembered per node database, table and filter,
-together with that signature:
+for a plan. For a self-contained filter (row_filter.is_self_contained:
+columns, constants, AND/OR/NOT, built-in comparison operators; no function,
+cast or other operator) the answer depends only on the filter text, the
+database (server system identifier, version, database name), how the
+session resolves names (role, search_path) and the table's columns (names
+and types in order). So such an answer is remembered per connection string,
+table and filter, together with that signature:
 
 - a plan sends the probe only for filters it has no answer for;
-- the one round trip also reads the table's columns, and the remembered
+- the one round trip also reads the signature's parts, and the remembered
   answer is used only when the signature still matches;
-- when it does not (a column was added or changed its type, the server was
-  upgraded or replaced), the node gets a second round trip that normalises
-  again, and `--stats` shows the 2.
+- when it does not (a column added or retyped, the server upgraded or
+  replaced, another search_path), the node gets a second round trip that
+  normalises again, and `--stats` shows the 2.
 
 Only answers are stored, never errors: a filter that fails to normalise is
-probed, and reported, on every plan. The file is JSON in the user's cache
-directory: $RECONCILE_CACHE_DIR, else $XDG_CACHE_HOME/reconcile, else
+probed, and reported, on every plan; so is every filter that is not
+self-contained. The file is JSON in the user's cache directory:
+$RECONCILE_CACHE_DIR, else $XDG_CACHE_HOME/reconcile, else
 ~/.cache/reconcile; RECONCILE_CACHE_DIR set to an empty string turns it
-off. It holds host, port and database names, table names and filter texts,
-never a password. A file that cannot be read is ignored; one that cannot
-be written is left as it was: the cache only ever saves work.
+off. It holds connection parameters without any password, table names and
+filter texts. A file that cannot be read is ignored; one that cannot be
+written is left as it was: the cache only ever saves work.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from reconciler import dsn as dsnlib
 from reconciler.inspect.facts import TableFacts
@@ -54,16 +59,27 @@ def cache_dir() -> Path | None:
     return Path(base) / "reconcile"
 
 
+# Connection parameters that never go into the cache file (the loader refuses
+# passwords in DSNs; this is the second line of defence).
+_SECRET_KEYS = {"password", "sslpassword"}
+
+
 def database_key(dsn: str) -> str:
-    """host:port/dbname of a DSN (no user, no password): which database an answer belongs to."""
-    address, dbname = dsnlib.database_key(dsnlib.parse(dsn))
-    return f"{address.host}:{address.port}/{dbname}"
+    """The connection string's parameters, sorted, without secrets: which database an answer belongs to.
+
+    Not host:port/dbname alone: DSNs like `service=...` name neither, and
+    two of them must not share answers. The signature also holds what the
+    server says it is, so a key that now reaches another database is caught.
+    """
+    params = dsnlib.parse(dsn)
+    return " ".join(f"{k}={v}" for k, v in sorted(params.items()) if k not in _SECRET_KEYS)
 
 
-def signature(system_identifier: str, server_version_num: int, table: TableFacts) -> str:
-    """What a filter's normal form depends on besides its text: server and columns, in order."""
+def signature(server: Mapping[str, Any], table: TableFacts) -> str:
+    """What a self-contained filter's normal form depends on besides its text (see the module's docstring)."""
     columns = ",".join(f"{name} {column.type}" for name, column in table.columns.items())
-    return f"{system_identifier}/{server_version_num}/{columns}"
+    parts = ("system_identifier", "server_version_num", "database", "role", "search_path")
+    return "/".join(str(server[k]) for k in parts) + "/" + columns
 
 
 @dataclass(frozen=True)
@@ -97,7 +113,7 @@ class FilterCache:
         """
         if self.path is None or not used:
             return
-        if all(self._known.get(database) == tables for database, tables in used.items()):
+        if all(self._known.get(database, {}) == tables for database, tables in used.items()):
             return  # nothing new: the usual plan writes nothing
         with self._lock:
             merged = _read(self.path)
@@ -119,11 +135,14 @@ class FilterCache:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 fd, tmp = tempfile.mkstemp(prefix=".row-filters.", dir=self.path.parent)
+            except OSError:
+                return  # a cache that cannot be written only costs the next plan a probe
+            try:
                 with os.fdopen(fd, "w", encoding="utf-8") as f:
                     f.write(json.dumps(document, indent=1, sort_keys=True))
                 os.replace(tmp, self.path)
             except OSError:
-                pass  # a cache that cannot be written only costs the next plan a probe
+                Path(tmp).unlink(missing_ok=True)
 
 
 def _read(path: Path) -> dict[str, dict[str, dict[str, Answer]]]:

@@ -194,7 +194,8 @@ def node_facts(request: Request, desired: NodeCatalog, raw: RawAnswer, stats: In
     if request.engine == "native":
         # pglogical's catalogs, if any, only tell which subscriptions must
         # still be switched over and which pglogical slots are orphans.
-        native = {kind: raw.one(f"native/{kind}")[0] for kind in NATIVE_QUERIES}
+        # A server before 15 has no native catalogs (preflight blocks it): read as empty.
+        native = {kind: raw.one(f"native/{kind}")[0] for kind in NATIVE_QUERIES} if raw.native else {}
         live = native_inspect.live_catalog(native, request, live.subscriptions, live.orphan_slots)
         normalised = normalised.model_copy(
             update={"replica_identities": native_inspect.desired_identities(request, tables)}

@@ -69,6 +69,7 @@ class RawAnswer:
     rows: dict[str, list[tuple[Any, ...]]]
     columns: dict[str, list[str]]  # column names per statement
     pglogical: bool  # False: the extension is not installed (its statements were not answered)
+    native: bool = True  # False: the server predates the native catalogs (PostgreSQL < 15)
     filters: dict[FilterProbe, dict[str, Any]] = field(default_factory=dict)  # probe -> {"expr"} or {"error"}
 
     def one(self, name: str) -> tuple[Any, ...]:
@@ -212,14 +213,35 @@ def read_catalogs(
     rows, columns, failed, error = _run(conn, steps, trace_fd)
     answer = RawAnswer(rows=rows, columns=columns, pglogical=True)
     if error is not None:
-        installed = failed != "server" and "server" in rows and server_facts(answer)["pglogical_version"]
-        if failed == "pglogical/node" and not installed and error.sqlstate in ABSENT:
-            answer.pglogical = False  # no extension: its catalogs were never there to read
-        else:
+        server = server_facts(answer) if "server" in rows else None
+        missing = expected_failure(failed, error.sqlstate, server)
+        if missing is None:
             raise InspectError(short_reason(_database_error(error), dsn)) from None
+        # Everything after the failed statement went unanswered: pglogical's
+        # catalogs are absent or unknown, and preflight blocks the node when
+        # its engine needs what is missing.
+        answer.pglogical = False
+        answer.native = missing != "native"
     if probes:
         answer.filters = _probe_answers(probes, rows["probe_results"])
     return answer
+
+
+def expected_failure(failed: str | None, sqlstate: str | None, server: dict[str, Any] | None) -> str | None:
+    """What a failed statement says is missing ("pglogical", "native"), or None for a real error.
+
+    - pglogical's first statement fails at parse time in a database without
+      the extension (the server step said so);
+    - the native engine's statements name catalogs of PostgreSQL 15
+      (pg_publication_namespace, prqual, prattrs): an older server has none.
+    """
+    if server is None or failed is None:
+        return None
+    if failed == "pglogical/node" and not server["pglogical_version"] and sqlstate in ABSENT:
+        return "pglogical"
+    if failed.startswith("native/") and server["server_version_num"] < 150000:
+        return "native"
+    return None
 
 
 def read_probes(

@@ -14,7 +14,7 @@ from psycopg import sql
 
 from reconciler import dsn as dsnlib
 from reconciler.model import DesiredState, NodeCatalog, Operation
-from reconciler.row_filter import check_row_filter, filter_columns
+from reconciler.row_filter import check_row_filter, filter_columns, is_self_contained
 from reconciler.topology import Edge, edges
 
 # The native engine's catalog queries (inspect/native/*.sql), each one JSON value.
@@ -43,6 +43,8 @@ class FilterProbe:
     set_name: str
     table: str
     installed: str
+    # Its normal form may be remembered (row_filter.is_self_contained).
+    cacheable: bool = False
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,7 @@ def build_request(
             if refused:
                 problems.extend(f"{table}: {reason}" for reason in refused)
                 continue
-            probes.append(FilterProbe(set_name, table, entry.row_filter))
+            probes.append(FilterProbe(set_name, table, entry.row_filter, is_self_contained(raw)))
     tables = sorted({t for s in state.replication_sets.values() for t in s.tables})
     expected_slots = [
         {

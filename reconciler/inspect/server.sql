@@ -11,5 +11,9 @@ SELECT current_setting('server_version') AS server_version,
        -- Two nodes with one system_identifier live on one server (preflight).
        (SELECT system_identifier::text FROM pg_control_system()) AS system_identifier,
        current_database() AS database,
+       -- How this session resolves names: a row filter's normal form (and
+       -- pg_get_expr's text of a live one) depends on it.
+       current_user AS role,
+       array_to_string(current_schemas(true), ',') AS search_path,
        (SELECT extversion FROM pg_extension WHERE extname = 'pglogical') AS pglogical_version,
        (SELECT oid FROM pg_database WHERE datname = current_database()) AS database_oid
