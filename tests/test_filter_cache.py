@@ -175,3 +175,12 @@ def test_which_failures_mean_something_is_absent(
     failed: str, sqlstate: str, server: dict[str, object] | None, missing: str | None
 ) -> None:
     assert expected_failure(failed, sqlstate, server) == missing
+
+
+def test_a_failed_write_leaves_no_temporary_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def full_disk(*_: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    FilterCache(tmp_path / FILE_NAME).save({"dbname=nation": USED})
+    assert list(tmp_path.iterdir()) == []

@@ -563,3 +563,29 @@ replication_sets:
     net.execute(node, "DROP FUNCTION public.is_public(text)")
     gone = inspect_network(net.state, nodes=[node]).facts[node]
     assert gone.filter_problems == ["public.technology: function is_public(text) does not exist"]
+
+
+@pytest.mark.server
+def test_a_materialized_view_named_like_a_declared_table_is_a_missing_table(network: Any) -> None:
+    """Rows are only ever counted in tables: a matview of that name is reported, never queried."""
+    schema = (
+        DEFAULT_SCHEMA.read_text()
+        + "\nCREATE MATERIALIZED VIEW public.summary AS SELECT 1 AS n WITH NO DATA;\n"
+    )
+    sets_yaml = """\
+replication_sets:
+  approved:
+    tables:
+      public.technology:
+        row_filter: "approved"
+      public.summary: {}
+"""
+    net = network(parents={"nation": None, "d1": "nation"}, sets_yaml=sets_yaml, schema_sql=schema)
+    result = inspect_network(net.state, nodes=["nation"])  # nation's subscription is missing: rows are asked
+    assert result.unreachable == {}
+    facts = result.facts["nation"]
+    assert not facts.tables["public.summary"].exists
+    assert facts.tables[TECH].has_rows is False
+    assert ("public.summary", "table does not exist") in {
+        (b.table, b.message) for b in preflight(net.state, result)
+    }
