@@ -14,7 +14,7 @@ from reconciler.inspect.filter_cache import (
     Answer,
     FilterCache,
     cache_dir,
-    database_key,
+    connection_key,
     signature,
 )
 from reconciler.inspect.read import expected_failure
@@ -33,11 +33,11 @@ USED = {
 
 
 def test_database_key_is_the_connection_without_secrets() -> None:
-    key = database_key("host=127.0.0.1 port=5433 dbname=nation user=admin password=s3cret")
+    key = connection_key("host=127.0.0.1 port=5433 dbname=nation user=admin password=s3cret")
     assert key == "dbname=nation host=127.0.0.1 port=5433 user=admin"
-    assert "s3cret" not in database_key("postgresql://admin:s3cret@db.example:5432/region")
+    assert "s3cret" not in connection_key("postgresql://admin:s3cret@db.example:5432/region")
     # Service files name neither host nor database: two services are two databases.
-    assert database_key("service=district_a") != database_key("service=district_b")
+    assert connection_key("service=district_a") != connection_key("service=district_b")
 
 
 SERVER = {

@@ -20,7 +20,7 @@ from reconciler.inspect.facts import (
     NodeFacts,
     TableFacts,
 )
-from reconciler.inspect.filter_cache import Answer, FilterCache, database_key, signature
+from reconciler.inspect.filter_cache import Answer, FilterCache, connection_key, signature
 from reconciler.inspect.normalise import node_facts, table_facts
 from reconciler.inspect.read import connect, read_catalogs, read_probes, server_facts
 from reconciler.inspect.request import build_request
@@ -38,8 +38,8 @@ __all__ = [
 ]
 
 
-# Answers a node's facts relied on: table -> installed filter -> answer.
-Answers = dict[str, dict[str, Answer]]
+# Answers a node's facts relied on: connection key -> table -> installed filter -> answer.
+Answers = dict[str, dict[str, dict[str, Answer]]]
 
 
 def inspect_node(
@@ -70,7 +70,7 @@ def _inspect(
     """One node's facts, and the normalised filters they relied on (for the cache to keep)."""
     request = build_request(state, node, desired, all_edges)
     dsn = state.nodes[node].connect_dsn
-    database = database_key(dsn)
+    database = connection_key(dsn)
     remembered = {
         p: cache.lookup(database, p.table, p.installed) if p.cacheable else None for p in request.probes
     }
@@ -94,11 +94,11 @@ def _inspect(
         if answer is not None and probe not in stale:
             raw.filters[probe] = {"expr": answer.normal}
     stats = InspectStats(connections=1, round_trips=round_trips, seconds=round(time.monotonic() - started, 6))
-    used: Answers = {}
+    used: dict[str, dict[str, Answer]] = {}
     for probe, result in raw.filters.items():
         if probe.cacheable and result.get("expr") is not None:
             used.setdefault(probe.table, {})[probe.installed] = Answer(now(probe.table), result["expr"])
-    return node_facts(request, desired, raw, stats), used
+    return node_facts(request, desired, raw, tables, stats), {database: used}
 
 
 def inspect_network(
@@ -123,7 +123,7 @@ def inspect_network(
     if not names:
         return InspectResult(facts=facts, unreachable=unreachable)
     cache = FilterCache.default()
-    used: dict[str, Answers] = {}
+    used: Answers = {}
     workers = max(1, min(parallelism, len(names)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="inspect") as pool:
         futures: dict[str, Future[tuple[NodeFacts, Answers]]] = {
@@ -133,7 +133,7 @@ def inspect_network(
         for name in names:
             try:
                 facts[name], answers = futures[name].result()
-                used[database_key(state.nodes[name].connect_dsn)] = answers
+                used.update(answers)
             except (ConnectError, InspectError) as exc:
                 unreachable[name] = str(exc)
     cache.save(used)

@@ -64,7 +64,7 @@ def cache_dir() -> Path | None:
 _SECRET_KEYS = {"password", "sslpassword"}
 
 
-def database_key(dsn: str) -> str:
+def connection_key(dsn: str) -> str:
     """The connection string's parameters, sorted, without secrets: which database an answer belongs to.
 
     Not host:port/dbname alone: DSNs like `service=...` name neither, and

@@ -182,11 +182,17 @@ def fingerprint(live: NodeCatalog, server: dict[str, Any], tables: dict[str, Tab
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def node_facts(request: Request, desired: NodeCatalog, raw: RawAnswer, stats: InspectStats) -> NodeFacts:
+def node_facts(
+    request: Request,
+    desired: NodeCatalog,
+    raw: RawAnswer,
+    tables: dict[str, TableFacts],
+    stats: InspectStats,
+) -> NodeFacts:
+    """The node's facts from its answer; `tables` is table_facts(raw, request), which the caller has."""
     server = server_facts(raw)
     slot_status = database_slots(raw, server, PGLOGICAL_PLUGIN)
     live = pglogical_catalog(raw, orphan_slots(raw, slot_status) if raw.pglogical else sorted(slot_status))
-    tables = table_facts(raw, request)
     normalised, problems = normalise_desired(desired, request, raw.filters)
     subscription_rows = raw.rows.get("pglogical/subscriptions") or []
     slots = {row[0]: row[6] for row in subscription_rows}
