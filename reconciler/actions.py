@@ -546,17 +546,7 @@ Action = Annotated[
 
 
 def _flags(s: ReplicationSet) -> str:
-    ops = [
-        name
-        for name, on in (
-            ("insert", s.replicate_insert),
-            ("update", s.replicate_update),
-            ("delete", s.replicate_delete),
-            ("truncate", s.replicate_truncate),
-        )
-        if on
-    ]
-    return ",".join(ops) or "nothing"
+    return ",".join(s.operations()) or "nothing"
 
 
 def _spec(t: SetTable) -> str:

@@ -101,7 +101,7 @@ def _flags_only(s: ReplicationSet) -> ReplicationSet:
 
 
 def _same_flags(a: ReplicationSet, b: ReplicationSet) -> bool:
-    return _flags_only(a) == _flags_only(b)
+    return a.operations() == b.operations()
 
 
 def _diff_sets(

@@ -166,6 +166,16 @@ class ReplicationSet(Frozen):
     replicate_truncate: bool = False
     tables: dict[str, SetTable] = Field(default_factory=dict)
 
+    def operations(self) -> tuple[str, ...]:
+        """The operations the set replicates, in the order insert, update, delete, truncate."""
+        flags = (
+            ("insert", self.replicate_insert),
+            ("update", self.replicate_update),
+            ("delete", self.replicate_delete),
+            ("truncate", self.replicate_truncate),
+        )
+        return tuple(name for name, on in flags if on)
+
 
 class Subscription(Frozen):
     """A subscription held by a subscriber node, to one provider node."""

@@ -139,16 +139,12 @@ def _execute(conn: Conn, action: Action, provider_conn: ProviderConn | None) -> 
 # -- publications ----------------------------------------------------------------
 
 
-def _flags(s: ReplicationSet) -> tuple[bool, bool, bool, bool]:
-    return (s.replicate_insert, s.replicate_update, s.replicate_delete, s.replicate_truncate)
-
-
 def _create_set(conn: Conn, wanted: ReplicationSet) -> str:
     current = live.publication(conn, wanted.name)
     if current is None:
         _run(conn, [create_publication_sql(wanted)])
         return DONE
-    if _flags(current.set) == _flags(wanted):
+    if current.set.operations() == wanted.operations():
         return ALREADY
     _run(conn, [alter_publication_sql(wanted)])
     return f"{DONE} (the publication existed with other operations; they were set)"
@@ -158,7 +154,7 @@ def _alter_set(conn: Conn, wanted: ReplicationSet) -> str:
     current = live.publication(conn, wanted.name)
     if current is None:
         raise ApplyError(f"publication {wanted.name!r} does not exist")
-    if _flags(current.set) == _flags(wanted):
+    if current.set.operations() == wanted.operations():
         return ALREADY
     _run(conn, [alter_publication_sql(wanted)])
     return DONE

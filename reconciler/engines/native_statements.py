@@ -42,17 +42,7 @@ def table_ident(table: str) -> sql.Identifier:
 
 def publish_option(s: ReplicationSet) -> sql.Composed:
     """`publish = '...'`: the operations the set replicates (truncate only when declared)."""
-    ops = [
-        name
-        for name, on in (
-            ("insert", s.replicate_insert),
-            ("update", s.replicate_update),
-            ("delete", s.replicate_delete),
-            ("truncate", s.replicate_truncate),
-        )
-        if on
-    ]
-    return sql.SQL("publish = {}").format(sql.Literal(", ".join(ops)))
+    return sql.SQL("publish = {}").format(sql.Literal(", ".join(s.operations())))
 
 
 def create_publication_sql(s: ReplicationSet) -> sql.Composed:

@@ -172,7 +172,7 @@ def _create_set(conn: Conn, wanted: ReplicationSet) -> str:
     if current is None:
         live.run(conn, [set_sql("create_replication_set", wanted)])
         return DONE
-    if _flags(current) == _flags(wanted):
+    if current.operations() == wanted.operations():
         return ALREADY
     live.run(conn, [set_sql("alter_replication_set", wanted)])
     return f"{DONE} (the set existed with other flags; they were set)"
@@ -182,14 +182,12 @@ def _alter_set(conn: Conn, action: AlterSet) -> str:
     current = live.replication_set(conn, action.name)
     if current is None:
         raise ApplyError(f"replication set {action.name!r} does not exist")
-    if _flags(current) == _flags(action.after):
+    if current.operations() == action.after.operations():
         return ALREADY
     live.run(conn, [set_sql("alter_replication_set", action.after)])
     return DONE
 
 
-def _flags(s: ReplicationSet) -> tuple[bool, bool, bool, bool]:
-    return (s.replicate_insert, s.replicate_update, s.replicate_delete, s.replicate_truncate)
 
 
 def _add_table(conn: Conn, action: AddTable) -> str:
