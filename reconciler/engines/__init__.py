@@ -23,6 +23,10 @@ from reconciler.errors import ApplyError
 
 ProviderConn = Callable[[str], "psycopg.Connection[Any] | None"]
 
+# What `execute` returns: the action ran, or the node already was as wanted.
+DONE = "done"
+ALREADY = "already done"
+
 
 class Engine(Protocol):
     """What `apply` needs from an engine module."""

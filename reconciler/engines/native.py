@@ -34,9 +34,9 @@ from reconciler.actions import (
     SetReplicaIdentity,
     SwitchSubscription,
 )
+from reconciler.engines import ALREADY, DONE, ProviderConn, pglogical_live
 from reconciler.engines import native_live as live
 from reconciler.engines import pglogical as pglogical_engine
-from reconciler.engines import pglogical_live
 from reconciler.engines.native_statements import (
     add_table_sql,
     advance_origin_sql,
@@ -62,11 +62,7 @@ from reconciler.topology import FORWARD_ALL
 
 __all__ = ["ALREADY", "DONE", "execute", "statements"]
 
-ProviderConn = Callable[[str], "psycopg.Connection[Any] | None"]
 Conn = psycopg.Connection[Any]
-
-DONE = "done"
-ALREADY = "already done"
 
 # Engine switch: how long the pglogical subscription may take to apply
 # past the native slot's starting point, and to stop once disabled.

@@ -9,7 +9,6 @@ that must not be seen half-done run in one transaction.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -35,6 +34,7 @@ from reconciler.actions import (
     ReplaceTable,
     SetWalKeepSize,
 )
+from reconciler.engines import ALREADY, DONE, ProviderConn
 from reconciler.engines import pglogical_live as live
 from reconciler.engines.pglogical_live import Conn, redact
 from reconciler.engines.pglogical_statements import (
@@ -59,11 +59,6 @@ from reconciler.errors import ApplyError
 from reconciler.model import ReplicationSet, SetTable, Subscription
 
 __all__ = ["ALREADY", "DONE", "execute", "statements"]
-
-ProviderConn = Callable[[str], "psycopg.Connection[Any] | None"]
-
-DONE = "done"
-ALREADY = "already done"
 
 # A rolled-back set used only to let pglogical normalise a filter text.
 PROBE_SET = "reconcile_filter_probe"
