@@ -34,6 +34,7 @@ def preflight(state: DesiredState, result: InspectResult) -> list[Blocker]:
             blockers += _native_blockers(state, facts)
     blockers += _edge_blockers(state, result)
     blockers += _shared_server_blockers(state, result)
+    blockers += _same_database_blockers(result)
     return sorted(set(blockers), key=lambda b: (b.node, b.table or "", b.message))
 
 
@@ -185,6 +186,29 @@ def _edge_blockers(state: DesiredState, result: InspectResult) -> list[Blocker]:
                         message=f"columns differ from provider {edge.provider}: " + "; ".join(diffs),
                     )
                 )
+    return out
+
+
+def _same_database_blockers(result: InspectResult) -> list[Blocker]:
+    """Two nodes whose connections reached one database (same system_identifier and database oid).
+
+    The desired state can name one database twice under different host
+    spellings, ports of a proxy, or an admin_dsn pointing at another node's
+    database; the plan would then manage one database as two nodes, e.g.
+    drop the pglogical node the other name created. Nothing is planned for
+    either until the desired state is fixed.
+    """
+    out: list[Blocker] = []
+    for a, b in combinations(sorted(result.facts), 2):
+        fa, fb = result.facts[a], result.facts[b]
+        if (fa.system_identifier, fa.database_oid) != (fb.system_identifier, fb.database_oid):
+            continue
+        why = (
+            f"(system_identifier {fa.system_identifier}, database {fa.database}, oid {fa.database_oid}); "
+            "each node needs a database of its own: check dsn and admin_dsn of both"
+        )
+        out.append(Blocker(node=a, message=f"reaches the same database as node {b} {why}"))
+        out.append(Blocker(node=b, message=f"reaches the same database as node {a} {why}"))
     return out
 
 

@@ -79,6 +79,7 @@ def facts(node: str, **changes: Any) -> NodeFacts:
         "max_slot_wal_keep_size": "-1",
         "system_identifier": f"sysid-{STATE.nodes[node].level}",
         "database": node,
+        "database_oid": 16384 + sorted(STATE.nodes).index(node),
         "tables": good_tables(),
         "filter_problems": [],
         "fingerprint": "0" * 64,
@@ -290,3 +291,18 @@ def test_blockers_sorted_and_deterministic() -> None:
     keys = [(b.node, b.table or "", b.message) for b in first]
     assert keys == sorted(keys)
     assert len(keys) == len(set(keys))
+
+
+def test_two_nodes_reaching_one_database_block_both_by_name() -> None:
+    # district_b's connection reached district_a's database (same server, same oid).
+    same = facts("district_b", database="district_a", database_oid=facts("district_a").database_oid)
+    blockers = preflight(STATE, result(district_b=same))
+    assert [b.node for b in blockers] == ["district_a", "district_b"]
+    assert "reaches the same database as node district_b" in blockers[0].message
+    assert "reaches the same database as node district_a" in blockers[1].message
+
+
+def test_same_database_oid_on_another_server_is_not_one_database() -> None:
+    # Oids repeat across servers; only (system_identifier, oid) names one database.
+    other = facts("region", database_oid=facts("district_a").database_oid)
+    assert preflight(STATE, result(region=other)) == []

@@ -51,6 +51,9 @@ class NodeFacts(Frozen):
     max_slot_wal_keep_size: str
     system_identifier: str
     database: str
+    # With system_identifier, which database the connection reached: two
+    # nodes with the same pair are one database under two names (preflight).
+    database_oid: int
     tables: dict[str, TableFacts]  # every declared table, by "schema.table"
     filter_problems: list[str]  # "public.technology: column \"aproved\" does not exist"
     fingerprint: str  # sha256 of the live catalog and facts (not of desired, not of stats)

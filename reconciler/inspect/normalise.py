@@ -221,6 +221,7 @@ def node_facts(
         max_slot_wal_keep_size=server["max_slot_wal_keep_size"],
         system_identifier=server["system_identifier"],
         database=server["database"],
+        database_oid=int(server["database_oid"]),
         tables=tables,
         filter_problems=problems,
         fingerprint=fingerprint(live, server, tables),
