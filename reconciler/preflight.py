@@ -33,8 +33,7 @@ def preflight(state: DesiredState, result: InspectResult) -> list[Blocker]:
         if state.engine == "native":
             blockers += _native_blockers(state, facts)
     blockers += _edge_blockers(state, result)
-    blockers += _shared_server_blockers(state, result)
-    blockers += _same_database_blockers(result)
+    blockers += _sharing_blockers(state, result)
     return sorted(set(blockers), key=lambda b: (b.node, b.table or "", b.message))
 
 
@@ -189,41 +188,34 @@ def _edge_blockers(state: DesiredState, result: InspectResult) -> list[Blocker]:
     return out
 
 
-def _same_database_blockers(result: InspectResult) -> list[Blocker]:
-    """Two nodes whose connections reached one database (same system_identifier and database oid).
+def _sharing_blockers(state: DesiredState, result: InspectResult) -> list[Blocker]:
+    """Nodes that share what they must not: one database, or one server across levels.
 
-    The desired state can name one database twice under different host
-    spellings, ports of a proxy, or an admin_dsn pointing at another node's
-    database; the plan would then manage one database as two nodes, e.g.
-    drop the pglogical node the other name created. Nothing is planned for
-    either until the desired state is fixed.
+    Both are read live, so every spelling of an address counts: nodes with
+    one system_identifier are on one server, and with one database oid as
+    well they are one database. The desired state can name a database twice
+    (two host spellings, a proxy's port, an admin_dsn pointing at another
+    node's database); the plan would then manage one database as two nodes,
+    e.g. drop the pglogical node the other name created. Nodes of different
+    levels on one server crash it (pglogical forwarding).
     """
+    servers: dict[str, list[str]] = {}
+    for name, f in sorted(result.facts.items()):
+        servers.setdefault(f.system_identifier, []).append(name)
     out: list[Blocker] = []
-    for a, b in combinations(sorted(result.facts), 2):
-        fa, fb = result.facts[a], result.facts[b]
-        if (fa.system_identifier, fa.database_oid) != (fb.system_identifier, fb.database_oid):
-            continue
-        why = (
-            f"(system_identifier {fa.system_identifier}, database {fa.database}, oid {fa.database_oid}); "
-            "each node needs a database of its own: check dsn and admin_dsn of both"
-        )
-        out.append(Blocker(node=a, message=f"reaches the same database as node {b} {why}"))
-        out.append(Blocker(node=b, message=f"reaches the same database as node {a} {why}"))
-    return out
-
-
-def _shared_server_blockers(state: DesiredState, result: InspectResult) -> list[Blocker]:
-    """Nodes of different levels on one server (same system_identifier)."""
-    out: list[Blocker] = []
-    for a, b in combinations(sorted(result.facts), 2):
-        fa, fb = result.facts[a], result.facts[b]
-        la, lb = state.nodes[a].level, state.nodes[b].level
-        if fa.system_identifier != fb.system_identifier or la == lb:
-            continue
-        why = (
-            f"(system_identifier {fa.system_identifier}); pglogical forwarding crashes "
-            "a server that holds two levels"
-        )
-        out.append(Blocker(node=a, message=f"same PostgreSQL server as {b} (level {lb}) {why}"))
-        out.append(Blocker(node=b, message=f"same PostgreSQL server as {a} (level {la}) {why}"))
+    for sysid, names in sorted(servers.items()):
+        for a, b in combinations(names, 2):
+            fa, fb = result.facts[a], result.facts[b]
+            la, lb = state.nodes[a].level, state.nodes[b].level
+            if fa.database_oid == fb.database_oid:
+                why = (
+                    f"(system_identifier {sysid}, database {fa.database}, oid {fa.database_oid}); "
+                    "each node needs a database of its own: check dsn and admin_dsn of both"
+                )
+                out.append(Blocker(node=a, message=f"reaches the same database as node {b} {why}"))
+                out.append(Blocker(node=b, message=f"reaches the same database as node {a} {why}"))
+            elif la != lb:
+                why = f"(system_identifier {sysid}); pglogical forwarding crashes a server holding two levels"
+                out.append(Blocker(node=a, message=f"same PostgreSQL server as {b} (level {lb}) {why}"))
+                out.append(Blocker(node=b, message=f"same PostgreSQL server as {a} (level {la}) {why}"))
     return out
