@@ -19,6 +19,7 @@ from reconciler.model import (
     SetTable,
     Subscription,
 )
+from reconciler.row_filter import FilterRefused, filter_sql
 
 # PostgreSQL identifiers (and so slot and subscription names) are at most 63 bytes.
 MAX_IDENTIFIER = 63
@@ -91,13 +92,24 @@ def installed_filter(row_filter: str | None, engine: str) -> str | None:
     ``(<filter>) IS NOT FALSE`` lets it through, and behaves exactly like the
     plain filter on inserts and updates when every column it reads is
     NOT NULL (REPLICATION-NOTES "Row filters lose data"). The native engine
-    evaluates old and new tuples itself and takes the filter as written.
+    evaluates old and new tuples itself and takes the filter itself.
+
+    Built from the filter's re-emitted text (row_filter.filter_sql), never
+    from the text as written. A refused filter (a DesiredState that did not
+    come through the loader) keeps its text here only to be reported:
+    inspection refuses it before it reaches a node, and every statement
+    builder re-emits what it sends.
     """
     if row_filter is None:
         return None
+    try:
+        text = filter_sql(row_filter)
+    except FilterRefused:
+        text = f"({row_filter})"
     if engine == "pglogical":
-        return f"({row_filter}) IS NOT FALSE"
-    return row_filter
+        # filter_sql's text is a name, a call or parenthesised: no parentheses needed.
+        return f"({text} IS NOT FALSE)"
+    return text
 
 
 def desired_catalogs(state: DesiredState) -> dict[str, NodeCatalog]:

@@ -88,7 +88,14 @@ def _add_table(sync: bool, columns: list[str] | None, row_filter: str | None) ->
 def test_statements_add_and_replace_table() -> None:
     spec = SetTable(row_filter="(status = 'approved') IS NOT FALSE", columns=("id", "status"))
     add = AddTable(node="d1", set_name="approved", table="public.approach", spec=spec)
-    assert engine.statements(add) == [_add_table(True, ["id", "status"], spec.row_filter)]
+    # The filter goes as the tool writes it out again, never as the plan holds it.
+    sent = """(("status" = 'approved') IS NOT FALSE)"""
+    assert engine.statements(add) == [_add_table(True, ["id", "status"], sent)]
+    # PostgreSQL's own text of a filter (what a plan carries) is written out again too.
+    normal = SetTable(row_filter="((status = 'approved'::text) IS NOT FALSE)")
+    assert engine.statements(add.model_copy(update={"spec": normal})) == [
+        _add_table(True, None, """(("status" = CAST('approved' AS "text")) IS NOT FALSE)""")
+    ]
 
     replace = ReplaceTable(
         node="d1", set_name="approved", table="public.approach", before=SetTable(), after=spec
@@ -97,7 +104,7 @@ def test_statements_add_and_replace_table() -> None:
         "SELECT pglogical.replication_set_remove_table(set_name := {set}, relation := {table}::regclass)"
     ).format(set=sql.Literal("approved"), table=sql.Literal("public.approach"))
     # A replaced table is never re-copied: synchronize_data := false.
-    assert engine.statements(replace) == [remove, _add_table(False, ["id", "status"], spec.row_filter)]
+    assert engine.statements(replace) == [remove, _add_table(False, ["id", "status"], sent)]
 
 
 def test_statements_create_subscription_and_drop_slot() -> None:

@@ -119,7 +119,18 @@ def test_a_database_keeps_only_what_it_used_others_are_kept(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize(
-    "text", ["", "{", "[]", '{"format": 2, "databases": {}}', '{"format": 1, "databases": 3}']
+    "text",
+    [
+        "",
+        "{",
+        "[]",
+        '{"format": 3, "databases": {}}',
+        '{"format": 2, "databases": 3}',
+        # Format 1 keyed filters as written and never compiled their regular
+        # expressions: its answers are not used.
+        '{"format": 1, "databases": {"localhost:5432/nation": {"public.approach":'
+        ' {"x": {"signature": "s", "normal": "n"}}}}}',
+    ],
 )
 def test_a_damaged_file_is_an_empty_cache(tmp_path: Path, text: str) -> None:
     path = tmp_path / FILE_NAME
@@ -146,7 +157,12 @@ def test_where_the_cache_lives(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
         ("NOT (status = 'draft') OR updated_at > '2020-01-01'", True),
         ("n BETWEEN 1 AND 2 AND title IS NOT NULL AND flag IS NOT FALSE", True),
         ("title LIKE 'a%' OR title ILIKE 'b%'", True),
-        ("lower(district) = 'a'", False),  # a function: it can be dropped or replaced
+        # A built-in function, sent schema-qualified (pg_catalog.lower): no
+        # object of the database can change what it means.
+        ("lower(district) = 'a'", True),
+        # Refused filters are never sent, so never remembered:
+        ("is_public(district)", False),  # a user function: it can be dropped or replaced
+        ("public.lower(district) = 'a'", False),
         ("n::int > 1", False),  # a cast to a type resolved by name
         ("a OPERATOR(public.===) b", False),
         ("a === b", False),  # not a built-in operator

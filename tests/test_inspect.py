@@ -11,6 +11,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from reconciler.inspect.filter_cache import FILE_NAME, FilterCache
 from reconciler.inspect.read import short_reason
 from reconciler.model import DesiredState, NodeCatalog, ReplicationSet, SetTable, Subscription
 from reconciler.preflight import preflight
+from reconciler.row_filter import FUNCTION_LIST, WHY
 from reconciler.topology import desired_catalogs, installed_filter
 
 TRACE_LINE = re.compile(r"^[^\t\n]+\t([FB])\t\d+\t(\w+)", re.MULTILINE)
@@ -279,9 +281,10 @@ replication_sets:
         'public.technology: column "aproved" does not exist',
     ]
     assert _filters(facts, "desired") == {
-        ("approved", TECH): "(aproved) IS NOT FALSE",  # raw: could not be normalised
-        ("approved", APPROACH): "(title) IS NOT FALSE",
-        ("approved", "public.missing"): "(approved) IS NOT FALSE",
+        # As installed (written out again by the tool): could not be normalised.
+        ("approved", TECH): '("aproved" IS NOT FALSE)',
+        ("approved", APPROACH): '("title" IS NOT FALSE)',
+        ("approved", "public.missing"): '("approved" IS NOT FALSE)',
         ("good", TECH): EXPECTED["approved"],
     }
     assert not facts.tables["public.missing"].exists
@@ -541,28 +544,25 @@ def test_another_search_path_means_normalising_again(network: Any) -> None:
 
 
 @pytest.mark.server
-def test_a_filter_calling_a_function_is_normalised_every_time(network: Any) -> None:
-    """Its meaning hangs on an object the signature does not cover: a dropped function is always reported."""
-    sets_yaml = """\
-replication_sets:
-  approved:
-    tables:
-      public.technology:
-        row_filter: "is_public(district)"
-"""
-    net = network(parents={"nation": None}, sets_yaml=sets_yaml)
+def test_a_filter_calling_a_user_function_never_reaches_the_node(network: Any) -> None:
+    """A user function can be replaced by anything: refused, and for a state that skipped the loader, never sent."""
+    net = network(parents={"nation": None})
     node = "nation"
     net.execute(
         node,
         "CREATE FUNCTION public.is_public(d text) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT d IS NOT NULL'",
     )
-    first = inspect_network(net.state, nodes=[node]).facts[node]
-    assert first.filter_problems == []
-    _, _, text = _traced(net, node, FilterCache.default())
-    assert "reconcile_probe" in text  # probed again, although it normalised before
-    net.execute(node, "DROP FUNCTION public.is_public(text)")
-    gone = inspect_network(net.state, nodes=[node]).facts[node]
-    assert gone.filter_problems == ["public.technology: function is_public(text) does not exist"]
+    approved = net.state.replication_sets["approved"]
+    tables = {**approved.tables, TECH: approved.tables[TECH].model_copy(update={"row_filter": "is_public(district)"})}
+    sets = {**net.state.replication_sets, "approved": approved.model_copy(update={"tables": tables})}
+    state = net.state.model_copy(update={"replication_sets": sets})
+    facts, _, text = _traced(SimpleNamespace(state=state), node, FilterCache(None))
+    assert facts.filter_problems == [
+        "public.technology: row_filter calls is_public(): only these built-in functions are allowed: "
+        f"{FUNCTION_LIST}; {WHY}"
+    ]
+    assert "is_public" not in text  # not in the probe, not anywhere on the wire
+    assert facts.desired.sets["approved"].tables[APPROACH].row_filter == EXPECTED["status = 'approved'"]
 
 
 @pytest.mark.server

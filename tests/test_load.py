@@ -241,8 +241,21 @@ def test_unparsable_dsn(tmp_path: Path) -> None:
         ("garbage !!! (", "not one valid SQL expression"),
         ("approved) OR (true", "not one valid SQL expression"),
         ("'yes'", "constant that is not boolean"),
-        ("title || 'x'", "not a boolean one"),
+        ("title || 'x'", "uses the operator '||'"),
         ("", "is empty"),
+        # Not a predicate that cannot fail at run time: refused offline, with why.
+        ("1/(n-n) > 0", "the operator '/': arithmetic"),
+        ("now() > created_at", "calls now(): only these built-in functions are allowed"),
+        ("n::int > 1", "casts to int4"),
+        ("xmin = '1'", "system column xmin"),
+        ("title LIKE 'a\\\\'", "ends with a backslash that escapes nothing"),
+        # The payload that ran COPY ... TO PROGRAM through the probe when a
+        # node's session had standard_conforming_strings off: two constants.
+        (
+            "'\\\\' = $x$' = '' )) NOT VALID; COPY (SELECT current_user) TO PROGRAM 'cat > pwned.txt';"
+            " ALTER TABLE pg_temp.reconcile_probe_1 ADD CONSTRAINT q CHECK ((true --$x$",
+            "reads no column of the table",
+        ),
     ],
 )
 def test_bad_row_filters(tmp_path: Path, row_filter: str, words: str) -> None:

@@ -106,11 +106,20 @@ def test_example_edges_and_forwarding() -> None:
     assert edges[("region_east", "district_a")].forward_origins == ()
 
 
+def test_installed_filter_is_the_re_emitted_text() -> None:
+    declared = r"status = 'it''s \' OR title = $x$'$x$"
+    native = r"""(("status" = E'it''s \\') OR ("title" = ''''))"""
+    assert topology.installed_filter(declared, "native") == native
+    assert topology.installed_filter(declared, "pglogical") == f"({native} IS NOT FALSE)"
+    assert topology.installed_filter(None, "native") is None
+
+
 def test_desired_catalog_installs_filters_that_pass_deletes() -> None:
     state = load_desired_state(EXAMPLE)
     catalog = topology.desired_catalogs(state)["district_a"]
     approved = catalog.sets["approved"]
-    assert approved.tables["public.technology"].row_filter == "(approved) IS NOT FALSE"
+    # Installed as the tool writes it out again, never as declared.
+    assert approved.tables["public.technology"].row_filter == '("approved" IS NOT FALSE)'
     assert approved.tables["public.approach"].columns == (
         "district",
         "id",

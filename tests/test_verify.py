@@ -153,7 +153,7 @@ def test_targets_of_the_example_network() -> None:
         ("nation", ("region_east", "region_west")),
     ]
     approach = next(t for t in checks[0].tables if t.table == "public.approach")
-    assert approach.row_filter == "status = 'approved'"
+    assert approach.row_filter == """("status" = 'approved')"""  # as the tool writes it out again
     assert approach.columns == ("district", "id", "status", "title", "updated_at")
     # A district selects the region it feeds; a region selects itself and the nation.
     assert [c.subscriber for c in subscriber_checks(state, nodes=["district_c"])] == ["region_west"]

@@ -57,6 +57,7 @@ from reconciler.engines.native_statements import (
 from reconciler.errors import ApplyError
 from reconciler.inspect.native import ALL_TABLES, SCHEMA_PREFIX
 from reconciler.model import ReplicationSet, SetTable, Subscription
+from reconciler.row_filter import FilterRefused, filter_sql
 from reconciler.secrets import redact_text
 from reconciler.topology import FORWARD_ALL
 
@@ -73,7 +74,7 @@ def execute(conn: Conn, action: Action, *, provider_conn: ProviderConn | None = 
     """Run `action` on its node; a one-line outcome, or ApplyError naming node, action and cause."""
     try:
         return _execute(conn, action, provider_conn)
-    except ApplyError as exc:
+    except (ApplyError, FilterRefused) as exc:
         raise ApplyError(_failure(action, str(exc))) from exc
     except psycopg.Error as exc:
         raise ApplyError(_failure(action, pglogical_live.pg_message(exc))) from exc
@@ -227,7 +228,9 @@ def _normalised_filter(conn: Conn, table: str, row_filter: str) -> str | None:
 
     A publication WHERE deparses exactly like a CHECK constraint (measured:
     `approved`, `(status = 'approved'::text)`), the same probe inspection uses.
+    The filter goes in as row_filter.filter_sql writes it, never as given.
     """
+    text = filter_sql(row_filter, server_forms=True)
     with conn.transaction(force_rollback=True):
         conn.execute(
             sql.SQL("CREATE TEMP TABLE reconcile_filter_probe (LIKE {table})").format(
@@ -237,9 +240,7 @@ def _normalised_filter(conn: Conn, table: str, row_filter: str) -> str | None:
         conn.execute(
             sql.SQL(
                 "ALTER TABLE pg_temp.reconcile_filter_probe ADD CONSTRAINT p CHECK ({f}) NOT VALID"
-            ).format(
-                f=sql.SQL(row_filter)  # checked at load: one boolean expression
-            )
+            ).format(f=sql.SQL(text))
         )
         row = conn.execute(
             sql.SQL(

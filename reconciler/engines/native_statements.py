@@ -33,6 +33,7 @@ from reconciler.engines.pglogical_statements import drop_slot_sql, terminate_slo
 from reconciler.errors import ApplyError
 from reconciler.inspect.native import ALL_TABLES, SCHEMA_PREFIX
 from reconciler.model import ReplicationSet, SetTable, Subscription
+from reconciler.row_filter import filter_sql
 
 
 def table_ident(table: str) -> sql.Identifier:
@@ -65,15 +66,17 @@ def drop_publication_sql(name: str) -> sql.Composed:
 def table_spec_sql(table: str, spec: SetTable) -> sql.Composed:
     """`schema.table (cols) WHERE (filter)`.
 
-    The filter is spliced as SQL text, as CREATE PUBLICATION needs it: it
-    comes from the reviewed desired state and was checked with PostgreSQL's
-    parser at load (exactly one boolean expression, no subquery, no ';').
+    CREATE PUBLICATION needs the filter as SQL text: it is the text
+    row_filter.filter_sql writes from the filter's parse tree (identifiers
+    quoted, constants written to read the same with any
+    standard_conforming_strings), never the text a plan or a test holds.
     """
     parts: list[sql.Composable] = [table_ident(table)]
     if spec.columns is not None:
         parts.append(sql.SQL("({})").format(sql.SQL(", ").join(sql.Identifier(c) for c in spec.columns)))
     if spec.row_filter is not None:
-        parts.append(sql.SQL("WHERE ({})").format(sql.SQL(spec.row_filter)))
+        text = filter_sql(spec.row_filter, server_forms=True)
+        parts.append(sql.SQL("WHERE ({})").format(sql.SQL(text)))
     return sql.SQL(" ").join(parts)
 
 

@@ -57,6 +57,7 @@ from reconciler.engines.pglogical_statements import (
 from reconciler.engines.settings import set_wal_keep_size
 from reconciler.errors import ApplyError
 from reconciler.model import ReplicationSet, SetTable, Subscription
+from reconciler.row_filter import FilterRefused
 
 __all__ = ["ALREADY", "DONE", "execute", "statements"]
 
@@ -76,7 +77,7 @@ def execute(
     """Run `action` on its node; a one-line outcome, or ApplyError naming node, action and cause."""
     try:
         return _execute(conn, action, provider_conn)
-    except ApplyError as exc:
+    except (ApplyError, FilterRefused) as exc:
         raise ApplyError(_failure(action, str(exc))) from exc
     except psycopg.Error as exc:
         raise ApplyError(_failure(action, live.pg_message(exc))) from exc
@@ -230,8 +231,8 @@ def _normalised_filter(conn: Conn, table: str, row_filter: str) -> str | None:
 
     Done by pglogical itself in a transaction that is always rolled back (a
     probe set, the table added with the filter, read back): the filter is
-    passed as a literal, never spliced into SQL, and is parsed exactly as a
-    real add_table would parse it.
+    passed as a literal, as row_filter.filter_sql writes it (add_table_sql),
+    and is parsed exactly as a real add_table would parse it.
     """
     probe = ReplicationSet(
         name=PROBE_SET, replicate_update=False, replicate_delete=False, replicate_truncate=False

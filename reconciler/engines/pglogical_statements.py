@@ -31,6 +31,7 @@ from reconciler.actions import (
 )
 from reconciler.engines.settings import wal_keep_size_sql
 from reconciler.model import ReplicationSet, SetTable, Subscription
+from reconciler.row_filter import filter_sql
 
 
 def interface_name(node: str, dsn: str) -> str:
@@ -115,7 +116,14 @@ def drop_set_sql(name: str) -> sql.Composed:
 
 
 def add_table_sql(set_name: str, table: str, spec: SetTable, synchronize: bool) -> sql.Composed:
-    """The filter is passed as installed text; pglogical parses it against the table."""
+    """pglogical parses the filter text against the table, with the session's settings.
+
+    The text is row_filter.filter_sql's, never the one a plan or a test
+    holds: pglogical splices it into `SELECT <filter> FROM <table>` and
+    parses that, so a text that reads differently with
+    standard_conforming_strings off could change what it means.
+    """
+    row_filter = None if spec.row_filter is None else filter_sql(spec.row_filter, server_forms=True)
     return sql.SQL(
         "SELECT pglogical.replication_set_add_table(set_name := {set}, relation := {table}::regclass,"
         " synchronize_data := {sync}, columns := {columns}, row_filter := {row_filter})"
@@ -124,7 +132,7 @@ def add_table_sql(set_name: str, table: str, spec: SetTable, synchronize: bool) 
         table=sql.Literal(table),
         sync=sql.Literal(synchronize),
         columns=sql.Literal(list(spec.columns) if spec.columns is not None else None),
-        row_filter=sql.Literal(spec.row_filter),
+        row_filter=sql.Literal(row_filter),
     )
 
 

@@ -2,9 +2,10 @@
 
 Normalising a filter (probe.sql: a temporary copy of the table with the
 filter as a CHECK constraint, rolled back) is most of the work a node does
-for a plan. For a self-contained filter (row_filter.is_self_contained:
-columns, constants, AND/OR/NOT, built-in comparison operators; no function,
-cast or other operator) the answer depends only on the filter text, the
+for a plan. For a self-contained filter (row_filter.is_self_contained: every
+filter the loader accepts, since it holds only columns, constants, built-in
+operators and pg_catalog functions written schema-qualified, no cast, no
+other function or operator) the answer depends only on the filter text, the
 database (server system identifier, version, database name), how the
 session resolves names (role, search_path) and the table's columns (names
 and types in order). So such an answer is remembered per connection string,
@@ -41,7 +42,9 @@ from typing import Any
 from reconciler import dsn as dsnlib
 from reconciler.inspect.facts import TableFacts
 
-FORMAT = 1
+# 2: keys are filter texts as row_filter.filter_sql writes them, and an
+# answer means the probe also compiled the filter's regular expressions.
+FORMAT = 2
 FILE_NAME = "row-filters.json"
 
 

@@ -11,6 +11,12 @@
 -- to the Sync, savepoints included. A bad filter (missing column, not
 -- boolean, missing table) must not lose the rest, so each probe runs in a
 -- plpgsql exception block (a subtransaction).
+--
+-- The filter text is the tool's own re-emitted text (row_filter.filter_sql),
+-- safe to splice whatever the session's standard_conforming_strings says.
+-- Each regular expression of the filter is compiled here too, from the JSON
+-- value (never spliced): an invalid one would raise in the provider's
+-- walsender on the first row, so it becomes this filter's error instead.
 DO $probe$
 DECLARE
     input constant jsonb := current_setting('reconcile.inspect_input')::jsonb;
@@ -20,11 +26,19 @@ DECLARE
     normalised text;
     filters jsonb := '[]';
     key_column text;
+    regex jsonb;
 BEGIN
     FOR probe IN SELECT value FROM jsonb_array_elements(input -> 'filters') LOOP
         n := n + 1;
         probe_table := 'reconcile_probe_' || n;
         BEGIN
+            FOR regex IN SELECT value FROM jsonb_array_elements(coalesce(probe -> 'regexes', '[]')) LOOP
+                IF (regex ->> 'icase')::boolean THEN
+                    PERFORM '' ~* (regex ->> 'pattern');
+                ELSE
+                    PERFORM '' ~ (regex ->> 'pattern');
+                END IF;
+            END LOOP;
             -- A partitioned copy has no storage: no file is created, nor
             -- unlinked at rollback, which is most of a plain temp table's cost.
             -- Its key is the first primary-key column (always btree-indexable);

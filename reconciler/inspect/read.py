@@ -28,7 +28,7 @@ from typing import Any
 import psycopg
 
 from reconciler.errors import ConnectError, InspectError
-from reconciler.inspect.request import NATIVE_QUERIES, FilterProbe, Request, sql_text
+from reconciler.inspect.request import NATIVE_QUERIES, FilterProbe, Request, probe_input, sql_text
 from reconciler.secrets import scrub
 
 MAX_REASON = 300
@@ -108,10 +108,7 @@ ROLLBACK: Step = ("rollback", "ROLLBACK", None)
 
 def _probe_steps(request: Request, probes: tuple[FilterProbe, ...]) -> list[Step]:
     payload = dict(request.input)
-    payload["filters"] = [
-        {"schema": p.table.partition(".")[0], "table": p.table.partition(".")[2], "filter": p.installed}
-        for p in probes
-    ]
+    payload["filters"] = [probe_input(p) for p in probes]
     return [
         _step("input", {"input": json.dumps(payload, sort_keys=True)}),
         _step("probe"),

@@ -14,7 +14,13 @@ from psycopg import sql
 
 from reconciler import dsn as dsnlib
 from reconciler.model import DesiredState, NodeCatalog, Operation
-from reconciler.row_filter import check_row_filter, filter_columns, is_self_contained
+from reconciler.row_filter import (
+    check_row_filter,
+    filter_columns,
+    filter_sql,
+    is_self_contained,
+    regex_patterns,
+)
 from reconciler.topology import Edge, edges
 
 # The native engine's catalog queries (inspect/native/*.sql), each one JSON value.
@@ -38,13 +44,28 @@ def statement(name: str) -> sql.SQL:
 
 @dataclass(frozen=True)
 class FilterProbe:
-    """One desired row filter to normalise on the node: the installed text."""
+    """One desired row filter to normalise on the node: its installed text (row_filter.filter_sql)."""
 
     set_name: str
     table: str
     installed: str
     # Its normal form may be remembered (row_filter.is_self_contained).
     cacheable: bool = False
+    # (pattern, case-insensitive) of its regular expressions: the probe
+    # compiles each one, so an invalid one is a plan-time problem, not an
+    # error in the provider's walsender.
+    regexes: tuple[tuple[str, bool], ...] = ()
+
+
+def probe_input(probe: FilterProbe) -> dict[str, Any]:
+    """What probe.sql reads of one filter: every part a JSON value, the filter text already re-emitted."""
+    schema, _, table = probe.table.partition(".")
+    return {
+        "schema": schema,
+        "table": table,
+        "filter": probe.installed,
+        "regexes": [{"pattern": pattern, "icase": icase} for pattern, icase in probe.regexes],
+    }
 
 
 @dataclass(frozen=True)
@@ -102,16 +123,19 @@ def build_request(
         for table, entry in sorted(rset.tables.items()):
             if entry.row_filter is None:
                 continue
-            # Defence in depth: the probe splices the filter into DDL, as
-            # pglogical itself does; load.py already refused anything that is
-            # not exactly one expression, this re-check keeps the probe safe
-            # for a DesiredState built by other means.
+            # The probe puts the filter into DDL, as pglogical itself does.
+            # load.py already refused anything not allowed; this re-check
+            # keeps the probe safe for a DesiredState or catalog built by
+            # other means, and what is sent is the text filter_sql wrote.
             raw = declared_filters.get((set_name, table)) or entry.row_filter
-            refused = _refused(raw)
+            refused = _refused(raw) or _refused(entry.row_filter)
             if refused:
                 problems.extend(f"{table}: {reason}" for reason in refused)
                 continue
-            probes.append(FilterProbe(set_name, table, entry.row_filter, is_self_contained(raw)))
+            installed = filter_sql(entry.row_filter)
+            probes.append(
+                FilterProbe(set_name, table, installed, is_self_contained(raw), regex_patterns(installed))
+            )
     tables = sorted({t for s in state.replication_sets.values() for t in s.tables})
     expected_slots = [
         {
@@ -123,14 +147,7 @@ def build_request(
         if e.provider == node
     ]
     payload: dict[str, Any] = {
-        "filters": [
-            {
-                "schema": p.table.partition(".")[0],
-                "table": p.table.partition(".")[2],
-                "filter": p.installed,
-            }
-            for p in probes
-        ],
+        "filters": [probe_input(p) for p in probes],
         "tables": [{"name": t, "schema": t.partition(".")[0], "table": t.partition(".")[2]} for t in tables],
         "expected_slots": expected_slots,
     }

@@ -14,6 +14,7 @@ import psycopg
 from psycopg import sql
 
 from reconciler.inspect.read import short_reason
+from reconciler.row_filter import filter_sql
 from reconciler.verify.ranges import Probe, Summary, bounds, key_hex, text_width
 
 # DataRow framing per the v3 protocol: type byte + int32 length + int16 field
@@ -125,9 +126,9 @@ def passes(row_filter: str | None) -> sql.Composed | sql.SQL:
     """
     if row_filter is None:
         return sql.SQL("true")
-    # The filter text comes from the reviewed desired state and was checked
-    # with PostgreSQL's parser at load time (one boolean expression).
-    return sql.SQL("COALESCE(({}), false)").format(sql.SQL(row_filter))
+    # Never the text as written: the one row_filter.filter_sql writes from
+    # the checked parse tree (FilterRefused for anything not allowed).
+    return sql.SQL("COALESCE({}, false)").format(sql.SQL(filter_sql(row_filter)))
 
 
 @dataclass

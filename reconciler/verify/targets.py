@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from reconciler.model import DesiredState
+from reconciler.row_filter import filter_sql
 from reconciler.topology import edges
 
 
@@ -17,8 +18,9 @@ class TargetError(ValueError):
 class TableCheck:
     """One table as verify sees it on every edge into a subscriber.
 
-    `row_filter` is the declared filter (several sets holding the table: their
-    filters AND-ed, as pglogical combines them); None means every row passes.
+    `row_filter` is the declared filter as row_filter.filter_sql writes it
+    (several sets holding the table: their filters AND-ed, as pglogical
+    combines them); None means every row passes.
     `columns` is the declared column list (several lists: the columns common
     to all), None meaning every column both sides have.
     """
@@ -54,7 +56,10 @@ def _table_checks(state: DesiredState, set_names: Sequence[str]) -> dict[str, Ta
         found = filters[table]
         row_filter = None
         if found:
-            row_filter = found[0] if len(found) == 1 else " AND ".join(f"({f})" for f in found)
+            # Each filter as filter_sql writes it (parenthesised or a single
+            # name or call), so AND-ing their texts cannot change what one means.
+            texts = [filter_sql(f) for f in found]
+            row_filter = texts[0] if len(texts) == 1 else "(" + " AND ".join(texts) + ")"
         lists = columns[table]
         cols: tuple[str, ...] | None = None
         if lists:
