@@ -23,14 +23,14 @@ from pathlib import Path
 
 import psycopg
 
-from reconciler import apply_log, locks
+from reconciler import apply_log, db, locks
 from reconciler.actions import Action
 from reconciler.engines import engine_for
-from reconciler.errors import ApplyError
+from reconciler.errors import ApplyError, ConnectError
 from reconciler.model import DesiredState
 from reconciler.plan import Plan
 from reconciler.planner import compute_plan
-from reconciler.secrets import redact, scrub
+from reconciler.secrets import redact
 
 # Test hook: kill this process with SIGKILL right after the Nth action, to
 # prove that an apply killed half-way is completed by the next run.
@@ -81,21 +81,19 @@ class _Sessions:
         self.conns: dict[str, psycopg.Connection] = {}
 
     def connect(self, node: str) -> psycopg.Connection:
+        """The node's session (opened once); ConnectError when it cannot be had.
+
+        db.connect gives it keepalives and tcp_user_timeout (a link that dies
+        mid-apply ends the session instead of hanging it) and, since apply
+        writes, triggers that fire (session_replication_role = origin). The
+        application_name names this apply to whoever waits for its lock.
+        """
         if node not in self.conns:
-            self.conns[node] = psycopg.connect(
+            self.conns[node] = db.connect(
                 self.state.nodes[node].connect_dsn,
-                autocommit=True,
-                connect_timeout=max(1, int(self.timeout)),
+                timeout=self.timeout,
                 application_name=self.application_name,
-                # A link that dies mid-apply must end the session, not hang it:
-                # keepalives find a silent peer, tcp_user_timeout unacknowledged
-                # sends (about 30 s either way). Statements may legitimately run
-                # longer (an initial sync), so no statement timeout.
-                keepalives=1,
-                keepalives_idle=10,
-                keepalives_interval=5,
-                keepalives_count=3,
-                tcp_user_timeout=30000,
+                writes=True,
             )
         return self.conns[node]
 
@@ -105,7 +103,7 @@ class _Sessions:
             return None
         try:
             return self.connect(node)
-        except psycopg.OperationalError:
+        except ConnectError:
             return None
 
     def close(self) -> None:
@@ -114,9 +112,9 @@ class _Sessions:
         self.conns.clear()
 
 
-def _connect_error(node: str, dsn: str, exc: psycopg.Error) -> ApplyError:
-    reason = scrub(str(exc).strip().splitlines()[0], dsn) if str(exc).strip() else type(exc).__name__
-    return ApplyError(f"node {node}: cannot connect ({redact(dsn)}): {reason}; nothing was done")
+def _connect_error(node: str, dsn: str, exc: ConnectError) -> ApplyError:
+    # ConnectError's message is already one line without secrets (db.short_reason).
+    return ApplyError(f"node {node}: cannot connect ({redact(dsn)}): {exc}; nothing was done")
 
 
 def _record(action: Action, status: str) -> dict[str, str]:
@@ -150,7 +148,7 @@ def apply_plan(
         for node in touched:
             try:
                 conn = sessions.connect(node)
-            except psycopg.OperationalError as exc:
+            except ConnectError as exc:
                 raise _connect_error(node, state.nodes[node].connect_dsn, exc) from exc
             try:
                 locks.acquire(conn, node, options.lock_timeout)
@@ -208,7 +206,7 @@ def _run(
             detail = engine_for(state.engine).execute(
                 sessions.connect(action.node), action, provider_conn=sessions.provider
             )
-        except (ApplyError, psycopg.Error) as exc:
+        except (ApplyError, ConnectError, psycopg.Error) as exc:
             failure = f"{action.node}: {action.symbol} {action.describe()}: {exc}"
             report.outcomes.append(Outcome(action, "failed", str(exc)))
             per_node.setdefault(action.node, []).append(_record(action, "failed"))

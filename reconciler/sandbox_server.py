@@ -101,6 +101,14 @@ def admin_conninfo(port: int, dbname: str = "postgres") -> str:
 
 
 def connect(port: int, dbname: str = "postgres") -> psycopg.Connection[tuple[object, ...]]:
+    """The sandbox's own admin connection, deliberately not db.connect.
+
+    It only ever reaches 127.0.0.1 on a port whose server the sandbox started
+    from its own data directory (ensure_server refuses a port anything else
+    holds; status asks only servers running from it), as the superuser its
+    initdb created with trust authentication: no DSN of the desired state and
+    no password is involved.
+    """
     try:
         return psycopg.connect(admin_conninfo(port, dbname), autocommit=True)
     except psycopg.OperationalError as exc:

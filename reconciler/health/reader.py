@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -16,9 +15,10 @@ import psycopg
 from psycopg import errors, sql
 from psycopg.rows import dict_row
 
-from reconciler import apply_log
+from reconciler import apply_log, db
+from reconciler.db import short_reason
+from reconciler.errors import ConnectError
 from reconciler.health.readings import ApplySummary, NodeReading, SlotReading
-from reconciler.inspect.read import short_reason
 from reconciler.inspect.request import subscriber_database
 from reconciler.model import DesiredState
 from reconciler.topology import edges
@@ -61,14 +61,7 @@ def rows(conn: Conn, name: str, params: dict[str, Any] | None = None) -> list[di
 
 
 def _connect(dsn: str, timeout: float) -> Conn:
-    # libpq takes whole seconds and treats 1 as 2; round up so a short
-    # timeout is never shorter than asked.
-    conn = psycopg.connect(
-        dsn,
-        autocommit=True,
-        connect_timeout=max(1, math.ceil(timeout)),
-        fallback_application_name="reconcile status",
-    )
+    conn = db.connect(dsn, timeout=timeout, fallback_application_name="reconcile status")
     conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(max(1, int(timeout * 1000)))))
     return conn
 
@@ -175,10 +168,9 @@ def read_node(state: DesiredState, node: str, timeout: float) -> NodeReading:
     dsn = state.nodes[node].connect_dsn
     try:
         conn = _connect(dsn, timeout)
-    except psycopg.OperationalError as exc:
-        return NodeReading(
-            node=node, reachable=False, reason=short_reason(str(exc), dsn), seconds=_since(started)
-        )
+    except ConnectError as exc:
+        # Already one line without secrets (db.short_reason).
+        return NodeReading(node=node, reachable=False, reason=str(exc), seconds=_since(started))
     try:
         with conn:
             server = rows(conn, "server")[0]

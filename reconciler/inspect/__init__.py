@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from reconciler.db import connect
 from reconciler.errors import ConnectError, InspectError
 from reconciler.inspect.facts import (
     ColumnFacts,
@@ -22,7 +23,7 @@ from reconciler.inspect.facts import (
 )
 from reconciler.inspect.filter_cache import Answer, FilterCache, connection_key, signature
 from reconciler.inspect.normalise import node_facts, table_facts
-from reconciler.inspect.read import connect, read_catalogs, read_probes, server_facts
+from reconciler.inspect.read import read_catalogs, read_probes, server_facts
 from reconciler.inspect.request import build_request
 from reconciler.model import DesiredState, NodeCatalog
 from reconciler.topology import Edge, desired_catalogs, edges
@@ -75,7 +76,7 @@ def _inspect(
         p: cache.lookup(database, p.table, p.installed) if p.cacheable else None for p in request.probes
     }
     started = time.monotonic()
-    with connect(dsn, timeout) as conn:
+    with connect(dsn, timeout=timeout) as conn:
         unknown = tuple(p for p, a in remembered.items() if a is None)
         raw = read_catalogs(conn, dsn, request, unknown, timeout, trace_fd)
         round_trips = 1

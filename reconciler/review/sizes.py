@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
@@ -11,6 +10,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from reconciler import db
+from reconciler.errors import ConnectError
 from reconciler.model import DesiredState, Frozen
 
 _QUERY = sql.SQL(resources.files("reconciler.review").joinpath("table_sizes.sql").read_text(encoding="utf-8"))
@@ -25,13 +26,7 @@ class TableSize(Frozen):
 
 def _read(dsn: str, tables: Sequence[str], timeout: float) -> dict[str, TableSize]:
     millis = max(1, int(timeout * 1000))
-    # libpq takes whole seconds and treats 1 as 2; round up so it is never shorter than asked.
-    with psycopg.connect(
-        dsn,
-        autocommit=True,
-        connect_timeout=max(1, math.ceil(timeout)),
-        fallback_application_name="reconcile review",
-    ) as conn:
+    with db.connect(dsn, timeout=timeout, fallback_application_name="reconcile review") as conn:
         conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(millis)))
         rows: list[tuple[Any, ...]] = conn.execute(_QUERY, {"tables": list(tables)}).fetchall()
     result: dict[str, TableSize] = {}
@@ -62,6 +57,6 @@ def table_sizes(
         for name in names:
             try:
                 found[name] = futures[name].result()
-            except (psycopg.OperationalError, psycopg.errors.InsufficientPrivilege):
+            except (ConnectError, psycopg.OperationalError, psycopg.errors.InsufficientPrivilege):
                 continue
     return found

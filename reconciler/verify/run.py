@@ -10,7 +10,7 @@ from enum import StrEnum
 import psycopg
 from psycopg import sql
 
-from reconciler.inspect.read import short_reason
+from reconciler.db import short_reason
 from reconciler.model import DesiredState
 from reconciler.verify.compare import Outcome, compare
 from reconciler.verify.node import NodeSession, NodeUnreachable, TableSide, passes, read_columns, statement

@@ -1,0 +1,177 @@
+"""The one connect() every node connection goes through: timeouts, keepalives, pinned settings, typed errors.
+
+Every production connection (inspect, apply, status and serve, verify and
+repair, review sizes) goes through `connect`. Only the sandbox keeps its
+own (sandbox_server.connect): it talks to nothing but the loopback servers
+it started itself.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from reconciler import dsn as dsnlib
+from reconciler.errors import ConnectError
+from reconciler.secrets import scrub
+
+MAX_REASON = 300
+
+# Session settings that change how the server reads the SQL the tool sends,
+# or what that SQL means, pinned for every session. They travel in the
+# startup packet's `options` (as `-c name=value`), which PostgreSQL applies
+# with source "client": that wins over ALTER ROLE/ALTER DATABASE ... SET and
+# postgresql.conf, and, being appended after the DSN's own options (an
+# operator may allow those, see dsn.py), over those too (the last -c wins).
+# All are settable by any role: a setting only a superuser may set would
+# make the server refuse the connection of every other role.
+PINNED: tuple[tuple[str, str], ...] = (
+    # off: a backslash in '...' starts an escape, so literals in the tool's
+    # .sql files and in row filters would mean something else.
+    ("standard_conforming_strings", "on"),
+    # The default: refuse \' in a literal where a multibyte encoding could
+    # hide a quote in it.
+    ("backslash_quote", "safe_encoding"),
+    # A role's search_path (`evil, pg_catalog, public`) could put its own
+    # function or operator in front of a built-in one the tool calls
+    # unqualified (set_config, pg_get_expr, =). The tool's own objects are
+    # always schema-qualified (reconcile.apply_log, pglogical.*, declared
+    # tables); temporary tables (the filter probes) are named pg_temp.x or
+    # looked up last, after the catalogs, never in front of them.
+    ("search_path", "pg_catalog,pg_temp"),
+    # Dates and intervals as psycopg parses them and as every node prints
+    # them: verify compares rows by their text, and psycopg reads intervals
+    # only in the postgres style.
+    ("DateStyle", "ISO,MDY"),
+    ("IntervalStyle", "postgres"),
+    # timestamptz prints in the session's zone: one zone for every node, so
+    # equal instants print (and hash, in verify) the same.
+    ("TimeZone", "UTC"),
+    # Floats printed shortest-exact (the default since PostgreSQL 12): a
+    # role with fewer digits would round values and hide differences.
+    ("extra_float_digits", "1"),
+    # bytea as \x hex, which psycopg and verify expect; `escape` prints the
+    # same bytes differently.
+    ("bytea_output", "hex"),
+    # on: `x = NULL` becomes `x IS NULL`, another meaning of the same SQL.
+    ("transform_null_equals", "off"),
+    # on: pg_get_expr and friends quote every identifier, so row filters
+    # normalised on this node would differ from the same filters elsewhere.
+    ("quote_all_identifiers", "off"),
+    # off: a query that a row-security policy would filter fails instead of
+    # silently returning fewer rows. verify compares row contents between
+    # nodes and --repair writes what is missing or deletes what is extra: a
+    # role that sees only part of a table must stop the run, not drive it.
+    # Superusers and BYPASSRLS roles are not affected.
+    ("row_security", "off"),
+)
+# session_replication_role is not pinned here: it needs superuser, and a
+# startup option a role may not set refuses the connection (measured:
+# "permission denied to set parameter"), which would lock status, plan and
+# verify out for a monitoring role. Sessions that write check it instead
+# (`writes=True`, see _require_origin): with `replica`, apply and repair
+# would skip the tables' triggers.
+# client_encoding is not an option but a connection keyword of its own,
+# which libpq sends after `options`: it is passed as a keyword, below.
+CLIENT_ENCODING = "UTF8"
+
+
+def short_reason(message: str, dsn: str) -> str:
+    """libpq's message on one line, without any password, at most MAX_REASON characters."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    text = "; ".join(lines).removeprefix("connection failed: ")
+    text = scrub(text, dsn)
+    if len(text) > MAX_REASON:
+        text = text[: MAX_REASON - 3] + "..."
+    return text
+
+
+def pinned_options(existing: str | None) -> str:
+    """The startup packet's options: what libpq would have sent (`existing`), then the pins."""
+    pins = " ".join(f"-c {name}={value}" for name, value in PINNED)
+    return f"{existing.strip()} {pins}" if existing and existing.strip() else pins
+
+
+def connect(
+    dsn: str,
+    *,
+    timeout: float,
+    fallback_application_name: str = "reconcile",
+    application_name: str | None = None,
+    autocommit: bool = True,
+    writes: bool = False,
+) -> psycopg.Connection[Any]:
+    """Open a connection to a node; ConnectError (no secret in it) when it cannot be had.
+
+    `timeout` bounds the connection attempt; `writes` (apply, repair) also
+    makes sure the session fires triggers (session_replication_role = origin).
+    """
+    try:
+        params = dsnlib.parse(dsn)
+    except dsnlib.DsnError:
+        # libpq's message can quote a token of the value: never shown.
+        raise ConnectError("not a valid connection string (libpq cannot parse it)") from None
+    # The options libpq would use on its own: the DSN's, else PGOPTIONS.
+    # (Options in a service file are replaced: a service is for where and
+    # who, see dsn.py; session settings belong in the DSN or PGOPTIONS.)
+    existing = params.get("options", os.environ.get("PGOPTIONS"))
+    names: dict[str, Any] = {"fallback_application_name": fallback_application_name}
+    if application_name is not None:
+        names["application_name"] = application_name
+    try:
+        conn = psycopg.connect(
+            dsn,
+            autocommit=autocommit,
+            # libpq takes whole seconds and treats 1 as 2; round up so a short
+            # timeout is never shorter than asked.
+            connect_timeout=max(1, math.ceil(timeout)),
+            # A link that dies must end the session, not hang it: keepalives
+            # find a silent peer, tcp_user_timeout unacknowledged sends (about
+            # 30 s either way). Statements may legitimately run longer (an
+            # initial sync), so no statement timeout here.
+            keepalives=1,
+            keepalives_idle=10,
+            keepalives_interval=5,
+            keepalives_count=3,
+            tcp_user_timeout=30000,
+            client_encoding=CLIENT_ENCODING,
+            options=pinned_options(existing),
+            **names,
+        )
+    except psycopg.Error as exc:
+        raise ConnectError(short_reason(str(exc), dsn)) from None
+    if writes:
+        try:
+            _require_origin(conn, dsn)
+        except BaseException:
+            conn.close()
+            raise
+    return conn
+
+
+def _require_origin(conn: psycopg.Connection[Any], dsn: str) -> None:
+    """Triggers fire for what this session writes, or ConnectError.
+
+    A role or database set to `session_replication_role = replica` (ALTER
+    ROLE ... SET, by a superuser) would make the tool's writes skip every
+    ordinary trigger. Only a superuser may change it back.
+    """
+    current = "unknown"
+    try:
+        row = conn.execute(sql.SQL("SHOW session_replication_role")).fetchone()
+        current = str(row[0]) if row else "origin"
+        if current != "origin":
+            conn.execute(sql.SQL("SET session_replication_role = origin"))
+        if not conn.autocommit:
+            conn.commit()
+    except psycopg.errors.InsufficientPrivilege:
+        raise ConnectError(
+            f"session_replication_role is {current!r} for this role or database and only a superuser "
+            "may set it back to 'origin': writes would skip the tables' triggers"
+        ) from None
+    except psycopg.Error as exc:
+        raise ConnectError(short_reason(str(exc), dsn)) from None
