@@ -18,9 +18,9 @@ import pytest
 from conftest import DEFAULT_SCHEMA
 from support import cli
 
+from reconciler.db import short_reason
 from reconciler.inspect import inspect_network, inspect_node
 from reconciler.inspect.filter_cache import FILE_NAME, FilterCache
-from reconciler.inspect.read import short_reason
 from reconciler.model import DesiredState, NodeCatalog, ReplicationSet, SetTable, Subscription
 from reconciler.preflight import preflight
 from reconciler.row_filter import FUNCTION_LIST, WHY
@@ -529,18 +529,21 @@ replication_sets:
 
 
 @pytest.mark.server
-def test_another_search_path_means_normalising_again(network: Any) -> None:
-    """The session's search_path is part of what a remembered normal form depends on."""
+def test_a_database_search_path_does_not_reach_the_session(network: Any) -> None:
+    """The session's search_path is pinned (db.PINNED): a database's own one changes no normal form.
+
+    (The signature of a remembered normal form still holds the session's
+    search_path, as a second line of defence.)
+    """
     net = network(parents={"nation": None})
     node = "nation"
-    inspect_network(net.state, nodes=[node])
+    first = inspect_network(net.state, nodes=[node]).facts[node]
     database = net.execute(node, "SELECT current_database()")[0][0]
     net.execute(node, "CREATE SCHEMA extra")
     net.execute(node, f'ALTER DATABASE "{database}" SET search_path = "$user", public, extra')
-    moved = inspect_network(net.state, nodes=[node]).facts[node]
-    assert moved.stats.round_trips == 2 and moved.filter_problems == []
-    settled = inspect_network(net.state, nodes=[node]).facts[node]
-    assert settled.stats.round_trips == 1 and settled.desired == moved.desired
+    again = inspect_network(net.state, nodes=[node]).facts[node]
+    assert again.stats.round_trips == 1 and again.filter_problems == []
+    assert again.desired == first.desired
 
 
 @pytest.mark.server

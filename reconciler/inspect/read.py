@@ -21,45 +21,17 @@ client joins the rows (normalise.py).
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 
-from reconciler.errors import ConnectError, InspectError
+from reconciler.db import short_reason
+from reconciler.errors import InspectError
 from reconciler.inspect.request import NATIVE_QUERIES, FilterProbe, Request, probe_input, sql_text
-from reconciler.secrets import scrub
 
-MAX_REASON = 300
 # What PostgreSQL says when a statement names the absent pglogical schema.
 ABSENT = {"3F000", "42P01", "42883"}  # invalid_schema_name, undefined_table, undefined_function
-
-
-def short_reason(message: str, dsn: str) -> str:
-    """libpq's message on one line, without any password, at most MAX_REASON characters."""
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
-    text = "; ".join(lines).removeprefix("connection failed: ")
-    text = scrub(text, dsn)
-    if len(text) > MAX_REASON:
-        text = text[: MAX_REASON - 3] + "..."
-    return text
-
-
-def connect(dsn: str, timeout: float) -> psycopg.Connection[Any]:
-    """Open the node's connection; ConnectError (no secret in it) when it does not answer."""
-    # libpq takes whole seconds and treats 1 as 2; round up so a short
-    # timeout is never shorter than asked.
-    seconds = max(1, math.ceil(timeout))
-    try:
-        return psycopg.connect(
-            dsn,
-            autocommit=True,
-            connect_timeout=seconds,
-            fallback_application_name="reconcile",
-        )
-    except psycopg.OperationalError as exc:
-        raise ConnectError(short_reason(str(exc), dsn)) from None
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,7 +12,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from reconciler.inspect.read import short_reason
+from reconciler import db
+from reconciler.errors import ConnectError
 from reconciler.row_filter import filter_sql
 from reconciler.verify.ranges import Probe, Summary, bounds, key_hex, text_width
 
@@ -59,14 +59,11 @@ class NodeSession:
         self.bytes_read = 0
         self._lock = threading.Lock()
         try:
-            self.conn: psycopg.Connection[Any] = psycopg.connect(
-                dsn,
-                autocommit=True,
-                connect_timeout=max(1, math.ceil(timeout)),
-                fallback_application_name="reconcile verify",
+            self.conn: psycopg.Connection[Any] = db.connect(
+                dsn, timeout=timeout, fallback_application_name="reconcile verify", writes=writable
             )
-        except psycopg.OperationalError as exc:
-            raise NodeUnreachable(node, short_reason(str(exc), dsn)) from None
+        except ConnectError as exc:
+            raise NodeUnreachable(node, str(exc)) from None
         self.execute(
             statement("session"),
             {
