@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 from ruamel.yaml import YAML
-from support import cli
+from support import cli, wait_for
 
 from reconciler.engines import native as native_engine
 from reconciler.engines import native_statements, pglogical_statements
@@ -602,3 +602,57 @@ def test_every_command_refuses_a_payload_before_any_server(
     assert result.exit_code not in (0, 2), result.output
     assert "row_filter" in result.output
     assert not (_data_dir(net) / "pwned.txt").exists()
+
+
+# A valid filter whose constants held the payload: with standard strings off
+# and the text spliced as written, the probe ran COPY during `plan`.
+CARRIER = (
+    "s = 'x' OR s = '\\' OR s = $x$' OR true )) NOT VALID;"
+    " COPY (SELECT current_user) TO PROGRAM 'cat > pwned.txt'; SELECT 1 --$x$"
+)
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("engine", ["pglogical", "native"])
+def test_plan_apply_and_verify_with_a_carrier_filter_and_standard_strings_off(
+    network: Any, engine: str
+) -> None:
+    """The whole tool on databases whose sessions read backslashes as escapes (unless the tool pins them)."""
+    schema = "CREATE TABLE public.payload (id uuid PRIMARY KEY, s text NOT NULL);\n"
+    net = network(parents={"nation": None, "region_east": "nation"}, schema_sql=schema)
+    yaml = YAML(typ="safe")
+    topology = yaml.load((net.dir / "topology.yaml").read_text())
+    topology["engine"] = engine
+    with (net.dir / "topology.yaml").open("w") as out:
+        yaml.dump(topology, out)
+    sets = {"replication_sets": {"approved": {"tables": {"public.payload": {"row_filter": CARRIER}}}}}
+    with (net.dir / "replication.yaml").open("w") as out:
+        yaml.dump(sets, out)
+    dollar = CARRIER.split("$x$")[1]
+    assert _read(CARRIER, False)[0] is not None and "'\\''" not in filter_sql(CARRIER)
+    for node in ("nation", "region_east"):
+        database = net.execute(node, "SELECT current_database()")[0][0]
+        net.execute(node, f'ALTER DATABASE "{database}" SET standard_conforming_strings = off')
+        net.execute(node, f'ALTER DATABASE "{database}" SET escape_string_warning = off')
+    region = net.connect("region_east")
+    for i, value in enumerate(["x", "\\", dollar, "other", dollar.replace("'", "")], start=1):
+        region.execute(
+            "INSERT INTO public.payload VALUES (%s, %s)", (f"00000000-0000-0000-0000-{i:012}", value)
+        )
+    directory = str(net.dir)
+    planned = cli("plan", "-d", directory)
+    assert planned.exit_code in (0, 2), planned.output
+    applied = cli("apply", "-d", directory, "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+    nation = net.connect("nation")
+
+    def arrived() -> bool:
+        rows = nation.execute("SELECT right(id::text, 1) FROM public.payload ORDER BY id").fetchall()
+        return [r[0] for r in rows] == ["1", "2", "3"]
+
+    wait_for(arrived, "the rows that pass the filter, and only those")
+    assert cli("plan", "-d", directory, "--detailed-exitcode").exit_code == 0
+    verified = cli("verify", "-d", directory)
+    assert verified.exit_code == 0, verified.output
+    for node in ("nation", "region_east"):
+        assert not (Path(net.execute(node, "SHOW data_directory")[0][0]) / "pwned.txt").exists()
