@@ -22,6 +22,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
 from reconciler import dsn as dsnlib
+from reconciler.config import WHERE, load_operator_config
 from reconciler.errors import LoadError, Location, Problem
 from reconciler.model import (
     BUILTIN_SETS,
@@ -353,42 +354,40 @@ def _check_cycles(state: DesiredState, add: Any) -> None:
 
 
 def _check_dsns(state: DesiredState, add: Any) -> None:
-    databases: dict[tuple[dsnlib.ServerAddress, str], str] = {}
-    servers: dict[dsnlib.ServerAddress, list[str]] = {}
+    """Each DSN parses, has no secret, uses only allowed keywords (dsn.py), reaches a database of its own."""
+    allowed = load_operator_config().dsn_allow
+    parsed: dict[tuple[str, str], dict[str, str]] = {}
     for name, node in sorted(state.nodes.items()):
         for field, value in (("dsn", node.dsn), ("admin_dsn", node.admin_dsn)):
             if value is None:
                 continue
-            where = ("nodes", name, field)
-            try:
-                params = dsnlib.parse(value)
-            except dsnlib.DsnError as exc:
-                add(where, f"node '{name}': {field} is not a valid connection string: {exc}")
-                continue
-            secret = next((k for k in ("password", "sslpassword") if k in params), None)
-            if secret is not None:
-                add(
-                    where,
-                    f"node '{name}': {field} contains a {secret}; secrets never live in git "
-                    "(use ~/.pgpass, PGPASSFILE, a service file or PGPASSWORD)",
-                )
-                continue
-            if field != "dsn":
-                continue
-            if "service" not in params and "dbname" not in params:
-                add(where, f"node '{name}': dsn names no dbname")
-                continue
-            key = dsnlib.database_key(params)
-            if key in databases:
-                add(
-                    where,
-                    f"node '{name}': dsn reaches the same database as node '{databases[key]}' "
-                    f"({key[0]} dbname={key[1]})",
-                )
-            else:
-                databases[key] = name
-            if "service" not in params:
-                servers.setdefault(key[0], []).append(name)
+            # The DSN the tool itself connects with: admin_dsn, else dsn.
+            admin = field == "admin_dsn" or node.admin_dsn is None
+            params = _dsn_params(name, field, value, admin, allowed, add)
+            if params is not None:
+                parsed[(name, field)] = params
+    databases: dict[tuple[dsnlib.ServerAddress, str], str] = {}
+    servers: dict[dsnlib.ServerAddress, list[str]] = {}
+    for (name, field), params in sorted(parsed.items()):
+        if field != "dsn":
+            continue
+        where = ("nodes", name, field)
+        if "service" not in params and "dbname" not in params:
+            add(where, f"node '{name}': dsn names no dbname")
+            continue
+        if "service" in params:
+            continue  # where it leads is in the service file: no offline identity
+        key = dsnlib.database_key(params)
+        if key in databases:
+            add(
+                where,
+                f"node '{name}': dsn reaches the same database as node '{databases[key]}' "
+                f"({key[0]} dbname={key[1]})",
+            )
+        else:
+            databases[key] = name
+        servers.setdefault(key[0], []).append(name)
+    _check_admin_databases(parsed, databases, add)
     for address, names in sorted(servers.items()):
         levels = {state.nodes[n].level for n in names}
         if len(levels) < 2:
@@ -404,6 +403,73 @@ def _check_dsns(state: DesiredState, add: Any) -> None:
                     "server that holds two tiers)",
                 )
     _check_wal_keep_size(state, add, servers)
+
+
+def _dsn_params(
+    name: str, field: str, value: str, admin: bool, allowed: frozenset[str], add: Any
+) -> dict[str, str] | None:
+    """The DSN's keywords when it passes every rule, else None (each problem added).
+
+    Messages name keywords only, never a value: a value (or a token libpq
+    complains about) may be part of a password.
+    """
+    where = ("nodes", name, field)
+    try:
+        params = dsnlib.parse(value)
+    except dsnlib.DsnError:
+        add(
+            where,
+            f"node '{name}': {field} is not a valid connection string: libpq cannot parse it (an unknown "
+            "keyword, a missing '=', an unterminated quote); the value is not repeated here, it may hold "
+            "a secret",
+        )
+        return None
+    secret = next((k for k in dsnlib.SECRETS if k in params), None)
+    if secret is not None:
+        add(
+            where,
+            f"node '{name}': {field} contains a {secret}; secrets never live in git "
+            "(use ~/.pgpass, PGPASSFILE or PGPASSWORD where the connection is made)",
+        )
+        return None
+    refused = dsnlib.refusals(params, admin=admin, allowed=allowed)
+    for refusal in refused:
+        add(
+            where,
+            f"node '{name}': {field} uses '{refusal.keyword}', which {refusal.reason}: refused. "
+            "The desired state cannot enable it; whoever runs the tool can, in the operator "
+            f'configuration ({WHERE}): [dsn] allow = ["{refusal.keyword}"]',
+        )
+    return None if refused else params
+
+
+def _check_admin_databases(
+    parsed: dict[tuple[str, str], dict[str, str]],
+    databases: dict[tuple[dsnlib.ServerAddress, str], str],
+    add: Any,
+) -> None:
+    """An admin_dsn reaches its own node's database: not another node's, nor another admin_dsn's."""
+    admins: dict[tuple[dsnlib.ServerAddress, str], str] = {}
+    for (name, field), params in sorted(parsed.items()):
+        if field != "admin_dsn" or "service" in params:
+            continue
+        key = dsnlib.database_key(params)
+        where = ("nodes", name, field)
+        other = databases.get(key)
+        if other is not None and other != name:
+            add(
+                where,
+                f"node '{name}': admin_dsn reaches the same database as the dsn of node '{other}' "
+                f"({key[0]} dbname={key[1]}); the tool would read and change node '{other}' as '{name}'",
+            )
+        elif key in admins:
+            add(
+                where,
+                f"node '{name}': admin_dsn reaches the same database as the admin_dsn of node "
+                f"'{admins[key]}' ({key[0]} dbname={key[1]})",
+            )
+        else:
+            admins[key] = name
 
 
 def _check_wal_keep_size(

@@ -80,6 +80,12 @@ def filter_cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyte
     return directory
 
 
+@pytest.fixture(autouse=True)
+def no_operator_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads the operator configuration of whoever runs it (config.py): defaults unless set."""
+    monkeypatch.setenv("RECONCILE_CONFIG", "")
+
+
 def _port_base() -> int:
     env = os.environ.get("RECONCILE_TEST_PORT_BASE")
     if env:
