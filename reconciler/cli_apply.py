@@ -13,7 +13,7 @@ from reconciler.cli_common import DirOption, load_state_or_exit, resolve_dir
 from reconciler.cli_plan import NodeOption, ParallelismOption, TimeoutOption
 from reconciler.errors import ApplyError, PlanError
 from reconciler.model import DesiredState
-from reconciler.plan import Plan, load_plan
+from reconciler.plan import Plan, foreign_dsns, load_plan
 from reconciler.planner import compute_plan
 from reconciler.render.text import render_text
 
@@ -60,6 +60,13 @@ def _check_saved_plan(plan: Plan, state: DesiredState, commit: str | None) -> No
         raise PlanError(
             f"the saved plan was made from desired-state commit {made_from[:12]}, but the directory is at"
             f" {commit[:12]}; make a new plan"
+        )
+    foreign = foreign_dsns(plan, state)
+    if foreign:
+        raise PlanError(
+            "the saved plan installs connection strings the desired state does not declare ("
+            + "; ".join(foreign)
+            + "); it was edited or made from other files: make a new plan"
         )
 
 

@@ -23,7 +23,7 @@ from reconciler.actions import (
     SwitchSubscription,
 )
 from reconciler.errors import PlanError
-from reconciler.model import Frozen, NodeCatalog
+from reconciler.model import DesiredState, Frozen, NodeCatalog
 from reconciler.preflight import Blocker
 from reconciler.secrets import redact
 
@@ -211,6 +211,33 @@ def redact_action(action: Action) -> Action:
 def redacted(plan: Plan) -> Plan:
     """The plan with no password anywhere (the desired state has none; live DSNs might)."""
     return plan.model_copy(update={"actions": tuple(redact_action(a) for a in plan.actions)})
+
+
+def foreign_dsns(plan: Plan, state: DesiredState) -> list[str]:
+    """Actions of a saved plan that would install a DSN other than the one `state` declares.
+
+    A plan file is data: whoever can write it can edit it. apply connects
+    only with the DSNs of the desired state it loads, but a pglogical node's
+    interface and a subscription's provider DSN (what an action installs)
+    are what the servers themselves then connect to, with their own
+    secrets. Each must be the declared `dsn` of its node (without password,
+    as save_plan wrote it).
+    """
+    declared = {name: redact(node.dsn) for name, node in state.nodes.items()}
+    found: list[str] = []
+    for action in plan.actions:
+        installs: tuple[str, str] | None = None
+        if isinstance(action, CreateNode):
+            installs = (action.name, action.dsn)
+        elif isinstance(action, ChangeNodeDsn):
+            installs = (action.name, action.after)
+        elif isinstance(action, CreateSubscription):
+            installs = (action.subscription.provider_node, action.subscription.provider_dsn)
+        elif isinstance(action, AlterSubscription | ReplaceSubscription | SwitchSubscription):
+            installs = (action.after.provider_node, action.after.provider_dsn)
+        if installs is not None and declared.get(installs[0]) != redact(installs[1]):
+            found.append(f"{action.node}: {action.describe()}")
+    return found
 
 
 def save_plan(plan: Plan, path: Path | str) -> None:

@@ -55,6 +55,12 @@ class Live(StrEnum):
     UNREACHABLE = "unreachable"  # no node answered
     OFFLINE = "offline"  # not asked (--offline)
     NOT_PLANNED = "not planned"  # head does not validate: nothing to plan
+    # No trusted connection details: base is missing or invalid, or every node of head is new.
+    NOT_CONTACTED = "not contacted"
+
+
+# Why a node of head is not read: its DSNs exist only in the merge request.
+NEW_NODE = "not contacted: new in this merge request (its connection details are not merged yet)"
 
 
 class Review(Frozen):
@@ -67,7 +73,8 @@ class Review(Frozen):
     risks: tuple[Risk, ...] = ()
     live: Live
     timeout: float
-    unreachable: dict[str, str] = {}
+    unreachable: dict[str, str] = {}  # contacted, did not answer
+    not_contacted: dict[str, str] = {}  # node -> why it was not contacted (NEW_NODE)
     plan: Plan | None = None
     mermaid: str | None = None
     mermaid_left_out: int = 0
@@ -117,7 +124,8 @@ def build_review(
     """Everything `reconcile review` shows; raises gitops.RevisionError when a revision cannot be read.
 
     The working tree is never read: both sides come from git objects, so the
-    review shows exactly what the merge request proposes.
+    review shows exactly what the merge request proposes. The live network is
+    read only with the base revision's connection details (connect_as_base).
     """
     base, base_state, _ = _load(directory, base_ref)
     head, head_state, prefix = _load(directory, head_ref)
@@ -130,7 +138,8 @@ def build_review(
     mermaid: str | None = None
     left_out = 0
     # A base that exists but does not validate cannot be compared model to model;
-    # the head is still validated, drawn and planned.
+    # the head is still validated and drawn (planned against live only with a
+    # valid base: its DSNs are the only ones connected with, see connect_as_base).
     if base.valid or not base.exists:
         change = semantic_change(base_state, head_state)
         summary = summarise(change, base_state, head_state)
@@ -140,23 +149,24 @@ def build_review(
     plan: Plan | None = None
     live = Live.OFFLINE
     unreachable: dict[str, str] = {}
+    not_contacted: dict[str, str] = {}
     if not offline:
-        try:
-            run = compute_plan(head_state, directory, parallelism=parallelism, timeout=timeout)
-        except PlanError as exc:  # pragma: no cover - only raised for --node selections
-            unreachable = {"*": redact_text(str(exc))}
-            live = Live.UNREACHABLE
-        else:
-            unreachable = dict(run.plan.unreachable)
-            if len(unreachable) == len(head_state.nodes):
-                live = Live.UNREACHABLE
-            else:
-                live = Live.PARTIAL if unreachable else Live.PLANNED
-                # compute_plan records the working tree's HEAD; the plan shown is of `head`.
-                plan = run.plan.model_copy(update={"desired_commit": head.commit})
-                wanted = {n: t for n, t in wanted_sizes(plan, head_state).items() if n not in unreachable}
-                sizes = table_sizes(head_state, wanted, timeout)
-                risks += plan_risks(plan, head_state, sizes)
+        live = Live.NOT_CONTACTED
+        if base_state is not None:
+            contact, new = connect_as_base(head_state, base_state)
+            not_contacted = {n: NEW_NODE for n in new}
+            known = sorted(set(head_state.nodes) - set(new))
+            if known:
+                live, unreachable, plan, live_risks = _live(
+                    contact,
+                    directory,
+                    known,
+                    not_contacted,
+                    head.commit,
+                    timeout=timeout,
+                    parallelism=parallelism,
+                )
+                risks += live_risks
     return Review(
         directory=prefix,
         base=base,
@@ -167,7 +177,63 @@ def build_review(
         live=live,
         timeout=timeout,
         unreachable=dict(sorted(unreachable.items())),
+        not_contacted=dict(sorted(not_contacted.items())),
         plan=plan,
         mermaid=mermaid,
         mermaid_left_out=left_out,
+    )
+
+
+def connect_as_base(head: DesiredState, base: DesiredState) -> tuple[DesiredState, list[str]]:
+    """Head's desired state, to be read with base's connection details; and the nodes base lacks.
+
+    The merge request is untrusted: a DSN it adds or changes could send the
+    operator's password (~/.pgpass, PGPASSWORD) to a server of its choosing.
+    So every connection the review opens uses the DSN the tool connects with
+    in the base revision (merged, trusted), set as admin_dsn; head's `dsn`
+    stays, so a changed replication DSN still shows as the plan's action.
+    Nodes only head declares are never contacted.
+    """
+    nodes = {
+        name: node.model_copy(update={"admin_dsn": base.nodes[name].connect_dsn})
+        for name, node in head.nodes.items()
+        if name in base.nodes
+    }
+    new = sorted(set(head.nodes) - set(base.nodes))
+    return head.model_copy(update={"nodes": {**head.nodes, **nodes}}), new
+
+
+def _live(
+    contact: DesiredState,
+    directory: Path,
+    known: list[str],
+    not_contacted: dict[str, str],
+    commit: str,
+    *,
+    timeout: float,
+    parallelism: int,
+) -> tuple[Live, dict[str, str], Plan | None, list[Risk]]:
+    """Plan head against the nodes base also declares, read with base's DSNs (see connect_as_base)."""
+    try:
+        run = compute_plan(contact, directory, nodes=known, parallelism=parallelism, timeout=timeout)
+    except PlanError as exc:  # pragma: no cover - only raised for --node selections
+        return Live.UNREACHABLE, {"*": redact_text(str(exc))}, None, []
+    unreachable = dict(run.plan.unreachable)
+    if len(unreachable) == len(known):
+        return Live.UNREACHABLE, unreachable, None, []
+    # compute_plan records the working tree's HEAD; the plan shown is of `head`. Nodes not
+    # contacted are not planned, like those that did not answer, and say why.
+    plan = run.plan.model_copy(
+        update={
+            "desired_commit": commit,
+            "unreachable": dict(sorted({**unreachable, **not_contacted}.items())),
+        }
+    )
+    wanted = {n: t for n, t in wanted_sizes(plan, contact).items() if n in known and n not in unreachable}
+    sizes = table_sizes(contact, wanted, timeout)
+    return (
+        (Live.PARTIAL if unreachable else Live.PLANNED),
+        unreachable,
+        plan,
+        plan_risks(plan, contact, sizes),
     )

@@ -16,8 +16,9 @@ Schema, format_version 1 (keys sorted, two-space indent, one trailing newline)::
       "risks": [{"kind": str, "subject": str, "message": str,
                  "estimates": [{"provider": str, "subscriber": str, "table": str,
                                 "rows": int|null, "bytes": int|null}]}],
-      "live": "planned"|"partial"|"unreachable"|"offline"|"not planned",
-      "unreachable": {"<node>": "<reason>"},
+      "live": "planned"|"partial"|"unreachable"|"offline"|"not planned"|"not contacted",
+      "unreachable": {"<node>": "<reason>"},     # contacted, did not answer
+      "not_contacted": {"<node>": "<reason>"},   # new in head: no merged connection details
       "plan": {...} | null,        # the `plan --format json` document of head against live
       "mermaid": str | null
     }
@@ -60,6 +61,7 @@ def review_document(review: Review) -> dict[str, Any]:
         "risks": [r.model_dump(mode="json") for r in review.risks],
         "live": review.live.value,
         "unreachable": {n: redact_text(r) for n, r in sorted(review.unreachable.items())},
+        "not_contacted": dict(sorted(review.not_contacted.items())),
         "plan": plan_document(review.plan) if review.plan is not None else None,
         "mermaid": review.mermaid,
     }

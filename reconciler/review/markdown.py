@@ -78,23 +78,46 @@ def _header(review: Review) -> list[str]:
 
 def _live_line(review: Review) -> str:
     timeout = f"{review.timeout:g} s"
+    new = _not_contacted(review)
     if review.live is Live.PLANNED:
-        return ":electric_plug: Live network: every node answered; the plan of head is below."
+        return ":electric_plug: Live network: every node answered; the plan of head is below." + new
     if review.live is Live.PARTIAL:
         return (
             f":electric_plug: Live network: {len(review.unreachable)} node(s) did not answer within "
             f"{timeout} ({', '.join(q(n) for n in sorted(review.unreachable))}); the plan below covers "
-            "the others."
+            "the others." + new
         )
     if review.live is Live.UNREACHABLE:
         return (
             f":electric_plug: **Live network unreachable**: no node answered within {timeout}, so the "
             "plan against live and the size of initial copies are not included. The semantic change, "
-            "validation and risks above do not need the network."
+            "validation and risks above do not need the network." + new
         )
     if review.live is Live.OFFLINE:
         return ":electric_plug: Live network not consulted (`--offline`): no plan, no copy sizes."
+    if review.live is Live.NOT_CONTACTED:
+        if not review.base.exists:
+            why = "the base revision has no desired state"
+        elif not review.base.valid:
+            why = "the base revision does not validate"
+        else:
+            why = "every node of head is new in this merge request"
+        return (
+            f":electric_plug: Live network not contacted: {why}, and the review connects only with the "
+            "connection details of the base revision (merged), never with those a merge request brings: "
+            "no plan, no copy sizes."
+        )
     return ":electric_plug: Live network not consulted: the head revision does not validate."
+
+
+def _not_contacted(review: Review) -> str:
+    if not review.not_contacted:
+        return ""
+    names = ", ".join(q(n) for n in sorted(review.not_contacted))
+    return (
+        f" {len(review.not_contacted)} node(s) new in this merge request were not contacted ({names}): "
+        "the review connects only with the base revision's connection details, and they have none there."
+    )
 
 
 def _validation(review: Review, limit: int | None) -> list[str]:
