@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pydantic
 
+from reconciler import dsn as dsnlib
 from reconciler.actions import (
     Action,
     AlterSubscription,
@@ -220,10 +221,13 @@ def foreign_dsns(plan: Plan, state: DesiredState) -> list[str]:
     only with the DSNs of the desired state it loads, but a pglogical node's
     interface and a subscription's provider DSN (what an action installs)
     are what the servers themselves then connect to, with their own
-    secrets. Each must be the declared `dsn` of its node (without password,
-    as save_plan wrote it).
+    secrets. Each must read, as libpq parses it, exactly as the declared
+    `dsn` of its node: the keywords and values libpq reads are compared, not
+    texts with passwords cut out, since whatever such a cut removes is never
+    compared yet still read by libpq ("postgresql://:@evil,@host/db" and
+    "postgresql://host/db" differ only in a userinfo the cut removes whole).
     """
-    declared = {name: redact(node.dsn) for name, node in state.nodes.items()}
+    declared = {name: _libpq_reads(node.dsn) for name, node in state.nodes.items()}
     found: list[str] = []
     for action in plan.actions:
         installs: tuple[str, str] | None = None
@@ -235,9 +239,20 @@ def foreign_dsns(plan: Plan, state: DesiredState) -> list[str]:
             installs = (action.subscription.provider_node, action.subscription.provider_dsn)
         elif isinstance(action, AlterSubscription | ReplaceSubscription | SwitchSubscription):
             installs = (action.after.provider_node, action.after.provider_dsn)
-        if installs is not None and declared.get(installs[0]) != redact(installs[1]):
+        if installs is None:
+            continue
+        wanted = declared.get(installs[0])
+        if wanted is None or _libpq_reads(installs[1]) != wanted:
             found.append(f"{action.node}: {action.describe()}")
     return found
+
+
+def _libpq_reads(dsn: str) -> dict[str, str] | None:
+    """The keywords libpq reads from `dsn`, or None when it cannot parse it."""
+    try:
+        return dsnlib.parse(dsn)
+    except dsnlib.DsnError:
+        return None
 
 
 def save_plan(plan: Plan, path: Path | str) -> None:

@@ -244,3 +244,75 @@ def test_an_edited_saved_plan_cannot_redirect_a_subscription(network: Any, tmp_p
     assert cli("plan", "-d", str(net.dir), "-o", str(saved)).exit_code == 0
     applied = cli("apply", "-d", str(net.dir), str(saved))
     assert applied.exit_code == 0, applied.output
+
+
+# What libpq reads, not what is left once a password is cut out: each edit below reaches
+# evil.example, and cutting "password..." (or a URI's userinfo) out of it gives back the
+# declared text exactly.
+_DISGUISED = [
+    # URI: the userinfo ends at the first '@' for libpq, at the last for a cut.
+    ("postgresql://10.0.0.1/nation", "postgresql://:@evil.example,@10.0.0.1/nation"),
+    ("postgresql://repl@10.0.0.1/nation", "postgresql://repl:@evil.example,@10.0.0.1/nation"),
+    # keyword: a "password=" inside a quoted value, whose quote ends in another value.
+    (
+        "host=10.0.0.1 dbname=nation application_name='a b'",
+        "host=10.0.0.1 dbname=nation application_name='a password=' host=evil.example "
+        "fallback_application_name=' b'",
+    ),
+]
+
+
+@pytest.mark.parametrize(("declared", "edited"), _DISGUISED)
+def test_a_plan_dsn_is_compared_as_libpq_reads_it(
+    declared: str, edited: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler.actions import CreateNode
+    from reconciler.load import load_desired_texts
+    from reconciler.plan import Plan, foreign_dsns
+
+    monkeypatch.setenv("RECONCILE_CONFIG", "")
+    text = (
+        "version: 1\nlevels: [district, nation]\nnodes:\n"
+        f'  nation: {{level: nation, dsn: "{declared}"}}\n'
+        "  d1: {level: district, upstream: nation, dsn: 'host=10.0.0.2 dbname=d1'}\n"
+        "replication_sets:\n  s:\n    tables:\n      public.t: {}\n"
+    )
+    state = load_desired_texts({"topology.yaml": text}, origin=".")
+
+    def plan(dsn: str) -> Plan:
+        return Plan(tool_version="test", actions=(CreateNode(node="nation", name="nation", dsn=dsn),))
+
+    assert foreign_dsns(plan(edited), state) == ["nation: pglogical node nation"]
+    assert foreign_dsns(plan(declared), state) == []
+
+
+@pytest.mark.server
+def test_an_edited_saved_plan_cannot_hide_a_host_in_a_uri_userinfo(
+    network: Any, fake: FakeListener, pgpassword: str, tmp_path: Path
+) -> None:
+    """The provider DSN 'user:@fake,@host' reads as the declared 'user@host' once its userinfo is cut."""
+    net = network(parents={"nation": None, "d1": "nation"})
+    found = re.search(r"port=(\d+) dbname=(\w+)", net.dsn("d1"))
+    assert found is not None
+    port, dbname = found.groups()
+    declared = f"postgresql://postgres@127.0.0.1:{port}/{dbname}"
+    _set_node(net.dir / "topology.yaml", "d1", dsn=declared)
+    _commit_all(git.Repo.init(net.dir), "d1's dsn as a URI")
+    saved = tmp_path / "plan.json"
+    planned = cli("plan", "-d", str(net.dir), "-o", str(saved))
+    assert planned.exit_code == 0, planned.output
+    doc = json.loads(saved.read_text())
+    disguised = f"postgresql://postgres:@127.0.0.2:{fake.port},@127.0.0.1:{port}/{dbname}"
+    edited = 0
+    for action in doc["actions"]:
+        if action["kind"] == "create_subscription":
+            assert action["subscription"]["provider_dsn"] == declared
+            action["subscription"]["provider_dsn"] = disguised
+            edited += 1
+    assert edited == 1
+    saved.write_text(json.dumps(doc))
+    result = cli("apply", "-d", str(net.dir), str(saved))
+    assert result.exit_code == 1, result.output
+    assert "the saved plan installs connection strings the desired state does not declare" in result.output
+    assert fake.seen == []
+    assert net.execute("nation", "SELECT count(*) FROM pglogical.node")[0][0] == 0
