@@ -316,3 +316,30 @@ def test_an_edited_saved_plan_cannot_hide_a_host_in_a_uri_userinfo(
     assert "the saved plan installs connection strings the desired state does not declare" in result.output
     assert fake.seen == []
     assert net.execute("nation", "SELECT count(*) FROM pglogical.node")[0][0] == 0
+
+
+@pytest.mark.parametrize("base", ["main", "origin/main"])
+def test_a_tag_named_like_the_base_is_not_taken_for_it(
+    tmp_path: Path, fake: FakeListener, fake2: FakeListener, pgpassword: str, base: str
+) -> None:
+    """git takes a tag before a branch: a tag `main` pushed with the merge request would be the base."""
+    root = tmp_path / "repo"
+    repo = _fake_repo(root, fake, fake2)  # its head points at the fakes
+    merged = repo.head.commit.parents[0]  # no desired state: nothing would be contacted
+    repo.create_head("main", merged)
+    repo.git.update_ref("refs/remotes/origin/main", merged.hexsha)
+    repo.create_tag(base, repo.head.commit)
+    result = cli("review", "-d", str(root / "desired-state"), "--base", base, "--timeout", "2")
+    assert result.exit_code == 1, result.output
+    assert f"--base '{base}' is ambiguous:" in result.output
+    assert fake.seen == [] and fake2.seen == []
+    # Named in full, the branch is the base: nothing to connect with, and nothing is.
+    full = "refs/heads/main" if base == "main" else "refs/remotes/origin/main"
+    assert "Live network not contacted: the base revision has no desired state" in _review_at(root, full)
+    assert fake.seen == [] and fake2.seen == []
+
+
+def _review_at(root: Path, base: str) -> str:
+    result = cli("review", "-d", str(root / "desired-state"), "--base", base, "--timeout", "2")
+    assert result.exit_code == 0, result.output
+    return result.stdout

@@ -5,6 +5,8 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
+import git
+
 from reconciler import gitops
 from reconciler.errors import LoadError, PlanError
 from reconciler.load import load_desired_texts
@@ -127,6 +129,7 @@ def build_review(
     review shows exactly what the merge request proposes. The live network is
     read only with the base revision's connection details (connect_as_base).
     """
+    check_unambiguous(directory, base_ref)
     base, base_state, _ = _load(directory, base_ref)
     head, head_state, prefix = _load(directory, head_ref)
     if head_state is None:
@@ -182,6 +185,38 @@ def build_review(
         mermaid=mermaid,
         mermaid_left_out=left_out,
     )
+
+
+# Where git looks a short ref name up, in its order (gitrevisions(7)): refs/<name>, then a tag,
+# then a branch, then a remote-tracking branch. A tag comes first.
+_REF_PLACES = ("refs/{}", "refs/tags/{}", "refs/heads/{}", "refs/remotes/{}", "refs/remotes/{}/HEAD")
+
+
+def check_unambiguous(directory: Path, ref: str) -> None:
+    """gitops.RevisionError when `ref` names several refs that point at different commits.
+
+    The base's DSNs are the only ones the review connects with, so the base
+    must be the revision the operator named. git resolves `main` or
+    `origin/main` to a tag of that name before the branch: whoever can push
+    a tag with a merge request would make its own head the trusted base.
+    """
+    try:
+        repo = git.Repo(directory, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return  # gitops.revision_files reports it
+    places = {place.format(ref) for place in _REF_PLACES}
+    commits: dict[str, str] = {}
+    for found in repo.refs:
+        if found.path in places:
+            try:
+                commits[found.path] = found.commit.hexsha
+            except ValueError:
+                continue  # a tag of a tree or a blob: not a revision git would take here
+    if len(set(commits.values())) > 1:
+        raise gitops.RevisionError(
+            f"--base {ref!r} is ambiguous: {', '.join(sorted(commits))} point at different commits; "
+            "name the one meant in full (e.g. refs/remotes/origin/main)"
+        )
 
 
 def connect_as_base(head: DesiredState, base: DesiredState) -> tuple[DesiredState, list[str]]:
