@@ -361,8 +361,9 @@ def _check_dsns(state: DesiredState, add: Any) -> None:
         for field, value in (("dsn", node.dsn), ("admin_dsn", node.admin_dsn)):
             if value is None:
                 continue
-            # The DSN the tool itself connects with: admin_dsn, else dsn.
-            admin = field == "admin_dsn" or node.admin_dsn is None
+            # The DSN the tool itself connects with: admin_dsn, else dsn; decided as
+            # Node.connect_dsn decides it, so an empty admin_dsn ("") makes dsn one.
+            admin = field == "admin_dsn" or not node.admin_dsn
             params = _dsn_params(name, field, value, admin, allowed, add)
             if params is not None:
                 parsed[(name, field)] = params

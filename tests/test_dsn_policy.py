@@ -108,6 +108,12 @@ def test_service_is_allowed_only_in_a_dsn_the_tool_does_not_connect_with() -> No
     )
 
 
+def test_an_empty_admin_dsn_does_not_make_dsn_a_peers_only() -> None:
+    # connect_dsn takes dsn when admin_dsn is empty: the policy judges dsn as the tool's own.
+    (found,) = problems(topology("service=region_east host=10.9.9.9 dbname=slm", region_admin=""))
+    assert "node 'region': dsn uses 'service'" in found, found
+
+
 @pytest.mark.parametrize(
     "spelling",
     [
