@@ -78,6 +78,12 @@ PINNED: tuple[tuple[str, str], ...] = (
 # client_encoding is not an option but a connection keyword of its own,
 # which libpq sends after `options`: it is passed as a keyword, below.
 CLIENT_ENCODING = "UTF8"
+# libpq also sends PGDATESTYLE and PGTZ from the environment as settings of
+# their own, after `options`, and the server applies those last (measured:
+# PGTZ=Asia/Kathmandu beat -c TimeZone=UTC). When either is set, the pin is
+# set again once connected (a statement only then: runs without them keep
+# one round trip per inspection).
+ENVIRONMENT_SETTINGS = (("PGDATESTYLE", "DateStyle"), ("PGTZ", "TimeZone"))
 
 
 def short_reason(message: str, dsn: str) -> str:
@@ -144,13 +150,37 @@ def connect(
         )
     except psycopg.Error as exc:
         raise ConnectError(short_reason(str(exc), dsn)) from None
-    if writes:
-        try:
+    try:
+        _repin_environment_settings(conn, dsn)
+        if writes:
             _require_origin(conn, dsn)
-        except BaseException:
-            conn.close()
-            raise
+    except BaseException:
+        conn.close()
+        raise
     return conn
+
+
+def _repin_environment_settings(conn: psycopg.Connection[Any], dsn: str) -> None:
+    """Set the pins again that PGDATESTYLE or PGTZ (libpq sends them, see ENVIRONMENT_SETTINGS) replaced."""
+    pins = dict(PINNED)
+    # libpq sends the variable unless it is unset or "default".
+    names = [
+        name
+        for variable, name in ENVIRONMENT_SETTINGS
+        if os.environ.get(variable, "default").lower() != "default"
+    ]
+    if not names:
+        return
+    calls = sql.SQL(", ").join(
+        sql.SQL("pg_catalog.set_config({}, {}, false)").format(sql.Literal(name), sql.Literal(pins[name]))
+        for name in names
+    )
+    try:
+        conn.execute(sql.SQL("SELECT {}").format(calls))
+        if not conn.autocommit:
+            conn.commit()  # a session setting made in a transaction rolled back would be undone
+    except psycopg.Error as exc:
+        raise ConnectError(short_reason(str(exc), dsn)) from None
 
 
 def _require_origin(conn: psycopg.Connection[Any], dsn: str) -> None:

@@ -93,6 +93,22 @@ def test_role_settings_do_not_reach_the_session(role: tuple[Any, str]) -> None:
 
 
 @pytest.mark.server
+@pytest.mark.parametrize("autocommit", [True, False])
+def test_pgtz_and_pgdatestyle_do_not_reach_the_session(
+    network: Any, monkeypatch: pytest.MonkeyPatch, autocommit: bool
+) -> None:
+    """libpq sends both after `options` and the server applies them last: set again once connected."""
+    net = network(parents={"nation": None})
+    monkeypatch.setenv("PGTZ", "Asia/Kathmandu")
+    monkeypatch.setenv("PGDATESTYLE", "SQL, DMY")
+    with psycopg.connect(net.dsn("nation"), options="-c TimeZone=UTC -c DateStyle=ISO,MDY") as plain:
+        assert _shown(plain)["TimeZone"] == "Asia/Kathmandu" and _shown(plain)["DateStyle"] == "SQL, DMY"
+    with db.connect(net.dsn("nation"), timeout=5, autocommit=autocommit) as conn:
+        conn.rollback()  # what inspection does after its batch
+        assert _shown(conn) == PINNED_SHOWN
+
+
+@pytest.mark.server
 def test_database_settings_do_not_reach_the_session(network: Any) -> None:
     net = network(parents={"nation": None})
     admin = net.connect("nation")
