@@ -32,11 +32,29 @@ class ReconcileError(Exception):
     """Base of every error the CLI knows how to report."""
 
 
+def printable(text: str) -> str:
+    """`text` with every character that is not printable shown as an escape (\\n, \\x1b, \\u202e).
+
+    Names, keys and file names in messages come from the desired state: a
+    newline in one would forge a line of output, an escape sequence would
+    drive the terminal, a bidirectional override would reorder what is shown.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class LoadError(ReconcileError):
-    """The desired state is invalid; carries every problem found, sorted."""
+    """The desired state is invalid; carries every problem found, sorted, in printable text."""
 
     def __init__(self, problems: list[Problem]) -> None:
-        self.problems = sorted(problems)
+        self.problems = sorted(
+            Problem(
+                Location(printable(p.location.file), p.location.line, p.location.column),
+                printable(p.message),
+            )
+            for p in problems
+        )
         super().__init__("\n".join(str(p) for p in self.problems))
 
 

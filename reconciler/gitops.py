@@ -9,6 +9,7 @@ import git
 
 from reconciler.errors import ReconcileError
 from reconciler.load import load_desired_texts
+from reconciler.load_input import MAX_FILES, FileData, NotRead, not_regular, within_budget
 from reconciler.model import DesiredState
 
 
@@ -61,13 +62,17 @@ class RevisionError(ReconcileError):
     """A revision cannot be read: not a git repository, unknown ref, unreadable blob."""
 
 
+# git's mode of a symbolic link: the blob holds the target's path.
+_SYMLINK = 0o120000
+
+
 @dataclass(frozen=True)
 class RevisionFiles:
-    """The desired-state files of one commit: {path relative to the repository: text}."""
+    """The desired-state files of one commit: {path relative to the repository: bytes, or why not read}."""
 
     commit: str
     prefix: str  # the desired-state directory relative to the repository root ("" at the root)
-    files: dict[str, str]
+    files: dict[str, FileData]
     exists: bool  # False when the directory is absent from that commit's tree
 
 
@@ -96,12 +101,13 @@ def _commit(repo: git.Repo, ref: str) -> git.Commit:
 
 
 def revision_files(directory: Path, ref: str) -> RevisionFiles:
-    """The `*.yaml` blobs directly in `directory` as the tree at `ref` has them.
+    """The `*.yaml` entries directly in `directory` as the tree at `ref` has them.
 
     Reads git objects only: the working tree and the index are never touched,
     so uncommitted edits do not leak into a review of committed revisions.
-    Only files directly in the directory count, like `load_desired_state`'s
-    glob, so both loaders see the same set of files.
+    Only entries directly in the directory count, like `load_desired_state`,
+    so both loaders see the same set of files and judge them by one rule
+    (load.load_desired_texts): sizes, kinds of entry, UTF-8.
     """
     repo = _repo(directory)
     if repo is None:
@@ -117,15 +123,38 @@ def revision_files(directory: Path, ref: str) -> RevisionFiles:
         if not isinstance(sub, git.Tree):
             return RevisionFiles(commit=commit.hexsha, prefix=prefix, files={}, exists=False)
         tree = sub
-    files: dict[str, str] = {}
-    for blob in tree.blobs:
-        if not blob.name.endswith(".yaml"):
+    files: dict[str, FileData] = {}
+    total = 0
+    for item in sorted(tree, key=lambda entry: str(entry.name)):
+        if not str(item.name).endswith(".yaml"):
             continue
-        try:
-            files[str(blob.path)] = blob.data_stream.read().decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise RevisionError(f"{blob.path} at {commit.hexsha[:12]} is not UTF-8 text") from exc
-    return RevisionFiles(commit=commit.hexsha, prefix=prefix, files=dict(sorted(files.items())), exists=True)
+        files[str(item.path)] = data = _entry_data(item, len(files) + 1, total)
+        if isinstance(data, bytes):
+            total += len(data)
+        if len(files) > MAX_FILES:
+            break  # one more than the limit is enough for the loader to refuse
+    return RevisionFiles(commit=commit.hexsha, prefix=prefix, files=files, exists=True)
+
+
+def _entry_data(item: git.Blob | git.Tree | git.Submodule, count: int, total: int) -> FileData:
+    """A `*.yaml` tree entry as the loader judges it: a regular blob's bytes, or why it is not read.
+
+    Like the working tree's reader: a symbolic link (a blob of mode 120000
+    whose content is the target's path) is refused, never resolved, so a
+    revision reads the same files whether or not git checks links out;
+    directories and submodules are refused; a blob is read only within the
+    size limits (its size comes from the object header, before reading).
+    """
+    if isinstance(item, git.Submodule):
+        return not_regular("a git submodule")
+    if isinstance(item, git.Tree):
+        return not_regular("a directory")
+    if item.mode == _SYMLINK:
+        return not_regular("a symbolic link in git")
+    if not within_budget(count, total, item.size):
+        return NotRead(item.size)
+    data: bytes = item.data_stream.read()
+    return data
 
 
 def load_revision(directory: Path, ref: str) -> DesiredState:

@@ -17,13 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
 
 from reconciler import dsn as dsnlib
 from reconciler.config import WHERE, load_operator_config
 from reconciler.errors import LoadError, Location, Problem
+from reconciler.load_input import FileData, decode_files, parse_yaml, read_directory
 from reconciler.model import (
     BUILTIN_SETS,
     NAME_MAX_LEN,
@@ -41,8 +40,9 @@ Path_ = tuple[str | int, ...]
 
 _NAME = re.compile(NAME_PATTERN)
 _IDENT = r"[a-z_][a-z0-9_$]*"
-_TABLE = re.compile(rf"^{_IDENT}\.{_IDENT}$")
-_COLUMN = re.compile(rf"^{_IDENT}$")
+# \Z, not $: "$" also matches before a final newline ("public.t\n").
+_TABLE = re.compile(rf"^{_IDENT}\.{_IDENT}\Z")
+_COLUMN = re.compile(rf"^{_IDENT}\Z")
 
 
 @dataclass
@@ -86,27 +86,20 @@ class _Locator:
 
 def load_desired_state(directory: Path) -> DesiredState:
     """Read, merge and validate `directory`; raise LoadError listing every problem."""
-    here = Location(str(directory), 1, 1)
-    if not directory.is_dir():
-        raise LoadError([Problem(here, "desired-state directory does not exist")])
-    files: dict[str, str] = {}
-    problems: list[Problem] = []
-    for path in sorted(directory.glob("*.yaml")):
-        try:
-            files[str(path)] = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            problems.append(Problem(Location(str(path), 1, 1), "file is not UTF-8 text"))
+    return load_desired_texts(read_directory(directory), origin=str(directory))
+
+
+def load_desired_texts(files: Mapping[str, FileData], origin: str) -> DesiredState:
+    """Validate desired-state YAML given as {file name: text or bytes} (e.g. blobs of a git revision).
+
+    Entries a reader left unread (not regular files, over a size limit) are
+    reported here, so that the working tree and git revisions obey one rule.
+    `origin` names the place in errors about the whole directory.
+    """
+    texts, problems = decode_files(files, origin)
     if problems:
         raise LoadError(problems)
-    return load_desired_texts(files, origin=str(directory))
-
-
-def load_desired_texts(files: Mapping[str, str], origin: str) -> DesiredState:
-    """Validate desired-state YAML given as {file name: text} (e.g. blobs of a git revision).
-
-    `origin` names the place in errors when there are no files at all.
-    """
-    sources, problems = _parse(files, origin)
+    sources, problems = _parse(texts, origin)
     if problems:
         raise LoadError(problems)
     merged, owners, problems = _merge(sources)
@@ -132,13 +125,9 @@ def _parse(files: Mapping[str, str], origin: str) -> tuple[list[_Source], list[P
     sources: list[_Source] = []
     problems: list[Problem] = []
     for name, text in sorted(files.items()):
-        try:
-            data = YAML(typ="rt").load(text)
-        except MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            where = Location(name, mark.line + 1, mark.column + 1) if mark else Location(name, 1, 1)
-            # Our own words, not ruamel's: its message can quote a value.
-            problems.append(Problem(where, f"YAML syntax error: {exc.problem or exc.context}"))
+        data, found = parse_yaml(name, text)
+        if found:
+            problems += found
             continue
         if data is None:
             continue  # an empty file contributes nothing
@@ -282,17 +271,27 @@ def _check_names(state: DesiredState, add: Any) -> None:
             )
 
 
+# A hint compares one name with every node name: a few are enough, and a
+# file of thousands of unknown upstreams still loads in seconds.
+MAX_HINTS = 20
+
+
 def _check_tree(state: DesiredState, add: Any) -> None:
     """Strictly upstream: each non-top node has one upstream exactly one level higher."""
     top = len(state.levels) - 1
+    # Looked up once per node: a dict, not levels.index(), so that thousands
+    # of levels and nodes cost thousands of steps, not millions.
+    level_index = {level: i for i, level in reversed(list(enumerate(state.levels)))}
+    names = sorted(state.nodes)
+    hints = 0
     for name, node in sorted(state.nodes.items()):
-        if node.level not in state.levels:
+        if node.level not in level_index:
             add(
                 ("nodes", name, "level"),
                 f"node '{name}': level '{node.level}' is not one of levels [{', '.join(state.levels)}]",
             )
             continue
-        index = state.level_index(node.level)
+        index = level_index[node.level]
         if node.upstream is None:
             if index != top:
                 add(
@@ -311,13 +310,14 @@ def _check_tree(state: DesiredState, add: Any) -> None:
             continue
         parent = state.nodes.get(node.upstream)
         if parent is None:
-            close = difflib.get_close_matches(node.upstream, sorted(state.nodes), n=1)
+            hints += 1
+            close = difflib.get_close_matches(node.upstream, names, n=1) if hints <= MAX_HINTS else []
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             add(where, f"node '{name}': upstream '{node.upstream}' does not exist{hint}")
             continue
-        if parent.level not in state.levels:
+        if parent.level not in level_index:
             continue  # reported on the parent
-        gap = state.level_index(parent.level) - index
+        gap = level_index[parent.level] - index
         if gap != 1:
             expected = state.levels[index + 1]
             if gap == 0:
@@ -335,19 +335,24 @@ def _check_tree(state: DesiredState, add: Any) -> None:
 
 
 def _check_cycles(state: DesiredState, add: Any) -> None:
-    reported: set[frozenset[str]] = set()
+    """Each upstream cycle once, named from its smallest node.
+
+    Every node is walked once: a walk stops at a node an earlier walk has
+    seen, so a chain of thousands of nodes costs thousands of steps.
+    """
+    seen: set[str] = set()
     for start in sorted(state.nodes):
-        chain = [start]
-        current = state.nodes[start].upstream
-        while current is not None and current in state.nodes and current not in chain:
-            chain.append(current)
+        chain: dict[str, int] = {}  # node -> position in this walk
+        current: str | None = start
+        while current is not None and current in state.nodes and current not in seen and current not in chain:
+            chain[current] = len(chain)
             current = state.nodes[current].upstream
-        if current is None or current not in chain or current == chain[-1] == start:
+        seen.update(chain)
+        if current is None or current not in chain:
             continue
-        cycle = chain[chain.index(current) :]
-        if len(cycle) < 2 or frozenset(cycle) in reported:
+        cycle = list(chain)[chain[current] :]
+        if len(cycle) < 2:
             continue  # a self-reference is reported by the tree check
-        reported.add(frozenset(cycle))
         first = min(cycle)
         loop = cycle[cycle.index(first) :] + cycle[: cycle.index(first)] + [first]
         add(("nodes", first, "upstream"), f"upstream cycle: {' -> '.join(loop)}")

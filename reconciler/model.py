@@ -19,7 +19,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+# \Z, not $: "$" also matches before a final newline, so "d1\n" would pass as a name.
+NAME_PATTERN = r"^[a-z][a-z0-9_]*\Z"
 NAME_MAX_LEN = 40
 
 # pglogical creates these in every node; they are its own, never drift.
@@ -39,14 +40,16 @@ class Operation(StrEnum):
     TRUNCATE = "truncate"
 
 
-_SIZE = re.compile(r"^\s*(\d+)\s*(B|kB|MB|GB|TB)?\s*$")
+# ASCII: \d would accept other scripts' digits and \s other spaces, which PostgreSQL refuses.
+# Possessive (*+, ++): "\s*(\d+)\s*...\s*" backtracks quadratically on a long run of spaces.
+_SIZE = re.compile(r"\s*+(\d++)\s*+(B|kB|MB|GB|TB)?\s*+", re.ASCII)
 _UNIT = {None: 1, "B": 1, "kB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
 
 
 def parse_size(value: object) -> object:
     """PostgreSQL memory units (1024-based: kB, MB, GB, TB) -> bytes; ints pass through."""
     if isinstance(value, str):
-        match = _SIZE.match(value)
+        match = _SIZE.fullmatch(value)
         if match is None:
             raise ValueError(f"not a size: {value!r} (use e.g. 512MB, 5GB; units B, kB, MB, GB, TB)")
         return int(match.group(1)) * _UNIT[match.group(2)]
