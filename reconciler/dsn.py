@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 
 import psycopg
@@ -28,13 +29,29 @@ class ServerAddress:
 
 
 def parse(dsn: str) -> dict[str, str]:
-    """Keyword form of a DSN or URI, as libpq itself parses it."""
+    """Keyword form of a DSN or URI, as libpq itself parses it.
+
+    Refused before libpq sees it: a control character. libpq reads a C
+    string, so everything after a NUL is silently dropped ("host=h\\0password=x"
+    parses as "host=h"), and what it reads would no longer be what the text
+    says; other control characters have no place in a DSN and hide what a
+    terminal shows. The message never quotes the DSN: libpq's own quotes the
+    offending token, which may be part of a password ("unexpected spaces
+    found in ..."), so it is not passed on.
+    """
+    bad = _CONTROL.search(dsn)
+    if bad is not None:
+        character = f"U+{ord(bad.group()):04X}"
+        raise DsnError(f"it holds the control character {character} at character {bad.start() + 1}")
     try:
         parsed = conninfo_to_dict(dsn)
     except psycopg.ProgrammingError as exc:
-        # libpq's message names the offending token, never a whole value.
-        raise DsnError(str(exc).strip()) from exc
+        raise DsnError("libpq cannot parse it") from exc
     return {k: str(v) for k, v in parsed.items() if v is not None}
+
+
+# C0 and C1 controls, DEL, and lone surrogates (which cannot even be encoded to reach libpq).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def is_local_host(host: str | None) -> bool:

@@ -4,60 +4,104 @@ from __future__ import annotations
 
 import os
 import re
+from urllib.parse import unquote
 
-from reconciler import dsn as dsnlib
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
-# libpq keyword form: password = value, where value is bare or single-quoted
-# with backslash escapes (libpq's conninfo grammar).
-_KEYWORD = re.compile(r"""\s*\b(?:ssl)?password\s*=\s*(?:'(?:[^'\\]|\\.)*'?|\S*)""", re.IGNORECASE)
-# URI form: scheme://user:password@host...; the userinfo ends at the LAST '@'
-# before the path, because an unencoded '@' may appear inside a password.
-_URI = re.compile(r"^(?P<scheme>postgres(?:ql)?://)(?P<rest>.*)$", re.IGNORECASE | re.DOTALL)
-_URI_QUERY_PASSWORD = re.compile(r"(?P<sep>[?&])(?:ssl)?password=[^&#]*(?P<amp>&?)", re.IGNORECASE)
+# libpq's keywords whose values are secrets.
+SECRET_KEYWORDS = ("password", "sslpassword", "oauth_client_secret", "scram_client_key", "scram_server_key")
+
+# Control characters that are not whitespace: a terminal shows "pass\0word" as
+# "password", so they may sit between the letters of a keyword.
+_HIDDEN = "[\x00-\x08\x0e-\x1f\x7f-\x9f]*"
+
+
+def _spelled(word: str) -> str:
+    """A keyword in any case, each letter also percent-encoded (libpq decodes a URI's query keys)."""
+    letters = []
+    for ch in word:
+        codes = sorted({f"%{ord(ch.lower()):02x}", f"%{ord(ch.upper()):02x}"})
+        letters.append(f"(?:{re.escape(ch)}|{'|'.join(codes)})")
+    return _HIDDEN.join(letters)
+
+
+_SECRET_KEY = "(?:" + "|".join(_spelled(k) for k in sorted(SECRET_KEYWORDS, key=len, reverse=True)) + ")"
+# libpq keyword form: keyword [spaces] = [spaces] value, where the value is
+# single-quoted (backslash escapes anything, an unterminated quote runs to
+# the end) or bare up to whitespace (a backslash escapes the next character:
+# "Esc\ Leak" is one value). Every part is linear: no nested repetition.
+_KEYWORD = re.compile(
+    rf"\s?{_SECRET_KEY}[\s\x00-\x1f\x7f-\x9f]*=[\s\x00-\x1f\x7f-\x9f]*"
+    rf"(?:'(?:\\.|[^'\\])*(?:'|\Z)|(?:\\.|[^\s\\])*\\?)",
+    re.IGNORECASE | re.DOTALL,
+)
+# libpq recognises a URI by its exact prefix; any case is redacted all the same.
+_URI_START = re.compile(r"\s*postgres(?:ql)?://", re.IGNORECASE)
+_SCHEME = re.compile(r"postgres(?:ql)?://", re.IGNORECASE)
+_SPACE = re.compile(r"\s")
 
 
 def redact(dsn: str) -> str:
-    """The DSN without any password, otherwise unchanged.
+    """The DSN without any secret, otherwise unchanged.
 
     The password is removed rather than masked so that a redacted DSN saved
     in a plan file still connects: libpq then takes the password from
     ~/.pgpass, PGPASSFILE or PGPASSWORD, where secrets belong.
     """
-    match = _URI.match(dsn)
+    match = _URI_START.match(dsn)
     if match is None:
         return _KEYWORD.sub("", dsn).strip()
-    scheme, rest = match.group("scheme"), match.group("rest")
-    authority_end = len(rest)
-    for stop in "/?#":
-        pos = rest.find(stop)
-        if pos != -1:
-            authority_end = min(authority_end, pos)
-    authority, tail = rest[:authority_end], rest[authority_end:]
-    # '@' inside a password is legal only when it is the userinfo's; take the last.
+    head, rest = dsn[: match.end()], dsn[match.end() :]
+    # As libpq reads a URI: the userinfo ends at an '@' before the first '/'
+    # ('?' and '#' do not end it: "u:p?x@h" has the password "p?x"); the last
+    # such '@' is taken, which removes at least what libpq would read.
+    slash = rest.find("/")
+    authority = rest if slash == -1 else rest[:slash]
     at = authority.rfind("@")
     if at != -1:
-        userinfo, hosts = authority[:at], authority[at + 1 :]
-        user = userinfo.split(":", 1)[0]
-        authority = f"{user}@{hosts}" if user else hosts
-    tail = _URI_QUERY_PASSWORD.sub(_drop_query_param, tail)
-    return f"{scheme}{authority}{tail}"
+        user = authority[:at].split(":", 1)[0]
+        rest = (f"{user}@" if user else "") + rest[at + 1 :]
+    # Query parameters end at '&' only ('#' is part of a value for libpq);
+    # keys are percent-decoded by libpq, so they are compared decoded.
+    question = rest.find("?")
+    if question != -1:
+        kept = [p for p in rest[question + 1 :].split("&") if not _is_secret_key(p.split("=", 1)[0])]
+        rest = rest[:question] + ("?" + "&".join(kept) if kept else "")
+    return _KEYWORD.sub("", head + rest)
 
 
-def _drop_query_param(match: re.Match[str]) -> str:
-    # "?password=x&a=b" -> "?a=b"; "?a=b&password=x" -> "?a=b"; "?password=x" -> "".
-    if match.group("sep") == "?":
-        return "?" if match.group("amp") else ""
-    return "&" if match.group("amp") else ""
-
-
-# Free text (error messages, reasons) may quote a DSN anywhere, not only whole.
-_TEXT_URI_PASSWORD = re.compile(r"(?P<head>postgres(?:ql)?://[^:/@\s]*):[^@\s]*@", re.IGNORECASE)
+def _is_secret_key(raw: str) -> bool:
+    key = re.sub(_HIDDEN, "", unquote(raw, errors="replace")).lower()
+    return key in SECRET_KEYWORDS
 
 
 def redact_text(text: str) -> str:
-    """Free text with any password that a quoted DSN could carry removed."""
-    text = _TEXT_URI_PASSWORD.sub(lambda m: f"{m.group('head')}@", text)
-    return _KEYWORD.sub("", text)
+    """Free text with any secret that a quoted DSN could carry removed.
+
+    In a URI the userinfo's password runs to the last '@' before whitespace,
+    more than libpq would read: in free text nothing says where a DSN ends.
+    """
+    return _KEYWORD.sub("", _without_uri_passwords(text))
+
+
+def _without_uri_passwords(text: str) -> str:
+    # A loop rather than one regex: each stretch of text is looked at once, so
+    # a hostile text ("postgresql://" thousands of times) costs linear time.
+    pieces: list[str] = []
+    pos = 0
+    while (scheme := _SCHEME.search(text, pos)) is not None:
+        space = _SPACE.search(text, scheme.end())
+        end = space.start() if space is not None else len(text)
+        rest = text[scheme.end() : end]
+        at = rest.rfind("@")
+        colon = rest.find(":", 0, max(at, 0))
+        if at != -1 and colon != -1:
+            rest = rest[:colon] + rest[at:]
+        pieces += [text[pos : scheme.end()], rest]
+        pos = end
+    pieces.append(text[pos:])
+    return "".join(pieces)
 
 
 def scrub(text: str, dsn: str | None = None) -> str:
@@ -76,10 +120,11 @@ def scrub(text: str, dsn: str | None = None) -> str:
 def _known_secrets(dsn: str | None) -> list[str]:
     found = [os.environ.get("PGPASSWORD", "")]
     if dsn is not None:
+        # What libpq itself reads from it: libpq stops at a NUL.
         try:
-            params = dsnlib.parse(dsn)
-        except dsnlib.DsnError:
+            params = conninfo_to_dict(dsn.split("\x00", 1)[0])
+        except (psycopg.ProgrammingError, UnicodeEncodeError):
             params = {}
-        found += [params.get("password", ""), params.get("sslpassword", "")]
+        found += [str(params.get(k) or "") for k in SECRET_KEYWORDS]
     # Longest first, so that a password containing another is cut whole.
     return sorted({s for s in found if s}, key=len, reverse=True)
