@@ -192,6 +192,35 @@ def test_serve_answers_metrics_over_http(tmp_path: Path) -> None:
         proc.stderr.close()
 
 
+def test_serve_reports_a_broken_desired_state_as_a_failed_reading(tmp_path: Path) -> None:
+    """A directory named *.yaml appears while serving (a git pull): scrapes are answered, read_success 0, reason."""
+    directory = unreachable_state(tmp_path)
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "serve", "-d", str(directory), "--port", str(port),
+         "--cache-seconds", "0", "--timeout", "1", "--no-drift"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}/metrics"
+        assert value(samples(fetch(url, time.monotonic() + 30)), "reconcile_read_success") == 1
+        (directory / "x.yaml").mkdir()
+        for _ in range(2):  # cache period 0: each scrape reads the directory again
+            found = samples(fetch(url, time.monotonic() + 30))  # urlopen raises on an HTTP 500
+            assert value(found, "reconcile_read_success", reason="desired_state") == 0
+            assert "reconcile_node_up" not in {name for name, _ in found}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()
+        log = proc.stderr.read().decode()
+        proc.stderr.close()
+    assert "Traceback" not in log, log
+    assert f"{directory}/x.yaml:1:1: not a regular file (a directory)" in log
+
+
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 
 

@@ -12,7 +12,7 @@ from prometheus_client.core import Metric
 from prometheus_client.exposition import start_http_server
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from reconciler.errors import LoadError, PlanError
+from reconciler.errors import LoadError, ReconcileError
 from reconciler.health.network import network_health
 from reconciler.load import load_desired_state
 from reconciler.render.prometheus import health_families, read_families
@@ -25,10 +25,18 @@ def read_metrics(directory: Path, *, drift: bool, parallelism: int, timeout: flo
     timestamp = time.time()
     try:
         state = load_desired_state(directory)
+    except LoadError as exc:
+        # Every kind of broken desired state (a syntax error, a FIFO or a
+        # directory named *.yaml, a file over the size limit) ends here: a
+        # scrape is answered with read_success 0, never with an HTTP 500.
+        problems = "\n".join(redact_text(str(p)) for p in exc.problems)
+        print(f"reconcile serve: the desired state does not load:\n{problems}", file=sys.stderr, flush=True)
+        return read_families(False, time.monotonic() - started, timestamp, failure="desired_state")
+    try:
         run = network_health(state, directory, drift=drift, parallelism=parallelism, timeout=timeout)
-    except (LoadError, PlanError) as exc:
+    except ReconcileError as exc:
         print(f"reconcile serve: reading failed: {redact_text(str(exc))}", file=sys.stderr, flush=True)
-        return read_families(False, time.monotonic() - started, timestamp)
+        return read_families(False, time.monotonic() - started, timestamp, failure="reading")
     return [*health_families(run.report), *read_families(True, run.seconds, run.timestamp)]
 
 

@@ -144,10 +144,28 @@ def health_families(report: HealthReport) -> list[Metric]:
     ]
 
 
-def read_families(success: bool, seconds: float, timestamp: float) -> list[Metric]:
-    """How the reading itself went: for alerts on a stale textfile or a failing exporter."""
-    ok = _gauge("read_success", "1 when the last reading of the network completed")
-    ok.add_metric([], 1.0 if success else 0.0)
+# Why a reading failed, as the `reason` label of reconcile_read_success 0
+# (a fixed vocabulary: the details go to the log, never into label values).
+READ_FAILURES = {
+    "desired_state": "the desired state does not load (every problem is in the exporter's log)",
+    "reading": "the network could not be read",
+}
+
+
+def read_families(
+    success: bool, seconds: float, timestamp: float, failure: str | None = None
+) -> list[Metric]:
+    """How the reading itself went: for alerts on a stale textfile or a failing exporter.
+
+    A failed reading carries `reason`, one of READ_FAILURES.
+    """
+    ok = _gauge(
+        "read_success",
+        "1 when the last reading of the network completed; 0 with a reason: "
+        + "; ".join(f"{k} = {v}" for k, v in READ_FAILURES.items()),
+        ["reason"] if failure is not None else [],
+    )
+    ok.add_metric([failure] if failure is not None else [], 1.0 if success else 0.0)
     took = _gauge("read_duration_seconds", "Time the last reading of the network took")
     took.add_metric([], seconds)
     when = _gauge("read_timestamp_seconds", "Unix time of the last reading of the network")
