@@ -9,8 +9,7 @@ from urllib.parse import unquote
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-# libpq's keywords whose values are secrets.
-SECRET_KEYWORDS = ("password", "sslpassword", "oauth_client_secret", "scram_client_key", "scram_server_key")
+from reconciler.dsn import SECRETS as SECRET_KEYWORDS  # libpq's keywords whose values are secrets
 
 # Control characters that are not whitespace: a terminal shows "pass\0word" as
 # "password", so they may sit between the letters of a keyword.
