@@ -10,10 +10,12 @@ import sys
 import time
 from pathlib import Path
 
+import git
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from reconciler import gitops
 from reconciler.errors import LoadError
 from reconciler.load import load_desired_state, load_desired_texts
 from reconciler.load_input import MAX_DEPTH, MAX_FILE_BYTES, MAX_FILES, MAX_TOTAL_BYTES
@@ -145,6 +147,44 @@ def test_not_utf8_names_the_place(tmp_path: Path) -> None:
     (directory / "sets.yaml").write_bytes(b"replication_sets:\n  \xff: {}\n")
     out = validate(directory)
     assert f"{directory}/sets.yaml:2:3: file is not UTF-8 text" in out
+
+
+def test_plan_refuses_before_contacting_anything(tmp_path: Path) -> None:
+    directory = desired(tmp_path)
+    os.mkfifo(directory / "x.yaml")
+    result = subprocess.run(
+        [sys.executable, "-m", "reconciler", "plan", "-d", str(directory)], capture_output=True, text=True, timeout=20
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"{directory}/x.yaml:1:1: not a regular file (a FIFO)" in result.stderr
+
+
+def test_git_revision_obeys_the_same_rules(tmp_path: Path) -> None:
+    """In git: a symlink blob is refused (never resolved), a tree named *.yaml too, a big blob is not read."""
+    repo = git.Repo.init(tmp_path / "repo")
+    root = Path(str(repo.working_tree_dir))
+    directory = desired(root)
+    (root / "outside.yaml").write_text("monitoring: {max_lag_seconds: 1}\n")
+    os.symlink("../outside.yaml", directory / "monitoring.yaml")
+    (directory / "x.yaml").mkdir()
+    (directory / "x.yaml" / "inner.yaml").write_text("version: 1\n")
+    (directory / "big.yaml").write_text("#" * MAX_FILE_BYTES + "\n")
+    (directory / "latin1.yaml").write_bytes(b"# caf\xe9\n")
+    repo.index.add(["outside.yaml", "ds/topology.yaml", "ds/sets.yaml", "ds/monitoring.yaml",
+                    "ds/x.yaml/inner.yaml", "ds/big.yaml", "ds/latin1.yaml"])  # fmt: skip
+    actor = git.Actor("t", "t@example.org")
+    repo.index.commit("hostile", author=actor, committer=actor)
+    repo.close()
+    with pytest.raises(LoadError) as info:
+        gitops.load_revision(directory, "HEAD")
+    assert sorted(str(p) for p in info.value.problems) == [
+        f"ds/big.yaml:1:1: file is {MAX_FILE_BYTES + 1} bytes; a desired-state file holds at most "
+        f"{MAX_FILE_BYTES} (1 MiB)",
+        "ds/latin1.yaml:1:6: file is not UTF-8 text",
+        "ds/monitoring.yaml:1:1: not a regular file (a symbolic link in git); links are never followed, so that "
+        "a merge request cannot make the reconciler read a file elsewhere",
+        "ds/x.yaml:1:1: not a regular file (a directory); only regular *.yaml files are read",
+    ]
 
 
 # -- YAML that costs more than its size -------------------------------------------------
