@@ -9,7 +9,14 @@ import git
 
 from reconciler.errors import ReconcileError
 from reconciler.load import load_desired_texts
-from reconciler.load_input import MAX_FILES, FileData, NotRead, not_regular, within_budget
+from reconciler.load_input import (
+    MAX_FILES,
+    FileData,
+    NotRead,
+    is_desired_state_file,
+    not_regular,
+    within_budget,
+)
 from reconciler.model import DesiredState
 
 
@@ -126,7 +133,7 @@ def revision_files(directory: Path, ref: str) -> RevisionFiles:
     files: dict[str, FileData] = {}
     total = 0
     for item in sorted(tree, key=lambda entry: str(entry.name)):
-        if not str(item.name).endswith(".yaml"):
+        if not is_desired_state_file(str(item.name)):
             continue
         files[str(item.path)] = data = _entry_data(item, len(files) + 1, total)
         if isinstance(data, bytes):

@@ -95,6 +95,16 @@ def not_regular(what: str) -> Unreadable:
     return Unreadable(f"not a regular file ({what}); only regular *.yaml files are read")
 
 
+def is_desired_state_file(name: str) -> bool:
+    """A name the desired state is read from: `*.yaml`, not hidden.
+
+    Hidden names are left out as a shell's `*.yaml` leaves them out: editors
+    keep lock files and backups there (Emacs' `.#topology.yaml` is a link
+    to nothing while the file is being edited).
+    """
+    return name.endswith(".yaml") and not name.startswith(".")
+
+
 def within_budget(count: int, total: int, size: int) -> bool:
     """Whether a reader should read the next file: False when `judge_limits` refuses it anyway."""
     return count <= MAX_FILES and size <= MAX_FILE_BYTES and total + size <= MAX_TOTAL_BYTES
@@ -113,7 +123,7 @@ def read_directory(directory: Path) -> dict[str, FileData]:
         with os.scandir(directory) as scan:
             names: list[str] = []
             for entry in scan:
-                if entry.name.endswith(".yaml"):
+                if is_desired_state_file(entry.name):
                     names.append(entry.name)
                     if len(names) > MAX_FILES:
                         break

@@ -96,9 +96,24 @@ def test_directory_named_yaml_is_refused(tmp_path: Path) -> None:
 
 def test_dangling_symlink_is_refused(tmp_path: Path) -> None:
     directory = desired(tmp_path)
-    os.symlink("user@host.12345:1700000000", directory / ".#topology.yaml")  # an Emacs lock file
+    os.symlink("user@host.12345:1700000000", directory / "nodes.yaml")
     out = validate(directory)
-    assert f"{directory}/.#topology.yaml:1:1: not a regular file (a symbolic link to nothing)" in out
+    assert f"{directory}/nodes.yaml:1:1: not a regular file (a symbolic link to nothing)" in out
+
+
+def test_hidden_files_are_left_out_like_a_shell_glob(tmp_path: Path) -> None:
+    # An editor's lock file (Emacs: a link to nothing) and backup while topology.yaml is edited.
+    directory = desired(tmp_path)
+    os.symlink("user@host.12345:1700000000", directory / ".#topology.yaml")
+    (directory / ".topology.yaml").write_text("version: [broken\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "reconciler", "validate", "-d", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert ".topology.yaml" not in result.stdout + result.stderr
 
 
 def test_symlink_to_a_file_elsewhere_is_never_followed(tmp_path: Path) -> None:
