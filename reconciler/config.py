@@ -9,6 +9,13 @@ A missing default file means the defaults; a named one must exist.
 
     [dsn]
     allow = ["service", "options"]   # keywords dsn.py refuses by default
+
+    [connect]
+    user = "reconcile_review"        # log in as this role, whatever the DSNs say
+
+`connect.user` is for jobs that must not hold the admin role's secret:
+`review` on merge requests logs in as the read-only role of
+deploy/roles/reconcile-review.sql, with that role's password only.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from reconciler.errors import LoadError, Location, Problem
 
 ENV = "RECONCILE_CONFIG"
 WHERE = "$RECONCILE_CONFIG, else ~/.config/reconcile/config.toml"
+_ROLE = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}")
 _TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 
@@ -33,6 +41,7 @@ class OperatorConfig:
 
     path: Path | None = None
     dsn_allow: frozenset[str] = frozenset()
+    connect_user: str | None = None  # every connection logs in as this role (None: as the DSN says)
 
 
 def config_path() -> tuple[Path | None, bool]:
@@ -70,13 +79,35 @@ def load_operator_config() -> OperatorConfig:
         line, column = (int(found.group(1)), int(found.group(2))) if found else (1, 1)
         message = _TOML_POSITION.sub("", str(exc)).strip()
         raise _error(path, line, column, f"not valid TOML: {message}") from None
-    return OperatorConfig(path=path, dsn_allow=_dsn_allow(path, text, data))
+    for key in data:
+        if key not in ("dsn", "connect"):
+            message = f"unknown table or key '{key}' (known: [dsn], [connect])"
+            raise _error(path, *_position(text, key), message)
+    return OperatorConfig(
+        path=path, dsn_allow=_dsn_allow(path, text, data), connect_user=_connect_user(path, text, data)
+    )
+
+
+def _connect_user(path: Path, text: str, data: dict[str, object]) -> str | None:
+    section = data.get("connect", {})
+    if not isinstance(section, dict):
+        raise _error(path, *_position(text, "connect"), "connect must be a table: [connect]")
+    for key in section:
+        if key != "user":
+            raise _error(path, *_position(text, key), f"unknown key '{key}' in [connect] (known: user)")
+    user = section.get("user")
+    if user is None:
+        return None
+    if not isinstance(user, str) or not _ROLE.fullmatch(user):
+        message = (
+            "connect.user must be a role name (letters, digits, _ and $, at most 63 characters):"
+            ' user = "reconcile_review"'
+        )
+        raise _error(path, *_position(text, "user"), message)
+    return user
 
 
 def _dsn_allow(path: Path, text: str, data: dict[str, object]) -> frozenset[str]:
-    for key in data:
-        if key != "dsn":
-            raise _error(path, *_position(text, key), f"unknown table or key '{key}' (known: [dsn])")
     section = data.get("dsn", {})
     if not isinstance(section, dict):
         raise _error(path, *_position(text, "dsn"), "dsn must be a table: [dsn]")

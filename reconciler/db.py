@@ -16,6 +16,7 @@ import psycopg
 from psycopg import sql
 
 from reconciler import dsn as dsnlib
+from reconciler.config import load_operator_config
 from reconciler.errors import ConnectError
 from reconciler.secrets import scrub
 
@@ -126,6 +127,12 @@ def connect(
     # who, see dsn.py; session settings belong in the DSN or PGOPTIONS.)
     existing = params.get("options", os.environ.get("PGOPTIONS"))
     names: dict[str, Any] = {"fallback_application_name": fallback_application_name}
+    # The operator may make every connection log in as one role (config.py
+    # [connect] user): e.g. review in CI as the read-only role, whose
+    # password is the only one that job holds. A keyword beats the DSN's.
+    user = load_operator_config().connect_user
+    if user is not None:
+        names["user"] = user
     if application_name is not None:
         names["application_name"] = application_name
     try:

@@ -247,6 +247,9 @@ def test_config_in_the_desired_state_directory_is_ignored(
         ('[dsn]\nallow = "options"\n', ":2:1:", "dsn.allow must be a list of strings"),
         ("[dsn]\nalow = []\n", ":2:1:", "unknown key 'alow' in [dsn]"),
         ("[dns]\n", ":1:2:", "unknown table or key 'dns'"),
+        ('[connect]\nuser = "a b"\n', ":2:1:", "connect.user must be a role name"),
+        ("[connect]\nuser = 7\n", ":2:1:", "connect.user must be a role name"),
+        ("[connect]\nrole = 'x'\n", ":2:1:", "unknown key 'role' in [connect]"),
         ("[dsn\n", ":1:", "not valid TOML"),
     ],
 )
