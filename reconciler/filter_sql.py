@@ -258,3 +258,20 @@ def regex_patterns(e: Expr) -> tuple[tuple[str, bool], ...]:
     for c in children(e):
         found.extend(p for p in regex_patterns(c) if p not in found)
     return tuple(dict.fromkeys(found))
+
+
+def pattern_columns(e: Expr) -> frozenset[str]:
+    """Columns matched by a LIKE, ILIKE or regular expression (the probe checks their collation)."""
+    found = frozenset[str]()
+    if isinstance(e, Op) and (e.op in LIKE_OPERATORS or e.op in REGEX_OPERATORS):
+        found = columns(e.left)
+    return found.union(*(pattern_columns(c) for c in children(e)))
+
+
+def compared_columns(e: Expr) -> frozenset[str]:
+    """Columns read other than as the operand of IS [NOT] NULL (the probe checks their types)."""
+    if isinstance(e, NullTest) and isinstance(e.arg, Column):
+        return frozenset()
+    if isinstance(e, Column):
+        return frozenset((e.name,))
+    return frozenset().union(*(compared_columns(c) for c in children(e)))

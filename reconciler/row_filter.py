@@ -17,6 +17,7 @@ expression the filter holds.
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from functools import cache
 from typing import Any, Literal
 
@@ -49,8 +50,11 @@ from reconciler.filter_sql import (
     NullIf,
     NullTest,
     Op,
+    children,
     columns,
+    compared_columns,
     emit,
+    pattern_columns,
     quote_string,
 )
 from reconciler.filter_sql import regex_patterns as _tree_regexes
@@ -59,6 +63,14 @@ _AT_INDEX = re.compile(r", at index \d+$")
 
 MAX_LENGTH = 4000  # characters of a declared filter; a real one is a line
 MAX_DEPTH = 40  # nesting of a declared filter's tree
+# The limits above are for the declared text. What the tool reads again is
+# its own text (identifiers quoted, every operation parenthesised, functions
+# qualified: up to about three times as long), the installed
+# `(<filter> IS NOT FALSE)` (a level deeper), verify's AND of several sets'
+# filters, or PostgreSQL's form with a cast on each constant: a filter that
+# passed `validate` must not be refused there, and nothing read is unbounded.
+RE_READ_LENGTH = 16 * MAX_LENGTH
+RE_READ_DEPTH = 2 * MAX_DEPTH
 # A number as the lexer's token must look: plain decimal (pglast also reads
 # 0x1F and 1_000, which PostgreSQL 15 does not).
 _DECIMAL = re.compile(r"-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
@@ -120,8 +132,9 @@ class _Builder:
     neither, and the checks that decide a run-time failure are made on it.
     """
 
-    def __init__(self, server_forms: bool) -> None:
+    def __init__(self, server_forms: bool, max_depth: int) -> None:
         self.server_forms = server_forms
+        self.max_depth = max_depth
         self.problems: list[str] = []
         self._depth = 0
 
@@ -130,8 +143,8 @@ class _Builder:
             self.problems.append(message)
 
     def expr(self, node: Any) -> Expr | None:
-        if self._depth >= MAX_DEPTH and not self.server_forms:
-            self.refuse(f"row_filter is nested deeper than {MAX_DEPTH} levels")
+        if self._depth >= self.max_depth:
+            self.refuse(f"row_filter is nested deeper than {self.max_depth} levels")
             return None
         self._depth += 1
         try:
@@ -232,8 +245,9 @@ class _Builder:
             if not _DECIMAL.fullmatch(text):
                 self.refuse(f"row_filter has the number {text}: write numbers in plain decimal")
                 return None
-            magnitude = abs(float(text))
-            if not self.server_forms and (magnitude >= 1e38 or 0 < magnitude < 1e-37):
+            # Decimal, not float: float('1e-400') is 0.0, and would pass as zero.
+            magnitude = abs(Decimal(text))
+            if not self.server_forms and (magnitude >= Decimal("1e38") or 0 < magnitude < Decimal("1e-37")):
                 self.refuse(
                     f"row_filter has the number {text}, which is out of range for a real column compared"
                     f" with it, an error raised at run time; {WHY}"
@@ -360,6 +374,16 @@ class _Builder:
                 f" compares; {WHY}"
             )
             return False
+        # Against a bytea column the constant is read as bytea first: '\x5c'
+        # and '\\' are one backslash byte there (only LIKE exists for bytea).
+        as_bytes = _as_bytea(text) if op in ("~~", "!~~") else None
+        if as_bytes is not None and (len(as_bytes) - len(as_bytes.rstrip(b"\\"))) % 2 == 1:
+            self.refuse(
+                f"row_filter's {what} {quote_string(text)} ends with a backslash that escapes nothing when"
+                f" read as a bytea value (how PostgreSQL reads it for a bytea column): PostgreSQL raises"
+                f" 'LIKE pattern must not end with escape character' on the rows it compares; {WHY}"
+            )
+            return False
         return True
 
     def _func(self, node: ast.FuncCall) -> Expr | None:
@@ -418,6 +442,46 @@ class _Builder:
         return None if arg is None else Cast(arg, names, tuple(int(str(m)) for m in typmods), bool(bounds))
 
 
+def _as_bytea(text: str) -> bytes | None:
+    """The bytes PostgreSQL's bytea input makes of `text` (hex or escape format); None if it is no bytea."""
+    if text.startswith("\\x"):
+        try:
+            return bytes.fromhex(text[2:])
+        except ValueError:
+            return None
+    out = bytearray()
+    i = 0
+    while i < len(text):
+        if text[i] != "\\":
+            out += text[i].encode()
+            i += 1
+        elif text[i + 1 : i + 2] == "\\":
+            out += b"\\"
+            i += 2
+        elif re.fullmatch(r"[0-3][0-7][0-7]", text[i + 1 : i + 4]):
+            out.append(int(text[i + 1 : i + 4], 8))
+            i += 4
+        else:
+            return None
+    return bytes(out)
+
+
+def _mixed(tree: Expr) -> list[str]:
+    """Why each value expression (a comparison, a function, COALESCE, ...) reading two columns is refused."""
+    if isinstance(tree, BoolOp | Not | NullTest | BoolTest):
+        return [m for c in children(tree) for m in _mixed(c)]
+    read = columns(tree)
+    if len(read) <= 1:
+        return []
+    return [
+        f"row_filter compares or combines the columns {', '.join(sorted(read))} in one expression:"
+        " PostgreSQL may then convert one of them at run time (a numeric to double precision"
+        " overflows, a date to a timestamp), find no collation to compare two text columns with,"
+        " or choose an operator that depends on the time zone; compare each column with constants"
+        f" only; {WHY}"
+    ]
+
+
 def _parse_expression(text: str) -> Any:
     """The expression node of `SELECT (<text>)`, or raise ParseError."""
     stmts = parse_sql(f"SELECT ({text})")
@@ -427,12 +491,17 @@ def _parse_expression(text: str) -> Any:
 
 
 @cache
-def _read(text: str, server_forms: bool) -> tuple[Expr | None, tuple[str, ...]]:
-    """The filter's tree, or None and every reason it is refused."""
+def _read(text: str, server_forms: bool, declared: bool = False) -> tuple[Expr | None, tuple[str, ...]]:
+    """The filter's tree, or None and every reason it is refused.
+
+    `declared`: the desired state's own text, held to MAX_LENGTH and
+    MAX_DEPTH; any other (the tool's or PostgreSQL's) to the RE_READ limits.
+    """
     if not text.strip():
         return None, ("row_filter is empty",)
-    if len(text) > (MAX_LENGTH * 4 if server_forms else MAX_LENGTH):
-        return None, (f"row_filter is longer than {MAX_LENGTH} characters",)
+    max_length = MAX_LENGTH if declared else RE_READ_LENGTH
+    if len(text) > max_length:
+        return None, (f"row_filter is longer than {max_length} characters",)
     try:
         tokens = scan(text)
     except ParseError as exc:
@@ -459,9 +528,11 @@ def _read(text: str, server_forms: bool) -> tuple[Expr | None, tuple[str, ...]]:
         or select.limitCount
     ):
         return None, ("row_filter must be exactly one boolean expression",)
-    builder = _Builder(server_forms)
+    builder = _Builder(server_forms, MAX_DEPTH if declared else RE_READ_DEPTH)
     tree = builder.expr(expr)
     problems = builder.problems
+    if tree is not None and not server_forms:
+        problems.extend(m for m in dict.fromkeys(_mixed(tree)) if m not in problems)
     if tree is not None and not server_forms and not columns(tree):
         if isinstance(tree, Const) and tree.kind != "boolean":
             problems.append("row_filter is a constant that is not boolean")
@@ -477,7 +548,7 @@ def _read(text: str, server_forms: bool) -> tuple[Expr | None, tuple[str, ...]]:
 
 def check_row_filter(text: str) -> list[str]:
     """Every reason `text` is not an allowed row filter (module docstring); empty when fine."""
-    return list(_read(text, False)[1])
+    return list(_read(text, False, True)[1])
 
 
 @cache
@@ -504,6 +575,20 @@ def regex_patterns(text: str) -> tuple[tuple[str, bool], ...]:
     """(pattern, case-insensitive) of each regular expression of an allowed filter; the node compiles them."""
     tree, _ = _read(text, False)
     return () if tree is None else _tree_regexes(tree)
+
+
+def probed_columns(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Columns of an allowed filter the probe checks: (matched by a pattern, compared), each sorted.
+
+    What the CHECK the probe adds cannot show, because PostgreSQL raises it
+    only when a row is compared: LIKE or a regular expression on a column
+    with a nondeterministic collation, and an array or composite compared
+    element by element (json, point: no equality, no ordering).
+    """
+    tree, _ = _read(text, False)
+    if tree is None:
+        return (), ()
+    return tuple(sorted(pattern_columns(tree))), tuple(sorted(compared_columns(tree)))
 
 
 class _Columns(Visitor):
@@ -538,4 +623,4 @@ def is_self_contained(text: str) -> bool:
     server, the session's search_path (the operators) and the table's
     columns are the same. A refused filter is never sent, so never remembered.
     """
-    return not _read(text, False)[1]
+    return not _read(text, False, True)[1]

@@ -90,6 +90,18 @@ RUN_TIME = [
     ("title ~ district", "regular expression must be a string constant"),
     ("n > 1e400", "number 1e400, which is out of range"),
     ("n > 1e-50", "out of range"),
+    # float('1e-400') is 0.0: the range is checked on the decimal value.
+    ("f > 1e-400", "number 1e-400, which is out of range"),
+    # Against a bytea column the pattern is read as bytea: one backslash byte.
+    ("b LIKE '\\x5c'", "when read as a bytea value"),
+    ("b LIKE '\\\\'", "when read as a bytea value"),
+    ("b NOT LIKE 'a\\134'", "when read as a bytea value"),
+    # Two columns in one comparison: an implicit cast or a collation at run time.
+    ("amount = ratio", "compares or combines the columns amount, ratio"),
+    ("c1 < c2", "the columns c1, c2"),
+    ("COALESCE(d, ts) > '2020-01-01'", "the columns d, ts"),
+    ("lower(a) = lower(b) OR a IS NULL", "the columns a, b"),
+    ("(a = 1) = (b = 1)", "the columns a, b"),
 ]
 
 REFUSED = [
@@ -122,8 +134,6 @@ REFUSED = [
     ("t.* IS NOT NULL", "must not be '*'"),
     ("approved; DROP TABLE x", "contains ';'"),
     ("approved) OR (true", "not one valid SQL expression"),
-    ("NOT " * 60 + "approved", "nested deeper than 40 levels"),
-    ("approved OR " * 1000 + "approved", "longer than 4000 characters"),
 ] + [
     (f"{column} = 1", f"system column {column}")
     for column in ("ctid", "xmin", "xmax", "cmin", "cmax", "tableoid", "oid")
@@ -157,6 +167,53 @@ def test_what_is_not_a_declarative_predicate_is_refused(text: str, words: str) -
         filter_sql(text)
 
 
+def test_size_limits_hold_for_the_declared_text_and_what_the_tool_reads_again_is_bounded() -> None:
+    assert check_row_filter("NOT " * 41 + "approved") == ["row_filter is nested deeper than 40 levels"]
+    assert check_row_filter("approved OR " * 400) == ["row_filter is longer than 4000 characters"]
+    with pytest.raises(FilterRefused, match="nested deeper than 80 levels"):
+        filter_sql("NOT " * 81 + "approved")
+    with pytest.raises(FilterRefused, match="nested deeper than 80 levels"):
+        filter_sql("NOT " * 3000 + "approved", server_forms=True)  # was a RecursionError
+    with pytest.raises(FilterRefused, match="longer than 64000 characters"):
+        filter_sql("approved OR " * 6000 + "approved")
+
+
+@pytest.mark.parametrize("engine", ["pglogical", "native"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a IN (" + ",".join(["1"] * 1990) + ")",  # 3986 characters, 5979 once re-emitted
+        "NOT " * 39 + "a",  # 40 levels; 41 once installed as `(<filter> IS NOT FALSE)`
+        "s = '" + "\\" * 3990 + "'",  # the backslashes are doubled once re-emitted
+    ],
+)
+def test_a_filter_validate_accepts_is_never_refused_later_for_its_size(text: str, engine: str) -> None:
+    """These passed validate, then plan refused them (or raised FilterRefused) on the re-emitted text."""
+    from reconciler.load import load_desired_texts
+
+    assert len(text) <= 4000 and check_row_filter(text) == []
+    quoted = text.replace("\\", "\\\\").replace('"', '\\"')
+    files = {
+        "t.yaml": (
+            f"version: 1\nengine: {engine}\nnodes:\n"
+            "  up: {level: region, dsn: 'host=h1 dbname=up'}\n"
+            "  down: {level: district, upstream: up, dsn: 'host=h2 dbname=down'}\n"
+            "levels: [district, region]\n"
+            f'replication_sets:\n  a: {{tables: {{public.t: {{row_filter: "{quoted}"}}}}}}\n'
+            '  b: {tables: {public.t: {row_filter: "z"}}}\n'
+        )
+    }
+    state = load_desired_texts(files, origin="t")
+    assert state.replication_sets["a"].tables["public.t"].row_filter == text
+    for node in ("up", "down"):
+        request = build_request(state, node, desired_catalogs(state)[node])
+        assert request.problems == ()
+        assert {p.installed for p in request.probes} >= {installed_filter(text, engine)}
+    [check] = subscriber_checks(state)
+    assert check.tables[0].row_filter is not None
+    assert passes(check.tables[0].row_filter).as_string().startswith("COALESCE((")
+
+
 def test_the_payload_is_refused_and_could_only_ever_be_sent_as_constants() -> None:
     assert check_row_filter(PAYLOAD) == [
         "row_filter reads no column of the table: it does not depend on the row, so it passes every row"
@@ -185,7 +242,7 @@ ALLOWED = [
     ("approved IS NOT FALSE", '("approved" IS NOT FALSE)'),
     ("approved IS UNKNOWN", '("approved" IS UNKNOWN)'),
     ("approved IS NOT UNKNOWN", '("approved" IS NOT UNKNOWN)'),
-    ("a IS DISTINCT FROM b", '("a" IS DISTINCT FROM "b")'),
+    ("a IS DISTINCT FROM 'b'", "(\"a\" IS DISTINCT FROM 'b')"),
     ("a IS NOT DISTINCT FROM NULL", '("a" IS NOT DISTINCT FROM NULL)'),
     ("status IN ('a', 'b')", "(\"status\" IN ('a', 'b'))"),
     ("n NOT IN (1, 2.5, NULL)", '("n" NOT IN (1, 2.5, NULL))'),
@@ -212,7 +269,7 @@ ALLOWED = [
     ("TRIM(BOTH 'x' FROM title) = 'a'", "(pg_catalog.btrim(\"title\", 'x') = 'a')"),
     ("COALESCE(approved, false)", 'COALESCE("approved", false)'),
     ("NULLIF(status, 'x') IS NULL", "(NULLIF(\"status\", 'x') IS NULL)"),
-    ("GREATEST(n, 1) > LEAST(m, 2)", '(GREATEST("n", 1) > LEAST("m", 2))'),
+    ("GREATEST(n, 1) > 2 OR LEAST(m, 2) < 1", '((GREATEST("n", 1) > 2) OR (LEAST("m", 2) < 1))'),
     ('"Weird ""name""" = 1', '("Weird ""name""" = 1)'),
     ("title = $$it's$$", "(\"title\" = 'it''s')"),
     ("title = E'a\\nb'", "(\"title\" = 'a\nb')"),
@@ -289,7 +346,8 @@ constants = st.one_of(
     st.builds(Const, st.just("boolean"), st.sampled_from(["true", "false"])),
     st.just(Const("null", "")),
 )
-like_patterns = strings.map(lambda s: s + "x" if (len(s) - len(s.rstrip("\\"))) % 2 else s)
+# Ending in "x": no pattern ends with an escape, read as text or as bytea.
+like_patterns = strings.map(lambda s: s + "x")
 
 
 def _flat(op: str, args: list[Expr]) -> BoolOp:
@@ -339,9 +397,11 @@ def _compound(children: st.SearchStrategy[Expr]) -> st.SearchStrategy[Expr]:
     )
 
 
-trees = st.recursive(st.one_of(column_names.map(Column), constants), _compound, max_leaves=12).filter(
-    lambda t: bool(columns(t))
-)
+# One column per example: a value expression (a comparison, a function)
+# may read only one, and AND, OR, NOT and IS of them are what mixes columns.
+trees = st.recursive(
+    st.one_of(st.shared(column_names, key="column").map(Column), constants), _compound, max_leaves=12
+).filter(lambda t: bool(columns(t)))
 
 
 @settings(max_examples=400, deadline=None)
@@ -376,6 +436,27 @@ def test_postgresql_forms_are_written_out_again_the_same(tree: Expr) -> None:
     text = emit(tree)
     assert _read(text, True) == (tree, ())
     assert filter_sql(text, server_forms=True) == text
+
+
+@pytest.mark.server
+@settings(max_examples=150, deadline=None)
+@given(value=strings, name=column_names, standard=st.booleans())
+def test_a_server_reads_the_emitted_text_as_the_tree_says(
+    pg_servers: Any, value: str, name: str, standard: bool
+) -> None:
+    """The round trips above are pglast's reading; this is PostgreSQL's, standard strings on or off."""
+    text = emit(Op("=", Column(name), Const("string", value)))
+    with psycopg.connect(pg_servers.dsn(0), autocommit=True) as conn:
+        conn.execute("SET escape_string_warning = off")
+        conn.execute(
+            sql.SQL("SET standard_conforming_strings = {}").format(sql.SQL("on" if standard else "off"))
+        )
+        query = sql.SQL("SELECT count(*) FROM (SELECT {}::text AS {}) AS r WHERE {}").format(
+            sql.Literal(value),
+            sql.Identifier(name),
+            sql.SQL(text),  # type: ignore[arg-type]
+        )
+        assert conn.execute(query).fetchall() == [(1,)], text
 
 
 # --------------------------------------------------------------------------
@@ -557,6 +638,75 @@ def test_an_invalid_regular_expression_is_the_probes_error(payload_node: Any) ->
     request = build_request(good, "nation", desired_catalogs(good)["nation"])
     [answer] = _probe(net.connect("nation"), request.input)
     assert "expr" in answer
+
+
+# Filters validate accepts and a CHECK accepts, that raise only when a row
+# is filtered: in a provider's walsender that stops the link for good.
+ONLY_A_ROW_RAISES = [
+    ("ci LIKE 'a%'", "column ci has the nondeterministic collation ci"),
+    ("ci ~* 'a'", "column ci has the nondeterministic collation ci"),
+    ("ja = '{\"{}\"}'", "column ja is json[], an array or composite type"),
+    ("ja IN ('{\"{}\"}')", "column ja is json[], an array or composite type"),
+    ("GREATEST(pt, '(1,1)') IS NOT NULL", "could not identify a comparison function for type point"),
+]
+
+
+@pytest.fixture
+def typed_node(network: Any) -> Any:
+    """One database with public.typed: a nondeterministic collation, a json[] and a point column, one row."""
+    net = network(parents={"nation": None})
+    net.execute(
+        "nation",
+        "CREATE COLLATION public.ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false)",
+    )
+    net.execute(
+        "nation",
+        "CREATE TABLE public.typed (id integer PRIMARY KEY, ci text COLLATE public.ci NOT NULL,"
+        " ja json[] NOT NULL, pt point NOT NULL)",
+    )
+    net.execute("nation", "INSERT INTO public.typed VALUES (1, 'abc', ARRAY['{}'::json], point(2, 2))")
+    return net
+
+
+def _typed_request(net: Any, row_filter: str) -> Any:
+    approved = net.state.replication_sets["approved"]
+    decl = approved.model_copy(update={"tables": {"public.typed": SetTable(row_filter=row_filter)}})
+    state = net.state.model_copy(update={"replication_sets": {"approved": decl}})
+    return build_request(state, "nation", desired_catalogs(state)["nation"])
+
+
+@pytest.mark.server
+@pytest.mark.parametrize(("text", "error"), ONLY_A_ROW_RAISES)
+def test_what_only_a_row_raises_is_the_probes_error(typed_node: Any, text: str, error: str) -> None:
+    net = typed_node
+    conn = net.connect("nation")
+    assert check_row_filter(text) == []
+    # The attack is real: pglogical filtering the row raises (its walsender would, on every retry).
+    with pytest.raises(psycopg.Error), conn.transaction(force_rollback=True):
+        conn.execute("SELECT pglogical.create_node(node_name := 'n', dsn := %s)", (net.dsn("nation"),))
+        conn.execute("SELECT pglogical.create_replication_set('s', true, true, true, false)")
+        spec = SetTable(row_filter=installed_filter(text, "pglogical"))
+        conn.execute(pglogical_statements.add_table_sql("s", "public.typed", spec, False))
+        conn.execute(
+            "SELECT count(*) FROM pglogical.table_data_filtered(NULL::public.typed,"
+            " 'public.typed'::regclass, ARRAY['s'])"
+        )
+    request = _typed_request(net, text)
+    assert request.problems == ()
+    [answer] = _probe(conn, request.input)
+    assert error in answer.get("error", ""), answer
+
+
+@pytest.mark.server
+def test_the_probe_still_accepts_those_columns_where_no_row_can_raise(typed_node: Any) -> None:
+    request = _typed_request(typed_node, "ci = 'ABC' AND ja IS NOT NULL AND LEAST(id, 2) > 0")
+    [answer] = _probe(typed_node.connect("nation"), request.input)
+    assert "expr" in answer, answer
+    [probe] = request.probes
+    assert probe.cacheable and probe.pattern_columns == () and probe.compared_columns == ("ci", "id")
+    # The answer for a pattern depends on the column's collation, which the cache's signature lacks.
+    [probe] = _typed_request(typed_node, "ci LIKE 'a%' AND id > 0").probes
+    assert not probe.cacheable and probe.pattern_columns == ("ci",)
 
 
 # --------------------------------------------------------------------------

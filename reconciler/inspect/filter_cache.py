@@ -44,7 +44,9 @@ from reconciler.inspect.facts import TableFacts
 
 # 2: keys are filter texts as row_filter.filter_sql writes them, and an
 # answer means the probe also compiled the filter's regular expressions.
-FORMAT = 2
+# 3: an answer also means the probe ran the filter over an empty copy and
+# checked its compared columns' types (probe.sql).
+FORMAT = 3
 FILE_NAME = "row-filters.json"
 
 

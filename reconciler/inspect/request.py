@@ -15,10 +15,12 @@ from psycopg import sql
 from reconciler import dsn as dsnlib
 from reconciler.model import DesiredState, NodeCatalog, Operation
 from reconciler.row_filter import (
+    FilterRefused,
     check_row_filter,
     filter_columns,
     filter_sql,
     is_self_contained,
+    probed_columns,
     regex_patterns,
 )
 from reconciler.topology import Edge, edges
@@ -55,6 +57,11 @@ class FilterProbe:
     # compiles each one, so an invalid one is a plan-time problem, not an
     # error in the provider's walsender.
     regexes: tuple[tuple[str, bool], ...] = ()
+    # Columns the probe checks in the catalog (row_filter.probed_columns):
+    # matched by LIKE or a regular expression (a nondeterministic collation
+    # raises), compared (an array or composite can raise).
+    pattern_columns: tuple[str, ...] = ()
+    compared_columns: tuple[str, ...] = ()
 
 
 def probe_input(probe: FilterProbe) -> dict[str, Any]:
@@ -65,6 +72,8 @@ def probe_input(probe: FilterProbe) -> dict[str, Any]:
         "table": table,
         "filter": probe.installed,
         "regexes": [{"pattern": pattern, "icase": icase} for pattern, icase in probe.regexes],
+        "pattern_columns": list(probe.pattern_columns),
+        "compared_columns": list(probe.compared_columns),
     }
 
 
@@ -128,13 +137,31 @@ def build_request(
             # keeps the probe safe for a DesiredState or catalog built by
             # other means, and what is sent is the text filter_sql wrote.
             raw = declared_filters.get((set_name, table)) or entry.row_filter
-            refused = _refused(raw) or _refused(entry.row_filter)
+            refused = _refused(raw)
+            if not refused:
+                try:
+                    # The installed form is the tool's own text, longer than the
+                    # declared one: held to filter_sql's limits, not the loader's.
+                    installed = filter_sql(entry.row_filter)
+                except FilterRefused as exc:
+                    refused = (str(exc),)
             if refused:
                 problems.extend(f"{table}: {reason}" for reason in refused)
                 continue
-            installed = filter_sql(entry.row_filter)
+            patterns, compared = probed_columns(installed)
             probes.append(
-                FilterProbe(set_name, table, installed, is_self_contained(raw), regex_patterns(installed))
+                FilterProbe(
+                    set_name,
+                    table,
+                    installed,
+                    # A collation is not in the cache's signature (format_type
+                    # of each column): a filter whose answer depends on one is
+                    # probed every time.
+                    is_self_contained(raw) and not patterns,
+                    regex_patterns(installed),
+                    patterns,
+                    compared,
+                )
             )
     tables = sorted({t for s in state.replication_sets.values() for t in s.tables})
     expected_slots = [
