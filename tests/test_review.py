@@ -15,15 +15,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner, Result
 
-from reconciler.actions import CreateSubscription
+from reconciler.actions import (
+    AddTable,
+    CreateSubscription,
+    DataMovement,
+    RefreshSubscription,
+    ReplaceSubscription,
+)
 from reconciler.cli import app
-from reconciler.model import DesiredState, NodeDecl, SetDecl, Subscription, TableDecl
+from reconciler.model import DesiredState, NodeDecl, SetDecl, SetTable, Subscription, TableDecl
 from reconciler.plan import Plan
+from reconciler.render.text import render_text
 from reconciler.review import MAX_CHARS, Live, Review, render_review_markdown, semantic_change
 from reconciler.review.build import Side
 from reconciler.review.change import touched
 from reconciler.review.mermaid import render_mermaid
-from reconciler.review.risk import change_risks, sort_risks
+from reconciler.review.risk import RiskKind, change_risks, copies, plan_risks, sort_risks
 from reconciler.review.sentences import summarise
 
 GOLDEN = Path(__file__).parent / "golden" / "review"
@@ -497,6 +504,53 @@ def test_large_change_is_summarised_under_the_limit() -> None:
     assert re.search(r"\*\.\.\. and \d+ more (nodes|risks|tables)\*", text)
     # A tiny budget still holds: the text is cut with a note, never over.
     assert len(render_review_markdown(review_model, max_chars=2_000)) <= 2_000
+
+
+def _sub(subscriber: str, provider: str, sets: tuple[str, ...] = ("approved",)) -> Subscription:
+    return Subscription(
+        name=f"{subscriber}_from_{provider}",
+        provider_node=provider,
+        provider_dsn=f"host=h dbname={provider}",
+        replication_sets=sets,
+        forward_origins=("all",) if subscriber == "nation" else (),
+    )
+
+
+def test_copy_risks_follow_the_plans_initial_copy_flags() -> None:
+    """Review's copy count is the plan's `[initial copy]` labels, not a list of action types.
+
+    A re-created subscription (lost slot) and one created without a copy copy
+    nothing; a native REFRESH PUBLICATION copies the table its provider gains.
+    """
+    nodes = {
+        "nation": NodeDecl(level="nation", dsn="host=h dbname=nation"),
+        "r1": NodeDecl(level="region", upstream="nation", dsn="host=h dbname=r1"),
+        "d1": NodeDecl(level="district", upstream="r1", dsn="host=h dbname=d1"),
+        "d2": NodeDecl(level="district", upstream="r1", dsn="host=h dbname=d2"),
+    }
+    tables = {"public.technology": TableDecl(row_filter="approved"), "public.approach": TableDecl()}
+    head = DesiredState(version=1, nodes=nodes, replication_sets={"approved": SetDecl(tables=tables)})
+    actions = (
+        ReplaceSubscription(
+            node="nation", before=_sub("nation", "r1"), after=_sub("nation", "r1"), reason="slot lost"
+        ),
+        CreateSubscription(node="r1", subscription=_sub("r1", "d2"), copy_data=False),
+        AddTable(node="d1", set_name="approved", table="public.approach", spec=SetTable()),
+        RefreshSubscription(node="r1", name="r1_from_d1", provider_node="d1"),
+    )
+    plan = Plan(tool_version="t", actions=actions)
+    copying = [a for a in plan.actions if a.data_movement is DataMovement.INITIAL_COPY]
+    assert copying == [actions[2], actions[3]]
+    assert copies(plan, head) == [("d1", "r1", "public.approach")]
+    moving = [r for r in plan_risks(plan, head, {}) if r.kind is RiskKind.DATA_MOVEMENT]
+    assert [r.message for r in moving] == [
+        "the plan starts 1 initial table copy (1 of unknown size: provider not reachable or table missing)"
+    ]
+    # No copying action, no copy risk: the plan and the risks say the same.
+    quiet = Plan(tool_version="t", actions=actions[:2])
+    assert copies(quiet, head) == []
+    assert not [r for r in plan_risks(quiet, head, {}) if r.kind is RiskKind.DATA_MOVEMENT]
+    assert "[initial copy]" not in render_text(quiet)
 
 
 # -- against a live network ----------------------------------------------------------------------------

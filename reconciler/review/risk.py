@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 
 from reconciler.actions import (
     Action,
     AddTable,
+    AlterSubscription,
     CreateSubscription,
+    DataMovement,
     DropSlot,
-    ReplaceSubscription,
+    RefreshSubscription,
 )
 from reconciler.model import DesiredState, Frozen
 from reconciler.plan import Plan
 from reconciler.review.change import Change
 from reconciler.review.sizes import TableSize
 from reconciler.secrets import redact_text
+from reconciler.topology import edges
 
 
 class RiskKind(StrEnum):
@@ -243,31 +246,48 @@ def change_risks(change: Change, base: DesiredState | None, head: DesiredState) 
 
 
 def copies(plan: Plan, head: DesiredState) -> list[tuple[str, str, str]]:
-    """(provider, subscriber, table) of every initial copy the plan starts, sorted."""
+    """(provider, subscriber, table) of every initial copy the plan starts, sorted.
+
+    Only actions whose own flag says INITIAL_COPY count, the flag the plan's
+    `[initial copy]` label shows: a re-created subscription, one created
+    without a copy or a table re-added where the subscriber already holds it
+    synced copies nothing, whatever its type.
+    """
+    added = {(a.node, a.set_name, a.table) for a in plan.actions if isinstance(a, AddTable)}
     found: set[tuple[str, str, str]] = set()
     for action in plan.actions:
-        found.update(_copies(action, head))
+        if action.data_movement is DataMovement.INITIAL_COPY:
+            found.update(_copies(action, head, added))
     return sorted(found)
 
 
-def _copies(action: Action, head: DesiredState) -> list[tuple[str, str, str]]:
-    if isinstance(action, AddTable) and action.synchronize_data:
+def _set_tables(head: DesiredState, sets: Iterable[str]) -> list[str]:
+    return sorted({t for s in sets if s in head.replication_sets for t in head.replication_sets[s].tables})
+
+
+def _copies(
+    action: Action, head: DesiredState, added: set[tuple[str, str, str]]
+) -> list[tuple[str, str, str]]:
+    """What one copying action copies: which provider's table reaches which subscriber."""
+    if isinstance(action, AddTable):
         decl = head.nodes.get(action.node)
         # pglogical copies an added table to the subscribers of the node it is added on.
         if decl is not None and decl.upstream is not None:
             return [(action.node, decl.upstream, action.table)]
         return []
-    if isinstance(action, CreateSubscription | ReplaceSubscription):
-        sub = action.subscription if isinstance(action, CreateSubscription) else action.after
-        tables = sorted(
-            {
-                t
-                for s in sub.replication_sets
-                if s in head.replication_sets
-                for t in head.replication_sets[s].tables
-            }
-        )
-        return [(sub.provider_node, action.node, t) for t in tables]
+    if isinstance(action, CreateSubscription):
+        sub = action.subscription
+        return [(sub.provider_node, action.node, t) for t in _set_tables(head, sub.replication_sets)]
+    if isinstance(action, AlterSubscription):
+        # SET PUBLICATION copies the tables of the publications it adds.
+        new_sets = set(action.after.replication_sets) - set(action.before.replication_sets)
+        return [(action.after.provider_node, action.node, t) for t in _set_tables(head, new_sets)]
+    if isinstance(action, RefreshSubscription):
+        # REFRESH PUBLICATION copies the tables the provider's publications gained in this plan.
+        key = (action.node, action.name)
+        sets = {s for e in edges(head) if (e.subscriber, e.subscription) == key for s in e.sets}
+        grown = {t for node, s, t in added if node == action.provider_node and s in sets}
+        return [(action.provider_node, action.node, t) for t in sorted(grown)]
     return []
 
 
@@ -323,7 +343,8 @@ def plan_risks(
         )
         sized = [e.bytes for e in estimates if e.bytes is not None]
         counted = [e.rows for e in estimates if e.rows is not None]
-        text = f"the plan starts {len(estimates)} initial table copies"
+        plural = "copy" if len(estimates) == 1 else "copies"
+        text = f"the plan starts {len(estimates)} initial table {plural}"
         if sized:
             text += f": at most {human_bytes(sum(sized))}"
             if counted:
