@@ -1,4 +1,4 @@
-"""The one connect() every node connection goes through: timeouts, keepalives, pinned settings, typed errors.
+"""Talking to nodes: the one connect(), the package's .sql files, and the bounded fan-out over nodes.
 
 Every production connection (inspect, apply, status and serve, verify and
 repair, review sizes) goes through `connect`. Only the sandbox keeps its
@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+from importlib.resources import files
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import sql
@@ -21,6 +25,9 @@ from reconciler.errors import ConnectError
 from reconciler.secrets import scrub
 
 MAX_REASON = 300
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
 
 # Session settings that change how the server reads the SQL the tool sends,
 # or what that SQL means, pinned for every session. They travel in the
@@ -212,3 +219,48 @@ def _require_origin(conn: psycopg.Connection[Any], dsn: str) -> None:
         ) from None
     except psycopg.Error as exc:
         raise ConnectError(short_reason(str(exc), dsn)) from None
+
+
+@cache
+def sql_text(package: str, name: str) -> str:
+    """The text of a .sql file shipped in `package`, e.g. ("reconciler.inspect", "pglogical/node").
+
+    `name` is a path below the package without the .sql suffix; folders are
+    separated by "/".
+    """
+    path = files(package)
+    *folders, stem = name.split("/")
+    for folder in folders:
+        path = path / folder
+    return (path / f"{stem}.sql").read_text(encoding="utf-8")
+
+
+def sql_file(package: str, name: str) -> sql.SQL:
+    """A .sql file of the package as a statement (see sql_text for the arguments)."""
+    # File text shipped with the package: as trusted as a literal, never user input.
+    return sql.SQL(sql_text(package, name))
+
+
+def fan_out(
+    items: Sequence[Item],
+    fn: Callable[[Item], Result],
+    parallelism: int = 32,
+    *,
+    name: str = "reconcile",
+) -> list[Result]:
+    """fn(item) for every item, at most `parallelism` at once; the results in the order of `items`.
+
+    One thread per call in flight: the work is waiting on nodes, not
+    computing. An exception from fn is raised here once every call has
+    ended (the first in item order); a caller that wants a result per item
+    even when some fail catches in fn and returns the failure as a value.
+    """
+    if not items:
+        return []
+    if len(items) == 1:
+        # No thread for a single call: same result, a shorter traceback.
+        return [fn(items[0])]
+    workers = max(1, min(parallelism, len(items)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name) as pool:
+        futures = [pool.submit(fn, item) for item in items]
+        return [future.result() for future in futures]

@@ -33,6 +33,13 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class Engine(StrEnum):
+    """How the network replicates: the pglogical extension or PostgreSQL's own publications."""
+
+    PGLOGICAL = "pglogical"
+    NATIVE = "native"
+
+
 class Operation(StrEnum):
     INSERT = "insert"
     UPDATE = "update"
@@ -57,6 +64,27 @@ def parse_size(value: object) -> object:
 
 
 ByteSize = Annotated[int, BeforeValidator(parse_size), Field(ge=0)]
+
+
+def format_bytes(value: float, *, exact: bool = False) -> str:
+    """A size for people, 1024-based like PostgreSQL.
+
+    By default rounded as pg_size_pretty prints it: 0 B, 512 B, 8.0 kB, 5.0 GB.
+    With `exact`, the largest unit that divides the value, as a setting is
+    written and parse_size reads it back: 5GB, 1536kB, 100B.
+    """
+    if exact:
+        whole = int(value)
+        for unit in ("TB", "GB", "MB", "kB"):
+            factor = _UNIT[unit]
+            if whole != 0 and abs(whole) >= factor and whole % factor == 0:
+                return f"{whole // factor}{unit}"
+        return f"{whole}B"
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(value) < 1024:
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TB"
 
 
 def wal_keep_bytes(value: str) -> int:
@@ -120,7 +148,7 @@ class DesiredState(Frozen):
     """The merged desired-state directory, validated."""
 
     version: Literal[1]
-    engine: Literal["pglogical", "native"] = "pglogical"
+    engine: Engine = Engine.PGLOGICAL
     levels: tuple[str, ...] = ("district", "region", "nation")
     nodes: dict[str, NodeDecl]
     replication_sets: dict[str, SetDecl]
