@@ -104,9 +104,14 @@ def short_reason(message: str, dsn: str) -> str:
     return text
 
 
-def pinned_options(existing: str | None) -> str:
-    """The startup packet's options: what libpq would have sent (`existing`), then the pins."""
-    pins = " ".join(f"-c {name}={value}" for name, value in PINNED)
+def milliseconds(seconds: float) -> int:
+    """A timeout in whole milliseconds, rounded up and at least 1 (0 would mean no limit)."""
+    return max(1, math.ceil(seconds * 1000))
+
+
+def pinned_options(existing: str | None, extra: tuple[tuple[str, str], ...] = ()) -> str:
+    """The startup packet's options: what libpq would have sent (`existing`), then the pins, then `extra`."""
+    pins = " ".join(f"-c {name}={value}" for name, value in PINNED + extra)
     return f"{existing.strip()} {pins}" if existing and existing.strip() else pins
 
 
@@ -118,11 +123,16 @@ def connect(
     application_name: str | None = None,
     autocommit: bool = True,
     writes: bool = False,
+    statement_timeout: float | None = None,
+    read_only: bool = False,
 ) -> psycopg.Connection[Any]:
     """Open a connection to a node; ConnectError (no secret in it) when it cannot be had.
 
-    `timeout` bounds the connection attempt; `writes` (apply, repair) also
-    makes sure the session fires triggers (session_replication_role = origin).
+    `timeout` bounds the connection attempt; `statement_timeout` (seconds,
+    None: no limit) every statement of the session; `read_only` makes the
+    server refuse any write (default_transaction_read_only); `writes`
+    (apply, repair) makes sure the session fires triggers
+    (session_replication_role = origin).
     """
     try:
         params = dsnlib.parse(dsn)
@@ -142,6 +152,12 @@ def connect(
         names["user"] = user
     if application_name is not None:
         names["application_name"] = application_name
+    # Set in the startup packet with the pins: no round trip of its own.
+    session: list[tuple[str, str]] = []
+    if statement_timeout is not None:
+        session.append(("statement_timeout", str(milliseconds(statement_timeout))))
+    if read_only:
+        session.append(("default_transaction_read_only", "on"))
     try:
         conn = psycopg.connect(
             dsn,
@@ -159,7 +175,7 @@ def connect(
             keepalives_count=3,
             tcp_user_timeout=30000,
             client_encoding=CLIENT_ENCODING,
-            options=pinned_options(existing),
+            options=pinned_options(existing, tuple(session)),
             **names,
         )
     except psycopg.Error as exc:

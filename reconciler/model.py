@@ -92,6 +92,7 @@ def wal_keep_bytes(value: str) -> int:
     text = value.strip()
     return -1 if text == "-1" else int(str(parse_size(text)))
 
+
 DEFAULT_REPLICATE: tuple[Operation, ...] = (Operation.INSERT, Operation.UPDATE, Operation.DELETE)
 
 

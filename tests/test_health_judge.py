@@ -9,11 +9,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.health.judge import RECOPY, format_bytes, judge
+from reconciler.cli.exit_codes import ExitCode, for_status
+from reconciler.health.judge import RECOPY, judge
 from reconciler.health.readings import ApplySummary, NodeReading, SlotReading
-from reconciler.health.report import EXIT_DEGRADED, EXIT_HEALTHY, EXIT_UNREACHABLE, Level
+from reconciler.health.report import Level
 from reconciler.load import load_desired_texts
-from reconciler.model import DesiredState
+from reconciler.model import DesiredState, format_bytes
 from reconciler.topology import edges
 
 TOPOLOGY = """
@@ -106,7 +107,7 @@ def test_all_healthy_is_ok_and_exit_0() -> None:
     s = state()
     report = judge(s, healthy(s))
     assert report.level is Level.OK
-    assert report.exit_code == EXIT_HEALTHY
+    assert for_status(report) == ExitCode.OK
     assert [e.status for e in report.edges] == ["replicating"] * 3
     assert all(not n.findings for n in report.nodes)
 
@@ -129,7 +130,7 @@ def test_edge_lag_boundaries(field: str, value: float, expected: Level) -> None:
     report = judge(s, with_slot(healthy(s), "d1", **{field: value}))
     edge = edge_of(report.edges, "d1")
     assert edge.level is expected
-    assert report.exit_code == (EXIT_HEALTHY if expected is Level.OK else EXIT_DEGRADED)
+    assert for_status(report) == (ExitCode.OK if expected is Level.OK else ExitCode.DEGRADED)
     if expected is not Level.OK:
         assert any("lag" in f.message for f in edge.findings)
 
@@ -208,7 +209,7 @@ def test_orphan_slot_warns() -> None:
     (slot,) = [x for x in report.slots if x.node == "nation"]
     assert slot.orphan and slot.level is Level.WARN
     assert "orphan" in slot.findings[0].message
-    assert report.exit_code == EXIT_DEGRADED
+    assert for_status(report) == ExitCode.DEGRADED
 
 
 @pytest.mark.parametrize(
@@ -244,7 +245,7 @@ def test_unreachable_wins_exit_3_and_edges_become_unknown() -> None:
     readings["region"] = NodeReading(node="region", reachable=False, reason="connection refused")
     report = judge(s, readings)
     assert report.unreachable == ["region"]
-    assert report.exit_code == EXIT_UNREACHABLE
+    assert for_status(report) == ExitCode.UNREACHABLE
     d1 = edge_of(report.edges, "d1")
     assert d1.status == "unknown"
     assert d1.lag_seconds == 1e6  # still measured on the district
@@ -262,7 +263,7 @@ def test_node_absent_from_readings_counts_as_unreachable() -> None:
     del readings["d2"]
     report = judge(s, readings)
     assert "d2" in report.unreachable
-    assert report.exit_code == EXIT_UNREACHABLE
+    assert for_status(report) == ExitCode.UNREACHABLE
 
 
 def test_missing_extension_and_failed_apply() -> None:
@@ -281,7 +282,7 @@ def test_drift_is_reported_not_judged() -> None:
     report = judge(s, healthy(s), {"d1": 4, "nation": 0})
     nodes = {n.node: n for n in report.nodes}
     assert nodes["d1"].drift == 4 and nodes["nation"].drift == 0 and nodes["d2"].drift is None
-    assert report.exit_code == EXIT_HEALTHY
+    assert for_status(report) == ExitCode.OK
 
 
 def test_unknown_lag_seconds_warns_with_the_reason() -> None:
@@ -322,11 +323,11 @@ def test_exit_code_is_the_worst_and_more_lag_is_never_better(
         readings[node] = NodeReading(node=node, reachable=False, reason="down")
     report = judge(s, readings)
     if down:
-        assert report.exit_code == EXIT_UNREACHABLE
+        assert for_status(report) == ExitCode.UNREACHABLE
     elif report.level is Level.OK:
-        assert report.exit_code == EXIT_HEALTHY
+        assert for_status(report) == ExitCode.OK
     else:
-        assert report.exit_code == EXIT_DEGRADED
+        assert for_status(report) == ExitCode.DEGRADED
     levels = [x.level for x in (*report.nodes, *report.edges, *report.slots)]
     assert report.level is max(levels, key=lambda lv: lv.rank)
     worse = judge(

@@ -16,11 +16,12 @@ from psycopg import sql
 from typer.testing import CliRunner, Result
 
 from reconciler.cli import app
+from reconciler.cli.exit_codes import for_verify as exit_code
 from reconciler.load import load_desired_state
+from reconciler.render.verify import render_verify_json, render_verify_text
 from reconciler.verify.compare import Outcome, compare, diff_rows
 from reconciler.verify.node import NodeSession, TableSide, passes
 from reconciler.verify.ranges import EMPTY, Probe, Summary, bounds, child_digits, key_hex, text_width
-from reconciler.verify.render import exit_code, render_json, render_text
 from reconciler.verify.repair import repair, upsert_statement
 from reconciler.verify.run import Status, TableReport, VerifyReport
 from reconciler.verify.targets import TargetError, subscriber_checks
@@ -186,16 +187,17 @@ def test_exit_codes_and_renders() -> None:
     assert exit_code(_report(ok, found)) == 2
     assert exit_code(_report(found, undecided, unreachable={"region": "refused"})) == 3
     assert exit_code(_report(found, undecided, error)) == 1
-    text = render_text(_report(found, ok))
+    text = render_verify_text(_report(found, ok))
     assert "  region <- d1  public.t: 1 missing, 0 differing\n      missing:   k1\n" in text
     assert "  region  public.t: 2 stale\n      stale:     k2, k3\n" in text
     assert "Verify: 1 missing, 0 differing, 2 stale in 2 table(s); 0 undecided, 0 error(s)." in text
     assert "Bytes read: a 10, b 20 (total 30)." in text
-    document = json.loads(render_json(_report(found, undecided)))
+    both = _report(found, undecided)
+    document = json.loads(render_verify_json(both, exit_code(both)))
     assert document["version"] == 1 and document["exit_code"] == 3
     assert document["tables"][0]["found"]["stale"] == {"count": 2, "sample": ["k2", "k3"]}
     assert document["tables"][1]["found"] is None and document["tables"][1]["status"] == "undecided"
-    assert render_json(_report(found)) == render_json(_report(found))
+    assert render_verify_json(_report(found), 2) == render_verify_json(_report(found), 2)
 
 
 # --------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from reconciler.health.report import (
     SlotHealth,
     worst,
 )
-from reconciler.model import DesiredState, Monitoring
+from reconciler.model import DesiredState, Engine, Monitoring, format_bytes
 from reconciler.topology import Edge, edges
 
 # pglogical's show_subscription_status() words and how bad each is. Anything
@@ -29,15 +29,6 @@ SUBSCRIPTION_LEVELS: dict[str, Level] = {
 }
 
 RECOPY = "re-copy needed"
-
-
-def format_bytes(value: float) -> str:
-    """1024-based, like PostgreSQL's pg_size_pretty: 0 B, 512 kB, 5.0 GB."""
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(value) < 1024 or unit == "TB":
-            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def format_seconds(value: float) -> str:
@@ -128,7 +119,7 @@ def edge_slot(provider: NodeReading | None, edge: Edge) -> SlotReading | None:
 
 
 def judge_edge(
-    edge: Edge, readings: Mapping[str, NodeReading], limits: Monitoring, engine: str = "pglogical"
+    edge: Edge, readings: Mapping[str, NodeReading], limits: Monitoring, engine: Engine = Engine.PGLOGICAL
 ) -> EdgeHealth:
     subscriber = readings.get(edge.subscriber)
     provider = readings.get(edge.provider)
@@ -144,7 +135,7 @@ def judge_edge(
     slot = edge_slot(provider, edge)
     if provider is None or not provider.reachable:
         found.append(Finding(level=Level.CRIT, message=f"provider {edge.provider} unreachable"))
-    elif slot is None and (engine == "native" or provider.pglogical_version is not None):
+    elif slot is None and (engine is Engine.NATIVE or provider.pglogical_version is not None):
         found.append(Finding(level=Level.CRIT, message=f"no slot for this edge on {edge.provider}"))
     if slot is not None:
         if slot.wal_status == "lost":
@@ -175,7 +166,7 @@ def judge_node(state: DesiredState, reading: NodeReading, drift: int | None) -> 
     found: list[Finding] = []
     if not reading.reachable:
         found.append(Finding(level=Level.CRIT, message=f"unreachable: {reading.reason or 'no answer'}"))
-    elif reading.pglogical_version is None and state.engine == "pglogical":
+    elif reading.pglogical_version is None and state.engine is Engine.PGLOGICAL:
         found.append(Finding(level=Level.CRIT, message="pglogical extension not installed"))
     if reading.last_apply is not None and reading.last_apply.result != "ok":
         found.append(Finding(level=Level.WARN, message="last apply failed"))

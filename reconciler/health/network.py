@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from reconciler import db
 from reconciler.health.judge import judge
 from reconciler.health.reader import read_network
+from reconciler.health.readings import NodeReading
 from reconciler.health.report import HealthReport
 from reconciler.model import DesiredState
 from reconciler.planner import compute_plan
@@ -40,9 +41,16 @@ def network_health(
     """Health readings and the plan's drift are read side by side, so a silent node costs one timeout."""
     timestamp = time.time()
     started = time.monotonic()
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="status") as pool:
-        planned = pool.submit(drift_counts, state, directory, parallelism, timeout) if drift else None
-        readings = read_network(state, parallelism=parallelism, timeout=timeout)
-        counts = planned.result() if planned is not None else None
+    counts: dict[str, int] | None = None
+    readings: dict[str, NodeReading] = {}
+
+    def read(part: str) -> None:
+        nonlocal counts, readings
+        if part == "drift":
+            counts = drift_counts(state, directory, parallelism, timeout)
+        else:
+            readings = read_network(state, parallelism=parallelism, timeout=timeout)
+
+    db.fan_out(["health", "drift"] if drift else ["health"], read, 2, name="status")
     report = judge(state, readings, counts)
     return HealthRun(report=report, seconds=round(time.monotonic() - started, 6), timestamp=timestamp)

@@ -6,9 +6,6 @@ import contextlib
 import json
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from functools import cache
-from importlib.resources import files
 from typing import Any
 
 import psycopg
@@ -20,7 +17,7 @@ from reconciler.db import short_reason
 from reconciler.errors import ConnectError
 from reconciler.health.readings import ApplySummary, NodeReading, SlotReading
 from reconciler.inspect.request import subscriber_database
-from reconciler.model import DesiredState
+from reconciler.model import DesiredState, Engine
 from reconciler.topology import edges
 
 # What can go wrong while measuring one slot's lag in seconds, without the
@@ -40,14 +37,9 @@ _PROBE_ERRORS = (
 )
 
 
-@cache
-def _sql_text(name: str) -> str:
-    return (files("reconciler.health") / f"{name}.sql").read_text(encoding="utf-8")
-
-
 def statement(name: str) -> sql.SQL:
-    # File text shipped with the package: trusted, never user input.
-    return sql.SQL(_sql_text(name))
+    """One of this package's .sql files (reconciler/health/<name>.sql)."""
+    return db.sql_file("reconciler.health", name)
 
 
 Conn = psycopg.Connection[tuple[Any, ...]]
@@ -61,9 +53,9 @@ def rows(conn: Conn, name: str, params: dict[str, Any] | None = None) -> list[di
 
 
 def _connect(dsn: str, timeout: float) -> Conn:
-    conn = db.connect(dsn, timeout=timeout, fallback_application_name="reconcile status")
-    conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(max(1, int(timeout * 1000)))))
-    return conn
+    return db.connect(
+        dsn, timeout=timeout, fallback_application_name="reconcile status", statement_timeout=timeout
+    )
 
 
 def expected_slot_input(state: DesiredState, node: str) -> str:
@@ -106,7 +98,7 @@ def read_slots(conn: Conn, state: DesiredState, node: str, pglogical: bool) -> t
     plugins = ["pglogical_output"]
     if pglogical:
         expected = rows(conn, "expected_slots", {"expected": expected_slot_input(state, node)})
-    if state.engine == "native":
+    if state.engine is Engine.NATIVE:
         # A native subscription's slot has the subscription's name. pglogical
         # slots stay listed: until the switch they still serve their edge.
         plugins.append("pgoutput")
@@ -178,7 +170,7 @@ def read_node(state: DesiredState, node: str, timeout: float) -> NodeReading:
             subscriptions: dict[str, str] = {}
             if pglogical and rows(conn, "local_node")[0]["has_node"]:
                 subscriptions = {r["subscription"]: r["status"] for r in rows(conn, "subscriptions")}
-            if state.engine == "native":
+            if state.engine is Engine.NATIVE:
                 # A pglogical subscription not yet switched still counts for its
                 # edge unless the native one of the same name exists.
                 subscriptions.update(
@@ -217,10 +209,5 @@ def read_network(
     names = sorted(state.nodes) if nodes is None else sorted(set(nodes))
     if not names:
         return {}
-    with ThreadPoolExecutor(
-        max_workers=max(1, min(parallelism, len(names))), thread_name_prefix="health"
-    ) as pool:
-        futures: dict[str, Future[NodeReading]] = {
-            name: pool.submit(read_node, state, name, timeout) for name in names
-        }
-        return {name: futures[name].result() for name in names}
+    found = db.fan_out(names, lambda name: read_node(state, name, timeout), parallelism, name="health")
+    return dict(zip(names, found, strict=True))

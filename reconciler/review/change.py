@@ -6,7 +6,7 @@ from typing import Any
 
 from deepdiff import DeepDiff
 
-from reconciler.model import DesiredState, Frozen, Monitoring, NodeDecl, SetDecl, TableDecl
+from reconciler.model import DesiredState, Frozen, Monitoring, NodeDecl, SetDecl, TableDecl, format_bytes
 from reconciler.secrets import redact
 from reconciler.topology import Edge, edges
 
@@ -161,16 +161,9 @@ def _entity(path: list[str]) -> tuple[str, ...]:
     return (head,)
 
 
-def _size(value: int) -> str:
-    for unit, factor in (("TB", 1024**4), ("GB", 1024**3), ("MB", 1024**2), ("kB", 1024)):
-        if value >= factor and value % factor == 0:
-            return f"{value // factor}{unit}"
-    return f"{value}B"
-
-
 def _setting(field: str, value: object) -> str:
     if field in ("max_lag_bytes", "max_retained_wal") and isinstance(value, int):
-        return _size(value)
+        return format_bytes(value, exact=True)
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from importlib import resources
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 from reconciler import db
 from reconciler.errors import ConnectError
 from reconciler.model import DesiredState, Frozen
-
-_QUERY = sql.SQL(resources.files("reconciler.review").joinpath("table_sizes.sql").read_text(encoding="utf-8"))
 
 
 class TableSize(Frozen):
@@ -25,10 +20,11 @@ class TableSize(Frozen):
 
 
 def _read(dsn: str, tables: Sequence[str], timeout: float) -> dict[str, TableSize]:
-    millis = max(1, int(timeout * 1000))
-    with db.connect(dsn, timeout=timeout, fallback_application_name="reconcile review") as conn:
-        conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(millis)))
-        rows: list[tuple[Any, ...]] = conn.execute(_QUERY, {"tables": list(tables)}).fetchall()
+    with db.connect(
+        dsn, timeout=timeout, fallback_application_name="reconcile review", statement_timeout=timeout
+    ) as conn:
+        query = db.sql_file("reconciler.review", "table_sizes")
+        rows: list[tuple[Any, ...]] = conn.execute(query, {"tables": list(tables)}).fetchall()
     result: dict[str, TableSize] = {}
     for name, estimate, size in rows:
         result[str(name)] = TableSize(
@@ -49,14 +45,12 @@ def table_sizes(
     names = sorted(n for n in wanted if n in state.nodes and wanted[n])
     if not names:
         return {}
-    found: dict[str, dict[str, TableSize]] = {}
-    with ThreadPoolExecutor(max_workers=min(32, len(names)), thread_name_prefix="sizes") as pool:
-        futures = {
-            n: pool.submit(_read, state.nodes[n].connect_dsn, sorted(set(wanted[n])), timeout) for n in names
-        }
-        for name in names:
-            try:
-                found[name] = futures[name].result()
-            except (ConnectError, psycopg.OperationalError, psycopg.errors.InsufficientPrivilege):
-                continue
-    return found
+
+    def read(name: str) -> dict[str, TableSize] | None:
+        try:
+            return _read(state.nodes[name].connect_dsn, sorted(set(wanted[name])), timeout)
+        except (ConnectError, psycopg.OperationalError, psycopg.errors.InsufficientPrivilege):
+            return None
+
+    found = db.fan_out(names, read, 32, name="sizes")
+    return {name: sizes for name, sizes in zip(names, found, strict=True) if sizes is not None}

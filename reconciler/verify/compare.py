@@ -10,10 +10,10 @@ tests use rows in memory.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from reconciler import db
 from reconciler.verify.ranges import EMPTY, HEX_DIGITS, Probe, Summary, child_digits, combine
 
 # A range at most this big (rows on the fuller side) is fetched as keys + hashes.
@@ -60,19 +60,17 @@ class Outcome:
         )
 
 
-def _summaries(
-    pool: ThreadPoolExecutor, sides: Mapping[str, Side], probes: Sequence[Probe]
-) -> dict[str, dict[str, Summary]]:
+def _summaries(sides: Mapping[str, Side], probes: Sequence[Probe]) -> dict[str, dict[str, Summary]]:
     # Every side answers the same question at once: the nodes work in parallel.
-    futures = {name: pool.submit(side.summaries, probes) for name, side in sides.items()}
-    return {name: future.result() for name, future in futures.items()}
+    names = list(sides)
+    found = db.fan_out(names, lambda name: sides[name].summaries(probes), len(names), name="verify")
+    return dict(zip(names, found, strict=True))
 
 
-def _rows(
-    pool: ThreadPoolExecutor, sides: Mapping[str, Side], prefixes: Sequence[str]
-) -> dict[str, dict[str, str]]:
-    futures = {name: pool.submit(side.rows, prefixes) for name, side in sides.items()}
-    return {name: future.result() for name, future in futures.items()}
+def _rows(sides: Mapping[str, Side], prefixes: Sequence[str]) -> dict[str, dict[str, str]]:
+    names = list(sides)
+    found = db.fan_out(names, lambda name: sides[name].rows(prefixes), len(names), name="verify")
+    return dict(zip(names, found, strict=True))
 
 
 def compare(
@@ -90,36 +88,35 @@ def compare(
     # only one full scan per node; later rounds scan differing ranges only.
     pending = [Probe("", FIRST_DIGITS)]
     rounds = 0
-    with ThreadPoolExecutor(max_workers=len(sides)) as pool:
-        while pending:
-            rounds += 1
-            answers = _summaries(pool, sides, pending)
-            mine = answers.pop("")
-            buckets = sorted(set(mine).union(*answers.values()))
-            pending = []
-            for bucket in buckets:
-                held = mine.get(bucket, EMPTY)
-                expected = combine(a.get(bucket, EMPTY) for a in answers.values())
-                if held == expected:
-                    continue
-                size = max(held.count, expected.count)
-                if size <= leaf_rows or len(bucket) >= HEX_DIGITS:
-                    leaves.append(bucket)
-                else:
-                    depth = min(HEX_DIGITS, len(bucket) + child_digits(size, bucket_rows))
-                    pending.append(Probe(bucket, depth))
-        if not leaves:
-            none = {p: () for p in providers}
-            return Outcome(missing=dict(none), differing=dict(none), rounds=rounds)
+    while pending:
         rounds += 1
-        held_rows: dict[str, str] = {}
-        passing: dict[str, dict[str, str]] = {p: {} for p in providers}
-        for start in range(0, len(leaves), LEAF_BATCH):
-            batch = leaves[start : start + LEAF_BATCH]
-            answers_rows = _rows(pool, sides, batch)
-            held_rows.update(answers_rows.pop(""))
-            for name in providers:
-                passing[name].update(answers_rows[f"p:{name}"])
+        answers = _summaries(sides, pending)
+        mine = answers.pop("")
+        buckets = sorted(set(mine).union(*answers.values()))
+        pending = []
+        for bucket in buckets:
+            held = mine.get(bucket, EMPTY)
+            expected = combine(a.get(bucket, EMPTY) for a in answers.values())
+            if held == expected:
+                continue
+            size = max(held.count, expected.count)
+            if size <= leaf_rows or len(bucket) >= HEX_DIGITS:
+                leaves.append(bucket)
+            else:
+                depth = min(HEX_DIGITS, len(bucket) + child_digits(size, bucket_rows))
+                pending.append(Probe(bucket, depth))
+    if not leaves:
+        none = {p: () for p in providers}
+        return Outcome(missing=dict(none), differing=dict(none), rounds=rounds)
+    rounds += 1
+    held_rows: dict[str, str] = {}
+    passing: dict[str, dict[str, str]] = {p: {} for p in providers}
+    for start in range(0, len(leaves), LEAF_BATCH):
+        batch = leaves[start : start + LEAF_BATCH]
+        answers_rows = _rows(sides, batch)
+        held_rows.update(answers_rows.pop(""))
+        for name in providers:
+            passing[name].update(answers_rows[f"p:{name}"])
     return diff_rows(held_rows, passing, rounds)
 
 

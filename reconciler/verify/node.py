@@ -5,8 +5,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
-from importlib.resources import files
 from typing import Any
 
 import psycopg
@@ -23,14 +21,9 @@ ROW_OVERHEAD = 7
 FIELD_OVERHEAD = 4
 
 
-@cache
-def _text(name: str) -> str:
-    return (files("reconciler.verify") / "sql" / f"{name}.sql").read_text(encoding="utf-8")
-
-
 def statement(name: str) -> sql.SQL:
-    # A .sql file shipped with the package: trusted, never user input.
-    return sql.SQL(_text(name))
+    """One of verify's .sql files (reconciler/verify/sql/<name>.sql)."""
+    return db.sql_file("reconciler.verify", f"sql/{name}")
 
 
 class NodeUnreachable(Exception):
@@ -59,19 +52,19 @@ class NodeSession:
         self.bytes_read = 0
         self._lock = threading.Lock()
         try:
+            # Row text must be byte-identical on every node for equal values:
+            # db.connect pins every setting that changes how a type prints.
+            # Plain verify never writes: the server enforces it (read_only).
             self.conn: psycopg.Connection[Any] = db.connect(
-                dsn, timeout=timeout, fallback_application_name="reconcile verify", writes=writable
+                dsn,
+                timeout=timeout,
+                fallback_application_name="reconcile verify",
+                writes=writable,
+                statement_timeout=statement_timeout,
+                read_only=not writable,
             )
         except ConnectError as exc:
             raise NodeUnreachable(node, str(exc)) from None
-        self.execute(
-            statement("session"),
-            {
-                "statement_timeout": str(max(1, int(statement_timeout * 1000))),
-                # Plain verify never writes: the server enforces it.
-                "read_only": "off" if writable else "on",
-            },
-        )
 
     def execute(
         self, query: sql.SQL | sql.Composed, params: dict[str, Any] | None = None
