@@ -160,21 +160,3 @@ def desired_catalogs(state: DesiredState) -> dict[str, NodeCatalog]:
         for name, decl in sorted(state.nodes.items())
     }
 
-
-def describe(state: DesiredState) -> str:
-    """Human-readable summary of the derived topology (used by `demo`/`validate -v`)."""
-    lines = [f"engine: {state.engine}", f"levels (leaf first): {', '.join(state.levels)}", ""]
-    by_level: dict[str, list[str]] = {level: [] for level in state.levels}
-    for name, decl in sorted(state.nodes.items()):
-        by_level[decl.level].append(name)
-    for level in reversed(state.levels):
-        lines.append(f"{level}: {', '.join(by_level[level]) or '-'}")
-    lines.append("")
-    lines.append("edges (subscriber <- provider):")
-    for e in edges(state):
-        fwd = "{" + ",".join(e.forward_origins) + "}"
-        lines.append(
-            f"  {e.subscriber} <- {e.provider}  subscription={e.subscription}"
-            f"  sets={','.join(e.sets)}  forward_origins={fwd}"
-        )
-    return "\n".join(lines) + "\n"

@@ -13,7 +13,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 from test_health_judge import healthy, state, with_slot
 
-from reconciler.cli_status import write_atomically
+from reconciler.cli.status import write_textfile
 from reconciler.health.judge import judge
 from reconciler.health.readings import NodeReading, SlotReading
 from reconciler.health.serve import CachedCollector
@@ -100,10 +100,10 @@ def test_output_is_deterministic() -> None:
     assert degraded_text() == degraded_text()
 
 
-def test_write_atomically_replaces_whole_file(tmp_path: Path) -> None:
+def test_textfile_replaces_whole_file(tmp_path: Path) -> None:
     target = tmp_path / "reconcile.prom"
     target.write_text("old\n")
-    write_atomically(target, degraded_text())
+    write_textfile(target, degraded_text())
     assert target.read_text() == degraded_text()
     assert oct(target.stat().st_mode & 0o777) == "0o644"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["reconcile.prom"]  # no temp file left

@@ -1,4 +1,4 @@
-"""The judged health of a network: levels, findings and the exit code `status` returns."""
+"""The judged health of a network: levels and findings per node, edge and slot."""
 
 from __future__ import annotations
 
@@ -6,11 +6,6 @@ from enum import StrEnum
 
 from reconciler.health.readings import ApplySummary
 from reconciler.model import Frozen, Monitoring
-
-EXIT_HEALTHY = 0
-EXIT_ERROR = 1
-EXIT_DEGRADED = 2
-EXIT_UNREACHABLE = 3
 
 
 class Level(StrEnum):
@@ -89,15 +84,6 @@ class HealthReport(Frozen):
     @property
     def unreachable(self) -> list[str]:
         return [n.node for n in self.nodes if not n.reachable]
-
-    @property
-    def exit_code(self) -> int:
-        """SPEC: 3 when any node is unreachable, else 2 when anything is WARN or CRIT, else 0."""
-        if self.unreachable:
-            return EXIT_UNREACHABLE
-        if self.level is not Level.OK:
-            return EXIT_DEGRADED
-        return EXIT_HEALTHY
 
     def counts(self) -> dict[Level, int]:
         """How many nodes, edges and slots sit at each level."""

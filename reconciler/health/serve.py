@@ -1,8 +1,11 @@
-"""`reconcile serve`: /metrics over HTTP, read at most once per cache period however often scraped."""
+"""`reconcile serve`: /metrics over HTTP, read at most once per cache period however often scraped.
+
+Nothing here prints: a failed reading and the listening port are handed to
+the caller's callbacks (the CLI words and prints them).
+"""
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,10 +19,15 @@ from reconciler.errors import LoadError, ReconcileError
 from reconciler.health.network import network_health
 from reconciler.load import load_desired_state
 from reconciler.render.prometheus import health_families, read_families
-from reconciler.secrets import redact_text
+
+# Called with a reading that failed: the desired state did not load (LoadError)
+# or the network could not be read (another ReconcileError).
+OnFailure = Callable[[ReconcileError], None]
 
 
-def read_metrics(directory: Path, *, drift: bool, parallelism: int, timeout: float) -> list[Metric]:
+def read_metrics(
+    directory: Path, *, drift: bool, parallelism: int, timeout: float, on_failure: OnFailure
+) -> list[Metric]:
     """One reading as metric families; the desired state is reloaded each time (a git pull applies)."""
     started = time.monotonic()
     timestamp = time.time()
@@ -29,13 +37,12 @@ def read_metrics(directory: Path, *, drift: bool, parallelism: int, timeout: flo
         # Every kind of broken desired state (a syntax error, a FIFO or a
         # directory named *.yaml, a file over the size limit) ends here: a
         # scrape is answered with read_success 0, never with an HTTP 500.
-        problems = "\n".join(redact_text(str(p)) for p in exc.problems)
-        print(f"reconcile serve: the desired state does not load:\n{problems}", file=sys.stderr, flush=True)
+        on_failure(exc)
         return read_families(False, time.monotonic() - started, timestamp, failure="desired_state")
     try:
         run = network_health(state, directory, drift=drift, parallelism=parallelism, timeout=timeout)
     except ReconcileError as exc:
-        print(f"reconcile serve: reading failed: {redact_text(str(exc))}", file=sys.stderr, flush=True)
+        on_failure(exc)
         return read_families(False, time.monotonic() - started, timestamp, failure="reading")
     return [*health_families(run.report), *read_families(True, run.seconds, run.timestamp)]
 
@@ -73,18 +80,18 @@ def serve(
     drift: bool,
     parallelism: int,
     timeout: float,
+    on_failure: OnFailure,
+    on_listening: Callable[[int], None],
 ) -> None:
-    """Serve until killed."""
+    """Serve until killed; `on_listening` gets the port once the server listens (0 picks a free one)."""
     collector = CachedCollector(
-        lambda: read_metrics(directory, drift=drift, parallelism=parallelism, timeout=timeout),
+        lambda: read_metrics(
+            directory, drift=drift, parallelism=parallelism, timeout=timeout, on_failure=on_failure
+        ),
         cache_seconds,
     )
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
     server, thread = start_http_server(port, addr=address, registry=registry)
-    print(
-        f"reconcile serve: /metrics on http://{address}:{server.server_port}/metrics",
-        file=sys.stderr,
-        flush=True,
-    )
+    on_listening(server.server_port)
     thread.join()

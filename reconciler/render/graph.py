@@ -7,9 +7,9 @@ the slots it holds; an unreachable node is grey and dashed, and says so.
 
 from __future__ import annotations
 
-from reconciler.health.judge import format_bytes, format_seconds
+from reconciler.health.judge import format_seconds
 from reconciler.health.report import EdgeHealth, HealthReport, Level, worst
-from reconciler.model import DesiredState
+from reconciler.model import DesiredState, format_bytes
 from reconciler.topology import edges
 
 # fill, stroke

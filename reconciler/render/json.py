@@ -75,5 +75,9 @@ def plan_document(plan: Plan) -> dict[str, Any]:
     }
 
 
-def render_json(plan: Plan) -> str:
-    return json.dumps(plan_document(plan), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+def render_json(plan: Plan, stats: list[dict[str, object]] | None = None) -> str:
+    """The plan document; with `stats` (plan --stats) also the per-node inspection costs under "stats"."""
+    document = plan_document(plan)
+    if stats is not None:
+        document["stats"] = stats
+    return json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False) + "\n"

@@ -26,19 +26,21 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from reconciler.health.judge import format_bytes, format_seconds
+from reconciler.health.judge import format_seconds
 from reconciler.health.report import Finding, HealthReport, Level
+from reconciler.model import format_bytes
 from reconciler.secrets import redact_text
 
 FORMAT_VERSION = 1
 
 
-def render_status_json(report: HealthReport) -> str:
+def render_status_json(report: HealthReport, exit_code: int) -> str:
+    """The report as JSON; `exit_code` is the command's (the CLI decides it), recorded for machines."""
     counts = report.counts()
     document: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "level": report.level.value,
-        "exit_code": report.exit_code,
+        "exit_code": int(exit_code),
         "summary": {
             **{lv.value: counts[lv] for lv in Level},
             "unreachable": len(report.unreachable),

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
+from reconciler.model import format_bytes
 from reconciler.plan import Plan
 from reconciler.render import summary_line
 from reconciler.render.markdown import render_markdown
 from reconciler.review.build import Live, Review
 from reconciler.review.change import Change
 from reconciler.review.mermaid import LEGEND
-from reconciler.review.risk import CopyEstimate, RiskKind, human_bytes
+from reconciler.review.risk import CopyEstimate, RiskKind
 from reconciler.review.sentences import flows, q
 from reconciler.secrets import redact_text
 
@@ -306,7 +307,7 @@ def _estimates(estimates: Sequence[CopyEstimate], limit: int | None) -> list[str
     body = [
         f"| {q(e.provider)} | {q(e.subscriber)} | {q(e.table)} | "
         f"{'unknown' if e.rows is None else f'{e.rows:,}'} | "
-        f"{'unknown' if e.bytes is None else human_bytes(e.bytes)} |"
+        f"{'unknown' if e.bytes is None else format_bytes(e.bytes)} |"
         for e in estimates
     ]
     return [

@@ -14,7 +14,7 @@ from reconciler.actions import (
     DropSlot,
     RefreshSubscription,
 )
-from reconciler.model import DesiredState, Frozen
+from reconciler.model import DesiredState, Frozen, format_bytes
 from reconciler.plan import Plan
 from reconciler.review.change import Change
 from reconciler.review.sizes import TableSize
@@ -346,7 +346,7 @@ def plan_risks(
         plural = "copy" if len(estimates) == 1 else "copies"
         text = f"the plan starts {len(estimates)} initial table {plural}"
         if sized:
-            text += f": at most {human_bytes(sum(sized))}"
+            text += f": at most {format_bytes(sum(sized))}"
             if counted:
                 text += f" and about {sum(counted):,} rows"
             text += " before the filters"
@@ -372,12 +372,3 @@ def sort_risks(risks: list[Risk]) -> tuple[Risk, ...]:
 def _risk_key(risk: Risk) -> tuple[int, str, str]:
     return (_ORDER[risk.kind], risk.subject, risk.message)
 
-
-def human_bytes(value: int) -> str:
-    """1024-based, one decimal: 0 B, 8.0 kB, 1.2 GB (PostgreSQL's pg_size_pretty units)."""
-    size = float(value)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if size < 1024 or unit == "TB":
-            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{value} B"

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from reconciler.cli_common import DirOption, resolve_dir
-from reconciler.cli_plan import ParallelismOption, TimeoutOption
+from reconciler.cli.exit_codes import ExitCode
+from reconciler.cli.options import DirOption, ParallelismOption, TimeoutOption, fail, resolve_dir
 from reconciler.gitops import RevisionError
 from reconciler.review import build_review, render_review_json, render_review_markdown
 
@@ -56,15 +56,14 @@ def review_command(
             parallelism=parallelism,
         )
     except RevisionError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        raise fail(str(exc)) from exc
     text = render_review_json(review) if fmt is ReviewFormat.JSON else render_review_markdown(review)
     typer.echo(text, nl=False)
     if out is not None:
         try:
             out.write_text(text, encoding="utf-8")
         except OSError as exc:
-            typer.echo(f"error: cannot write {out}: {exc.strerror}", err=True)
-            raise typer.Exit(1) from exc
+            raise fail(f"cannot write {out}: {exc.strerror}") from exc
     if review.blocking:
         typer.echo("review: the head revision is BLOCKED (see the output); exit code stays 0.", err=True)
+    raise typer.Exit(ExitCode.OK)

@@ -8,46 +8,23 @@ from typing import Annotated
 import typer
 
 from reconciler import gitops
-from reconciler.apply import ApplyOptions, ApplyReport, apply_plan
-from reconciler.cli_common import DirOption, load_state_or_exit, resolve_dir
-from reconciler.cli_plan import NodeOption, ParallelismOption, TimeoutOption
+from reconciler.apply import ApplyOptions, apply_plan
+from reconciler.cli.exit_codes import ExitCode
+from reconciler.cli.options import (
+    DirOption,
+    NodeOption,
+    ParallelismOption,
+    TimeoutOption,
+    fail,
+    load_state_or_exit,
+    resolve_dir,
+)
 from reconciler.errors import ApplyError, PlanError
 from reconciler.model import DesiredState
 from reconciler.plan import Plan, foreign_dsns, load_plan
 from reconciler.planner import compute_plan
+from reconciler.render.apply import render_apply_report, render_unplanned
 from reconciler.render.text import render_text
-
-
-def _report(report: ApplyReport) -> None:
-    done = [o for o in report.outcomes if o.status == "done"]
-    failed = [o for o in report.outcomes if o.status == "failed"]
-    skipped = [o for o in report.outcomes if o.status == "not attempted"]
-    held = [o for o in report.outcomes if o.status == "held back"]
-    typer.echo("")
-    typer.echo(
-        f"Apply: {len(done)} done, {len(failed)} failed, {len(skipped)} not attempted, {len(held)} held back."
-    )
-    for o in failed:
-        typer.echo(f"  failed:        {o.action.node}: {o.action.symbol} {o.action.describe()}: {o.detail}")
-    for o in skipped:
-        typer.echo(f"  not attempted: {o.action.node}: {o.action.symbol} {o.action.describe()}")
-    for o in held:
-        typer.echo(
-            f"  held back (needs --allow-destroy): {o.action.node}: {o.action.symbol} {o.action.describe()}"
-        )
-    if report.unreachable_after:
-        for node, reason in sorted(report.unreachable_after.items()):
-            typer.echo(f"  could not re-read {node}: {reason}")
-    if report.converged:
-        typer.echo("converged" + (" (except what was held back)" if held else ""))
-    else:
-        typer.echo("Still different after apply:")
-        for action in report.remaining:
-            typer.echo(f"  {action.node}: {action.symbol} {action.describe()}")
-        if report.failed:
-            typer.echo(
-                "Rerun `reconcile apply` once the cause is fixed: it converges from where this stopped."
-            )
 
 
 def _check_saved_plan(plan: Plan, state: DesiredState, commit: str | None) -> None:
@@ -108,13 +85,11 @@ def apply_command(
     root = resolve_dir(directory)
     revision = gitops.revision(root)
     if revision.dirty_files and not allow_dirty:
-        typer.echo(
-            "error: the desired-state repository has uncommitted changes: "
+        raise fail(
+            "the desired-state repository has uncommitted changes: "
             + ", ".join(revision.dirty_files)
-            + "; commit them or pass --allow-dirty. Nothing was done.",
-            err=True,
+            + "; commit them or pass --allow-dirty. Nothing was done."
         )
-        raise typer.Exit(1)
     try:
         if plan_file is not None:
             plan: Plan = load_plan(plan_file)
@@ -122,17 +97,15 @@ def apply_command(
         else:
             plan = compute_plan(state, root, nodes=node, parallelism=parallelism, timeout=timeout).plan
     except PlanError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        raise fail(str(exc)) from exc
     if revision.dirty_files:
         # --allow-dirty: the record must not claim the committed state was applied.
         plan = plan.model_copy(update={"desired_commit": f"{revision.commit} (dirty)"})
     typer.echo(render_text(plan), nl=False)
     if plan.blockers:
-        typer.echo("error: the plan has blocking errors; nothing was done.", err=True)
-        raise typer.Exit(1)
+        raise fail("the plan has blocking errors; nothing was done.")
     if not plan.actions:
-        raise typer.Exit(1 if plan.unreachable else 0)
+        raise typer.Exit(ExitCode.ERROR if plan.unreachable else ExitCode.OK)
     if plan_file is None and not auto_approve:
         answer = typer.prompt(
             "\nDo you want to perform these actions? Only 'yes' will be accepted",
@@ -141,19 +114,16 @@ def apply_command(
         )
         if answer.strip() != "yes":
             typer.echo("Apply cancelled; nothing was done.")
-            raise typer.Exit(1)
+            raise typer.Exit(ExitCode.ERROR)
     options = ApplyOptions(
         allow_destroy=allow_destroy, lock_timeout=lock_timeout, timeout=timeout, parallelism=parallelism
     )
     try:
         report = apply_plan(state, root, plan, options, progress=typer.echo)
     except (ApplyError, PlanError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
-    _report(report)
+        raise fail(str(exc)) from exc
+    typer.echo(render_apply_report(report), nl=False)
     if plan.unreachable:
-        typer.echo(
-            "Not converged: unreachable node(s) were not planned: " + ", ".join(sorted(plan.unreachable))
-        )
-        raise typer.Exit(1)
-    raise typer.Exit(0 if report.converged else 1)
+        typer.echo(render_unplanned(plan), nl=False)
+        raise typer.Exit(ExitCode.ERROR)
+    raise typer.Exit(ExitCode.OK if report.converged else ExitCode.ERROR)

@@ -1,4 +1,4 @@
-"""Render a verify report as text (people, cron mail) or JSON (machines, version 1); never prints."""
+"""A verify report as text (people, cron mail) or JSON (machines, version 1); never prints."""
 
 from __future__ import annotations
 
@@ -10,22 +10,6 @@ from reconciler.verify.run import Status, TableReport, VerifyReport
 
 SAMPLES = 5
 JSON_VERSION = 1
-
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_DIFFERENCES = 2
-EXIT_UNREACHABLE = 3
-
-
-def exit_code(report: VerifyReport) -> int:
-    """SPEC: 1 error, 3 unreachable, 2 differences (after repair, when repairing), else 0."""
-    if any(t.status is Status.ERROR for t in report.tables):
-        return EXIT_ERROR
-    if report.unreachable or any(t.status is Status.UNDECIDED for t in report.tables):
-        return EXIT_UNREACHABLE
-    if any(t.final is not None and not t.final.consistent for t in report.tables):
-        return EXIT_DIFFERENCES
-    return EXIT_OK
 
 
 def _sample(keys: tuple[str, ...]) -> str:
@@ -88,7 +72,7 @@ def totals(report: VerifyReport) -> dict[str, int]:
     }
 
 
-def render_text(report: VerifyReport) -> str:
+def render_verify_text(report: VerifyReport) -> str:
     lines: list[str] = []
     for t in report.tables:
         lines += _table_text(t)
@@ -134,7 +118,8 @@ def _outcome_json(t: TableReport, outcome: Outcome | None) -> dict[str, Any] | N
     }
 
 
-def render_json(report: VerifyReport) -> str:
+def render_verify_json(report: VerifyReport, exit_code: int) -> str:
+    """The report as JSON; `exit_code` is the command's (the CLI decides it), recorded for machines."""
     document = {
         "version": JSON_VERSION,
         "repair": report.repair,
@@ -162,6 +147,6 @@ def render_json(report: VerifyReport) -> str:
         "notes": report.notes,
         "bytes_read": report.bytes_read,
         "summary": totals(report),
-        "exit_code": exit_code(report),
+        "exit_code": int(exit_code),
     }
     return json.dumps(document, indent=2, sort_keys=True) + "\n"

@@ -1,4 +1,4 @@
-"""Options and helpers shared by the CLI's command modules (the only place that prints errors)."""
+"""Options and helpers every command shares: the desired-state directory, node selection, timeouts."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from reconciler.cli.exit_codes import ExitCode
 from reconciler.errors import LoadError
 from reconciler.load import load_desired_state
 from reconciler.model import DesiredState
@@ -23,6 +24,18 @@ DirOption = Annotated[
         show_default=False,
     ),
 ]
+NodeOption = Annotated[
+    list[str] | None,
+    typer.Option("--node", help="Limit to this node (repeatable).", show_default=False),
+]
+ParallelismOption = Annotated[int, typer.Option("--parallelism", min=1, help="Nodes read at the same time.")]
+TimeoutOption = Annotated[
+    float, typer.Option("--timeout", min=0.1, help="Connect timeout per node, in seconds.")
+]
+# status, serve and graph also bound every statement with it.
+HealthTimeoutOption = Annotated[
+    float, typer.Option("--timeout", min=0.1, help="Connect and statement timeout per node, in seconds.")
+]
 
 
 def resolve_dir(directory: Path | None) -> Path:
@@ -30,6 +43,12 @@ def resolve_dir(directory: Path | None) -> Path:
         return directory
     env = os.environ.get("RECONCILE_DIR")
     return Path(env) if env else DEFAULT_DIR
+
+
+def fail(message: str, code: ExitCode = ExitCode.ERROR) -> typer.Exit:
+    """Print `error: message` on stderr; the caller raises the returned Exit."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
 
 
 def load_state_or_exit(directory: Path | None) -> DesiredState:
@@ -40,4 +59,4 @@ def load_state_or_exit(directory: Path | None) -> DesiredState:
         for problem in exc.problems:
             typer.echo(f"error: {problem}", err=True)
         typer.echo(f"{len(exc.problems)} problem(s); nothing was touched.", err=True)
-        raise typer.Exit(1) from exc
+        raise typer.Exit(ExitCode.ERROR) from exc

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from reconciler import sandbox
-from reconciler.cli_common import DirOption, load_state_or_exit
+from reconciler.cli.options import DirOption, fail, load_state_or_exit
 from reconciler.errors import SandboxError
 
 sandbox_app = typer.Typer(
@@ -24,11 +24,6 @@ DataDirOption = Annotated[
         help="Where the servers keep their data, one subdirectory per port.",
     ),
 ]
-
-
-def _fail(exc: SandboxError) -> typer.Exit:
-    typer.echo(f"error: {exc}", err=True)
-    return typer.Exit(1)
 
 
 def _nodes(plan: sandbox.ServerPlan) -> str:
@@ -49,7 +44,7 @@ def up(
     try:
         reports = sandbox.up(state, data_dir, schema)
     except SandboxError as exc:
-        raise _fail(exc) from exc
+        raise fail(str(exc)) from exc
     for report in reports:
         plan = report.plan
         created = ", ".join(report.created_databases) or "none"
@@ -67,7 +62,7 @@ def down(directory: DirOption = None, data_dir: DataDirOption = sandbox.DEFAULT_
     try:
         plans = sandbox.down(state, data_dir)
     except SandboxError as exc:
-        raise _fail(exc) from exc
+        raise fail(str(exc)) from exc
     for plan in plans:
         typer.echo(f"port {plan.port} ({plan.level}): stopped, data removed")
     typer.echo(f"sandbox down: {len(plans)} servers")
@@ -80,7 +75,7 @@ def status(directory: DirOption = None, data_dir: DataDirOption = sandbox.DEFAUL
     try:
         servers = sandbox.status(state, data_dir)
     except SandboxError as exc:
-        raise _fail(exc) from exc
+        raise fail(str(exc)) from exc
     for server in servers:
         plan = server.plan
         typer.echo(

@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from reconciler.cli_common import DirOption, load_state_or_exit
-from reconciler.verify.render import EXIT_ERROR, exit_code, render_json, render_text
+from reconciler.cli.exit_codes import for_verify
+from reconciler.cli.options import DirOption, fail, load_state_or_exit
+from reconciler.render.verify import render_verify_json, render_verify_text
 from reconciler.verify.run import Options, run_verify
 from reconciler.verify.targets import TargetError
 
@@ -64,7 +65,8 @@ def verify_command(
             options=Options(timeout=timeout, wait_timeout=wait),
         )
     except TargetError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_ERROR) from exc
-    typer.echo(render_json(report) if fmt is Format.JSON else render_text(report), nl=False)
-    raise typer.Exit(exit_code(report))
+        raise fail(str(exc)) from exc
+    code = for_verify(report)
+    text = render_verify_json(report, code) if fmt is Format.JSON else render_verify_text(report)
+    typer.echo(text, nl=False)
+    raise typer.Exit(code)
