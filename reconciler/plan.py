@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from functools import cache
 from importlib import metadata
@@ -17,14 +14,17 @@ from reconciler import dsn as dsnlib
 from reconciler.actions import (
     Action,
     AlterSubscription,
+    ChangeKind,
     ChangeNodeDsn,
     CreateNode,
     CreateSubscription,
+    DropNode,
     ReplaceSubscription,
     SwitchSubscription,
 )
 from reconciler.errors import PlanError
-from reconciler.model import DesiredState, Frozen, NodeCatalog
+from reconciler.files import atomic_write
+from reconciler.model import DesiredState, Frozen
 from reconciler.preflight import Blocker
 from reconciler.secrets import redact
 
@@ -86,12 +86,6 @@ def order(actions: Iterable[Action]) -> list[Action]:
     )
 
 
-def fingerprint(catalog: NodeCatalog) -> str:
-    """sha256 of a node's catalog in canonical JSON: equal catalogs, equal fingerprints."""
-    canonical = json.dumps(catalog.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
 @cache
 def tool_version() -> str:
     try:
@@ -101,7 +95,12 @@ def tool_version() -> str:
 
 
 class Summary(Frozen):
-    """Terraform-style counts: a replace (-/+) is one add AND one destroy."""
+    """Terraform-style counts by change kind: a replace (-/+) is one add AND one destroy.
+
+    Every action counted in `to_destroy` is destructive (ChangeKind says why),
+    so all of them wait for --allow-destroy; so does a lowered
+    max_slot_wal_keep_size, which counts as a change.
+    """
 
     to_add: int
     to_change: int
@@ -122,18 +121,13 @@ class Plan(Frozen):
 
     @property
     def summary(self) -> Summary:
-        add = change = destroy = 0
-        for action in self.actions:
-            if action.symbol == "+":
-                add += 1
-            elif action.symbol == "-":
-                destroy += 1
-            elif action.symbol == "-/+":
-                add += 1
-                destroy += 1
-            else:
-                change += 1
-        return Summary(to_add=add, to_change=change, to_destroy=destroy)
+        kinds = [a.change for a in self.actions]
+        replaced = kinds.count(ChangeKind.REPLACE)
+        return Summary(
+            to_add=kinds.count(ChangeKind.CREATE) + replaced,
+            to_change=kinds.count(ChangeKind.CHANGE),
+            to_destroy=kinds.count(ChangeKind.DESTROY) + replaced,
+        )
 
     @property
     def to_add(self) -> int:
@@ -166,7 +160,7 @@ class Plan(Frozen):
         node: the new one cannot be created while the old one stays)."""
         if allow_destroy:
             return ()
-        renamed = {a.node for a in self.destroys if a.kind == "drop_node"}
+        renamed = {a.node for a in self.destroys if isinstance(a, DropNode)}
         return tuple(a for a in self.actions if a.destructive or a.node in renamed)
 
     def runnable(self, allow_destroy: bool) -> tuple[Action, ...]:
@@ -256,22 +250,11 @@ def _libpq_reads(dsn: str) -> dict[str, str] | None:
 
 
 def save_plan(plan: Plan, path: Path | str) -> None:
-    """Write the plan as JSON, atomically: a temp file in the same directory, then os.replace."""
+    """Write the plan as JSON, atomically (the old file or the new, never half of one)."""
     target = Path(path)
-    text = redacted(plan).model_dump_json(indent=2) + "\n"
-    directory = target.parent if str(target.parent) else Path(".")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+        atomic_write(target, redacted(plan).model_dump_json(indent=2) + "\n")
     except OSError as exc:
-        raise PlanError(f"cannot write plan file {target}: {exc.strerror}") from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise PlanError(f"cannot write plan file {target}: {exc.strerror}") from exc
 
 

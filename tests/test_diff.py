@@ -140,7 +140,10 @@ def test_changed_filter_replaces_the_table() -> None:
     action = one(diff_node("r", R, with_set(R, tables={"public.t": hand})))
     assert isinstance(action, ReplaceTable)
     assert action.before == hand and action.after == T_APPROVED
-    assert action.data_movement is DataMovement.RESYNC_NEEDED and action.symbol == "-/+"
+    # One transaction on the provider: nothing lost, so a change (~) that runs
+    # without --allow-destroy, labelled for verify.
+    assert action.data_movement is DataMovement.RESYNC_NEEDED and action.symbol == "~"
+    assert not action.destructive
 
 
 def test_changed_columns_replace_the_table() -> None:

@@ -189,7 +189,7 @@ def test_hand_made_objects_are_read_exactly(network: Any) -> None:
         net.execute(r, "SELECT pglogical.alter_subscription_disable('by_hand', true)")
         result = inspect_network(net.state, nodes=[a, r, "nation"])
         assert result.unreachable == {}
-        slot = result.facts[r].subscription_slots["by_hand"]
+        slot = result.facts[r].state.subscriptions["by_hand"].slot
         # by_hand is not declared: its slot on the provider, once the apply
         # worker has made it, is an orphan.
         assert set(result.facts[a].live.orphan_slots) <= {slot}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler.inspect import ColumnFacts, InspectResult, InspectStats, NodeFacts, TableFacts
+from reconciler.live import LiveNode
 from reconciler.model import DesiredState, NodeCatalog
 from reconciler.preflight import Blocker, preflight
 
@@ -69,7 +70,7 @@ def good_tables() -> dict[str, TableFacts]:
 def facts(node: str, **changes: Any) -> NodeFacts:
     values: dict[str, Any] = {
         "node": node,
-        "live": NodeCatalog(),
+        "state": LiveNode(),
         "desired": NodeCatalog(),
         "server_version": "15.20",
         "server_version_num": 150020,

@@ -1,7 +1,8 @@
-"""What inspection yields per node: live catalog, normalised desired catalog, preflight facts."""
+"""What inspection yields per node: live state, normalised desired catalog, preflight facts."""
 
 from __future__ import annotations
 
+from reconciler.live import LiveNode
 from reconciler.model import Frozen, NodeCatalog
 
 
@@ -38,7 +39,8 @@ class InspectStats(Frozen):
 
 class NodeFacts(Frozen):
     node: str
-    live: NodeCatalog
+    # The live catalog with the slot, sync and row facts the diff reads.
+    state: LiveNode
     # Desired catalog of this node with every row filter replaced by the text
     # PostgreSQL normalises it to on this node, so `desired == live` means in
     # sync; a filter that cannot be normalised stays raw (see filter_problems).
@@ -58,10 +60,12 @@ class NodeFacts(Frozen):
     filter_problems: list[str]  # "public.technology: column \"aproved\" does not exist"
     fingerprint: str  # sha256 of the live catalog and facts (not of desired, not of stats)
     stats: InspectStats
-    subscription_slots: dict[str, str] = {}  # live subscription name -> its slot name
-    subscription_synced: dict[str, bool] = {}  # live subscription name -> initial sync finished
-    slot_status: dict[str, str] = {}  # pglogical slot in this database -> wal_status
     output_plugin_libraries: str | None = None  # None: the server has no such setting
+
+    @property
+    def live(self) -> NodeCatalog:
+        """The live catalog, in the model's form (so `desired == live` means in sync)."""
+        return self.state.catalog
 
 
 class InspectResult(Frozen):

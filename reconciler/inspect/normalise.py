@@ -12,7 +12,8 @@ from reconciler.inspect import native as native_inspect
 from reconciler.inspect.facts import ColumnFacts, InspectStats, NodeFacts, TableFacts
 from reconciler.inspect.read import RawAnswer, server_facts
 from reconciler.inspect.request import NATIVE_QUERIES, FilterProbe, Request
-from reconciler.model import BUILTIN_SETS, NodeCatalog, ReplicationSet, SetTable, Subscription
+from reconciler.live import LiveNode, SlotStatus, SubscriptionFacts
+from reconciler.model import BUILTIN_SETS, Engine, NodeCatalog, ReplicationSet, SetTable, Subscription
 
 # The suffix of a table-sync slot: '<slot>_%08x' (pglogical_sync.c).
 SYNC_SLOT = re.compile(r"[0-9a-f]{8}")
@@ -63,7 +64,7 @@ def pglogical_catalog(raw: RawAnswer, orphans: list[str]) -> NodeCatalog:
             forward_origins=tuple(sorted(origins or [])),
             enabled=enabled,
         )
-        for name, origin, interface, sets_, origins, enabled, _slot, _synced in sorted(
+        for name, origin, interface, sets_, origins, enabled, *_facts in sorted(
             raw.rows.get("pglogical/subscriptions") or []
         )
     }
@@ -194,10 +195,13 @@ def node_facts(
     slot_status = database_slots(raw, server, PGLOGICAL_PLUGIN)
     live = pglogical_catalog(raw, orphan_slots(raw, slot_status) if raw.pglogical else sorted(slot_status))
     normalised, problems = normalise_desired(desired, request, raw.filters)
-    subscription_rows = raw.rows.get("pglogical/subscriptions") or []
-    slots = {row[0]: row[6] for row in subscription_rows}
-    synced = {row[0]: bool(row[7]) for row in subscription_rows}
-    if request.engine == "native":
+    # name, ..., slot, synced, tables synced (pglogical/subscriptions.sql)
+    subscriptions = {
+        row[0]: SubscriptionFacts(slot=row[6], synced=bool(row[7]), tables_synced=tuple(sorted(row[8] or [])))
+        for row in raw.rows.get("pglogical/subscriptions") or []
+    }
+    legacy: dict[str, SubscriptionFacts] = {}
+    if request.engine == Engine.NATIVE:
         # pglogical's catalogs, if any, only tell which subscriptions must
         # still be switched over and which pglogical slots are orphans.
         # A server before 15 has no native catalogs (preflight blocks it): read as empty.
@@ -206,12 +210,23 @@ def node_facts(
         normalised = normalised.model_copy(
             update={"replica_identities": native_inspect.desired_identities(request, tables)}
         )
-        slots = native_inspect.subscription_slots(native, slots)
+        legacy, subscriptions = subscriptions, {}
         synced = native_inspect.subscription_synced(native)
+        for name, slot in native_inspect.subscription_slots(native, {}).items():
+            subscriptions[name] = SubscriptionFacts(slot=slot, synced=synced.get(name, False))
         slot_status.update(native_inspect.slot_status(native))
+    state = LiveNode(
+        catalog=live,
+        subscriptions=dict(sorted(subscriptions.items())),
+        legacy=dict(sorted(legacy.items())),
+        slots={name: SlotStatus.of(status) for name, status in sorted(slot_status.items())},
+        holds_rows=any(t.has_rows or (t.exists and t.has_rows is None) for t in tables.values()),
+        system_identifier=server["system_identifier"],
+        max_slot_wal_keep_size=server["max_slot_wal_keep_size"],
+    )
     return NodeFacts(
         node=request.node,
-        live=live,
+        state=state,
         desired=normalised,
         server_version=server["server_version"],
         server_version_num=server["server_version_num"],
@@ -226,8 +241,5 @@ def node_facts(
         filter_problems=problems,
         fingerprint=fingerprint(live, server, tables),
         stats=stats,
-        subscription_slots=dict(sorted(slots.items())),
-        subscription_synced=dict(sorted(synced.items())),
-        slot_status=dict(sorted(slot_status.items())),
         output_plugin_libraries=server["output_plugin_libraries"],
     )

@@ -1,0 +1,20 @@
+"""The desired side of the diff: each read node's normalised catalog and what the network declares of it."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from reconciler.model import Engine, Frozen, NodeCatalog
+
+
+class DesiredNode(Frozen):
+    # As inspection normalised it (row filters in the node's own normal form),
+    # so that `desired == live` means in sync.
+    catalog: NodeCatalog = Field(default_factory=NodeCatalog)
+    upstream: str | None = None  # the node this one subscribes to, by the topology
+    max_slot_wal_keep_size: str | None = None  # None: not declared, left as it is
+
+
+class Desired(Frozen):
+    engine: Engine = Engine.PGLOGICAL
+    nodes: dict[str, DesiredNode] = Field(default_factory=dict)

@@ -1,0 +1,57 @@
+"""Typed live state of one database: its catalog plus the slot, sync and row facts the diff needs."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field
+
+from reconciler.model import Frozen, NodeCatalog
+
+
+class SlotStatus(StrEnum):
+    """pg_replication_slots.wal_status; LOST: past max_slot_wal_keep_size, only re-creation helps."""
+
+    RESERVED = "reserved"
+    EXTENDED = "extended"
+    UNRESERVED = "unreserved"
+    LOST = "lost"
+    UNKNOWN = "unknown"  # NULL: the slot has never reserved WAL
+
+    @classmethod
+    def of(cls, wal_status: str | None) -> SlotStatus:
+        try:
+            return cls(wal_status or "unknown")
+        except ValueError:
+            return cls.UNKNOWN
+
+
+class SubscriptionFacts(Frozen):
+    """What a subscriber knows of one of its subscriptions beyond the catalog."""
+
+    slot: str  # the slot it streams from, on its provider
+    synced: bool = True  # its initial sync finished: only then must the provider hold the slot
+    # Tables the subscription marks synced (pglogical.local_sync_status): pglogical
+    # never copies such a table again when it is added to a set later.
+    tables_synced: tuple[str, ...] = ()
+
+
+class LiveNode(Frozen):
+    """One database as inspected: `==` between two of them means nothing changed that the diff reads."""
+
+    catalog: NodeCatalog = Field(default_factory=NodeCatalog)
+    # Live subscriptions of the network's engine, by name.
+    subscriptions: dict[str, SubscriptionFacts] = Field(default_factory=dict)
+    # Native engine: pglogical subscriptions still held (catalog.legacy_subscriptions), by name.
+    legacy: dict[str, SubscriptionFacts] = Field(default_factory=dict)
+    # Every slot of this database (as a provider), of the engine's output plugins.
+    slots: dict[str, SlotStatus] = Field(default_factory=dict)
+    # A declared table holds rows, or was not read (counted as rows: a COPY
+    # skipped is mended by verify --repair, a COPY onto rows fails for good).
+    holds_rows: bool = False
+    system_identifier: str = ""  # nodes with the same one share a server and its settings
+    max_slot_wal_keep_size: str = "-1"
+
+    def slots_in_use(self) -> set[str]:
+        """Slots this node's subscriptions (of either engine) stream from, on their providers."""
+        return {f.slot for f in (*self.subscriptions.values(), *self.legacy.values())}
