@@ -25,13 +25,14 @@ from reconciler.actions import (
 from reconciler.cli import app
 from reconciler.model import DesiredState, NodeDecl, SetDecl, SetTable, Subscription, TableDecl
 from reconciler.plan import Plan
+from reconciler.render.review_markdown import MAX_CHARS, render_review_markdown
+from reconciler.render.review_mermaid import render_mermaid
+from reconciler.render.review_sentences import summarise
 from reconciler.render.text import render_text
-from reconciler.review import MAX_CHARS, Live, Review, render_review_markdown, semantic_change
+from reconciler.review import Live, Review, semantic_change
 from reconciler.review.build import Side
 from reconciler.review.change import touched
-from reconciler.review.mermaid import render_mermaid
 from reconciler.review.risk import RiskKind, change_risks, copies, plan_risks, sort_risks
-from reconciler.review.sentences import summarise
 
 GOLDEN = Path(__file__).parent / "golden" / "review"
 UPDATE = os.environ.get("REVIEW_UPDATE_GOLDEN") == "1"

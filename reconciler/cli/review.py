@@ -11,7 +11,9 @@ import typer
 from reconciler.cli.exit_codes import ExitCode
 from reconciler.cli.options import DirOption, ParallelismOption, TimeoutOption, fail, resolve_dir
 from reconciler.gitops import RevisionError
-from reconciler.review import build_review, render_review_json, render_review_markdown
+from reconciler.render.review_json import render_review_json
+from reconciler.render.review_markdown import render_review_markdown
+from reconciler.review import build_review
 
 
 class ReviewFormat(StrEnum):

@@ -9,11 +9,11 @@ from reconciler.model import format_bytes
 from reconciler.plan import Plan
 from reconciler.render import summary_line
 from reconciler.render.markdown import render_markdown
+from reconciler.render.review_mermaid import LEGEND
+from reconciler.render.review_sentences import flows, q
 from reconciler.review.build import Live, Review
 from reconciler.review.change import Change
-from reconciler.review.mermaid import LEGEND
 from reconciler.review.risk import CopyEstimate, RiskKind
-from reconciler.review.sentences import flows, q
 from reconciler.secrets import redact_text
 
 # GitHub refuses comments over 65,536 characters and GitLab notes over 1,000,000;
