@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 
 from reconciler.model import (
     DesiredState,
+    Engine,
     NodeCatalog,
     Operation,
     ReplicationSet,
@@ -84,7 +85,7 @@ def edges(state: DesiredState) -> list[Edge]:
     return sorted(result, key=lambda e: (e.subscriber, e.provider))
 
 
-def installed_filter(row_filter: str | None, engine: str) -> str | None:
+def installed_filter(row_filter: str | None, engine: Engine) -> str | None:
     """The filter text to install for a declared filter.
 
     pglogical evaluates a DELETE's filter on the old tuple, which holds only
@@ -106,7 +107,7 @@ def installed_filter(row_filter: str | None, engine: str) -> str | None:
         text = filter_sql(row_filter)
     except FilterRefused:
         text = f"({row_filter})"
-    if engine == "pglogical":
+    if engine == Engine.PGLOGICAL:
         # filter_sql's text is a name, a call or parenthesised: no parentheses needed.
         return f"({text} IS NOT FALSE)"
     return text
@@ -136,7 +137,7 @@ def desired_catalogs(state: DesiredState) -> dict[str, NodeCatalog]:
             },
         )
     subs: dict[str, dict[str, Subscription]] = {name: {} for name in state.nodes}
-    native = state.engine == "native"
+    native = state.engine == Engine.NATIVE
     for edge in edges(state):
         subs[edge.subscriber][edge.subscription] = Subscription(
             name=edge.subscription,
