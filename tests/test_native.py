@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -330,3 +330,28 @@ def test_diff_switches_each_pglogical_subscription_instead_of_creating() -> None
         assert [a.kind for a in actions] == ["drop_subscription", "switch_subscription"]
         assert isinstance(actions[1], SwitchSubscription) and actions[1].after == native
         assert actions[1].destructive
+
+
+@pytest.fixture
+def reset_wal_keep_size(pg_servers: Any) -> Iterator[None]:
+    """The servers are shared by every test: their WAL limit is reset whatever happens."""
+    yield
+    for index in range(len(pg_servers.ports)):
+        with psycopg.connect(pg_servers.dsn(index), autocommit=True) as admin:
+            admin.execute("ALTER SYSTEM RESET max_slot_wal_keep_size")
+            admin.execute("SELECT pg_reload_conf()")
+
+
+@pytest.mark.server
+def test_native_sets_a_declared_wal_keep_size_and_converges(network: Any, reset_wal_keep_size: None) -> None:
+    """The planner emits SetWalKeepSize for every engine: the native engine must run it too."""
+    net = native_network(network)
+    (Path(net.dir) / "settings.yaml").write_text(
+        "level_settings:\n  district:\n    max_slot_wal_keep_size: 64MB\n"
+    )
+    net.state = load_desired_state(net.dir)
+    assert "set_wal_keep_size" in [k for _, k, _ in kinds(plan_json(net))]
+    apply(net, "--allow-destroy")
+    assert net.execute("d1", "SHOW max_slot_wal_keep_size") == [("64MB",)]
+    again = cli("plan", "-d", str(net.dir), "--detailed-exitcode")
+    assert again.exit_code == 0, again.output

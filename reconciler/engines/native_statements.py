@@ -9,6 +9,7 @@ provider server, since the name holds subscriber and provider).
 from __future__ import annotations
 
 import hashlib
+from typing import assert_never
 
 from psycopg import sql
 
@@ -17,8 +18,11 @@ from reconciler.actions import (
     AddTable,
     AlterSet,
     AlterSubscription,
+    ChangeNodeDsn,
+    CreateNode,
     CreateSet,
     CreateSubscription,
+    DropNode,
     DropSet,
     DropSlot,
     DropSubscription,
@@ -27,9 +31,11 @@ from reconciler.actions import (
     ReplaceSubscription,
     ReplaceTable,
     SetReplicaIdentity,
+    SetWalKeepSize,
     SwitchSubscription,
 )
 from reconciler.engines.pglogical_statements import drop_slot_sql, terminate_slot_sql
+from reconciler.engines.settings import wal_keep_size_sql
 from reconciler.errors import ApplyError
 from reconciler.inspect.native import ALL_TABLES, SCHEMA_PREFIX
 from reconciler.model import ReplicationSet, SetTable, Subscription
@@ -203,8 +209,14 @@ def advance_origin_sql(name: str, lsn: str) -> sql.Composed:
     ).format(lsn=sql.Literal(lsn), name=sql.Literal(name))
 
 
-def statements(action: Action) -> list[sql.Composed]:
-    """What `action` runs on `action.node`, assuming the live state the plan saw."""
+def statements(action: Action, *, recreate: ReplicationSet | None = None) -> list[sql.Composed]:
+    """What `action` runs on `action.node`: the native engine's only SQL.
+
+    `recreate`: the publication's flags when it is FOR ALL TABLES on the node
+    (engine execute reads it). PostgreSQL cannot narrow such a publication
+    (no ALTER), so AddTable and RemoveTable of "ALL TABLES" re-create it empty
+    with the same operations first, in one transaction.
+    """
     match action:
         case CreateSet():
             return [create_publication_sql(action.set)]
@@ -215,7 +227,7 @@ def statements(action: Action) -> list[sql.Composed]:
         case SetReplicaIdentity():
             return replica_identity_sql(action.table, action.after)
         case AddTable():
-            return [add_table_sql(action.set_name, action.table, action.spec)]
+            return [*_recreate(recreate), add_table_sql(action.set_name, action.table, action.spec)]
         case ReplaceTable():
             # One transaction: decoding reads publications with a historic
             # snapshot, so no change falls between drop and add.
@@ -225,17 +237,19 @@ def statements(action: Action) -> list[sql.Composed]:
             ]
         case RemoveTable():
             if action.table == ALL_TABLES:
-                return []  # undone when the set's first declared table is added
+                return _recreate(recreate)
             return [remove_table_sql(action.set_name, action.table)]
         case CreateSubscription():
-            return [create_subscription_sql(action.subscription, copy_data=True)]
+            return [create_subscription_sql(action.subscription, copy_data=action.copy_data)]
         case AlterSubscription():
             return alter_subscription_sql(action.before, action.after)
         case RefreshSubscription():
             return [refresh_sql(action.name)]
         case ReplaceSubscription():
+            # No initial copy: the subscriber holds the provider's older rows
+            # and a COPY would fail on their keys; `verify --repair` fills the gap.
             return [
-                drop_subscription_sql(action.before.name),
+                *(drop_subscription_sql(name) for name in sorted({action.before.name, action.after.name})),
                 create_subscription_sql(action.after, copy_data=False),
             ]
         case SwitchSubscription():
@@ -257,4 +271,24 @@ def statements(action: Action) -> list[sql.Composed]:
             return [drop_subscription_sql(action.name)]
         case DropSlot():
             return [terminate_slot_sql(action.slot), drop_slot_sql(action.slot)]
-    raise ApplyError(f"{action.kind} does not exist in the native engine (it has no nodes)")
+        case SetWalKeepSize():
+            return wal_keep_size_sql(action.after)
+        case CreateNode() | ChangeNodeDsn() | DropNode():
+            raise ApplyError(f"{action.kind}: {unsupported(action)}")
+        case _:
+            assert_never(action)
+
+
+def unsupported(action: Action) -> str | None:
+    """Why the native engine cannot run `action`, None when it can."""
+    match action:
+        case CreateNode() | ChangeNodeDsn() | DropNode():
+            return f"{action.kind} does not exist in the native engine (it has no nodes)"
+        case _:
+            return None
+
+
+def _recreate(current: ReplicationSet | None) -> list[sql.Composed]:
+    if current is None:
+        return []
+    return [drop_publication_sql(current.name), create_publication_sql(current)]

@@ -16,6 +16,7 @@ from reconciler.secrets import scrub
 
 Conn = psycopg.Connection[Any]
 
+
 def redact(text: str) -> str:
     """Passwords removed from DSNs that a PostgreSQL message may quote (one implementation: secrets.py)."""
     return scrub(text)

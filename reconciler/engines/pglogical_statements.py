@@ -7,7 +7,7 @@ template, so tests can build the same value by hand and compare.
 from __future__ import annotations
 
 import hashlib
-from typing import LiteralString
+from typing import LiteralString, assert_never
 
 from psycopg import sql
 
@@ -24,12 +24,16 @@ from reconciler.actions import (
     DropSet,
     DropSlot,
     DropSubscription,
+    RefreshSubscription,
     RemoveTable,
     ReplaceSubscription,
     ReplaceTable,
+    SetReplicaIdentity,
     SetWalKeepSize,
+    SwitchSubscription,
 )
 from reconciler.engines.settings import wal_keep_size_sql
+from reconciler.errors import ApplyError
 from reconciler.model import ReplicationSet, SetTable, Subscription
 from reconciler.row_filter import filter_sql
 
@@ -57,14 +61,52 @@ def drop_node_sql(name: str) -> sql.Composed:
 
 
 def add_interface_sql(node: str, iface: str, dsn: str) -> sql.Composed:
+    """Add an interface with `dsn` to the node record, unless one has that DSN already.
+
+    alter_node_add_interface fails on a name that exists; the guard makes a
+    second run of the same change find it, and a change back to an older
+    DSN reuse that DSN's interface, without a read first.
+    """
     return sql.SQL(
         "SELECT pglogical.alter_node_add_interface("
         "node_name := {node}, interface_name := {iface}, dsn := {dsn})"
+        " WHERE NOT EXISTS (SELECT FROM pglogical.node_interface i"
+        " JOIN pglogical.node n ON n.node_id = i.if_nodeid"
+        " WHERE n.node_name = {node} AND (i.if_name = {iface} OR i.if_dsn = {dsn}))"
     ).format(node=sql.Literal(node), iface=sql.Literal(iface), dsn=sql.Literal(dsn))
 
 
-def point_local_node_sql(node: str, iface: str) -> list[sql.Composed]:
-    """Make `iface` the local node's interface, for the node and its subscriptions.
+def interface_with_dsn(node: str, dsn: str, column: LiteralString) -> sql.Composed:
+    """The oldest interface of the node record that has `dsn` (its if_id or if_name), as a subquery."""
+    return sql.SQL(
+        "(SELECT i.{column} FROM pglogical.node_interface i"
+        " JOIN pglogical.node n ON n.node_id = i.if_nodeid"
+        " WHERE n.node_name = {node} AND i.if_dsn = {dsn} ORDER BY i.if_id LIMIT 1)"
+    ).format(column=sql.Identifier(column), node=sql.Literal(node), dsn=sql.Literal(dsn))
+
+
+def drop_stale_provider_sql(provider: str, dsn: str) -> sql.Composed:
+    """Drop a leftover record of the provider node whose default interface has another DSN.
+
+    create_subscription refuses with `dsn ... points to existing node ... with
+    different dsn` when this database holds such a record. drop_subscription
+    removes the record with the provider's last subscription, so a leftover
+    one is used by nothing: only a record that is not this database's own
+    node and that no subscription uses is dropped (the engine refuses the
+    others before it runs anything).
+    """
+    return sql.SQL(
+        "SELECT pglogical.drop_node(node_name := {node}, ifexists := true)"
+        " WHERE EXISTS (SELECT FROM pglogical.node n"
+        " JOIN pglogical.node_interface i ON i.if_nodeid = n.node_id AND i.if_name = n.node_name"
+        " WHERE n.node_name = {node} AND i.if_dsn <> {dsn}"
+        " AND NOT EXISTS (SELECT FROM pglogical.local_node l WHERE l.node_id = n.node_id)"
+        " AND NOT EXISTS (SELECT FROM pglogical.subscription s WHERE s.sub_origin = n.node_id))"
+    ).format(node=sql.Literal(provider), dsn=sql.Literal(dsn))
+
+
+def point_local_node_sql(node: str, dsn: str) -> list[sql.Composed]:
+    """Make the interface with `dsn` the local node's interface, for the node and its subscriptions.
 
     pglogical has no function for this (alter_node_* only adds and drops
     interfaces), so its catalogs are updated directly: `local_node` says which
@@ -73,11 +115,7 @@ def point_local_node_sql(node: str, iface: str) -> list[sql.Composed]:
     worker connects to when it copies rows in (pglogical_sync.c). Workers read
     both when they start, so no signal is needed.
     """
-    if_id = sql.SQL(
-        "(SELECT i.if_id FROM pglogical.node_interface i"
-        " JOIN pglogical.node n ON n.node_id = i.if_nodeid"
-        " WHERE n.node_name = {node} AND i.if_name = {iface})"
-    ).format(node=sql.Literal(node), iface=sql.Literal(iface))
+    if_id = interface_with_dsn(node, dsn, "if_id")
     node_id = sql.SQL("(SELECT node_id FROM pglogical.node WHERE node_name = {node})").format(
         node=sql.Literal(node)
     )
@@ -142,9 +180,21 @@ def remove_table_sql(set_name: str, table: str) -> sql.Composed:
     ).format(set=sql.Literal(set_name), table=sql.Literal(table))
 
 
+def remove_table_if_there_sql(set_name: str, table: str) -> sql.Composed:
+    """remove_table, guarded: it fails on a table not in the set (a replace done half by hand)."""
+    return sql.SQL(
+        "SELECT pglogical.replication_set_remove_table(set_name := {set}, relation := {table}::regclass)"
+        " WHERE EXISTS (SELECT FROM pglogical.replication_set_table t"
+        " JOIN pglogical.replication_set s ON s.set_id = t.set_id"
+        " JOIN pglogical.local_node l ON l.node_id = s.set_nodeid"
+        " WHERE s.set_name = {set} AND t.set_reloid = {table}::regclass)"
+    ).format(set=sql.Literal(set_name), table=sql.Literal(table))
+
+
 def create_subscription_sql(s: Subscription, copy_data: bool = True) -> list[sql.Composed]:
     """Structure is never copied (the schema is deployed per node); data is, unless re-creating."""
     stmts = [
+        drop_stale_provider_sql(s.provider_node, s.provider_dsn),
         sql.SQL(
             "SELECT pglogical.create_subscription(subscription_name := {name},"
             " provider_dsn := {dsn}, replication_sets := {sets},"
@@ -156,7 +206,7 @@ def create_subscription_sql(s: Subscription, copy_data: bool = True) -> list[sql
             dsn=sql.Literal(s.provider_dsn),
             sets=sql.Literal(list(s.replication_sets)),
             forward=sql.Literal(list(s.forward_origins)),
-        )
+        ),
     ]
     if not s.enabled:
         stmts.append(_sub_call("alter_subscription_disable", s.name, "immediate", False))
@@ -167,21 +217,27 @@ def drop_subscription_sql(name: str) -> sql.Composed:
     return _sub_call("drop_subscription", name, "ifexists", True)
 
 
-def alter_subscription_sql(
-    before: Subscription, after: Subscription, iface: str, add_iface: bool
-) -> list[sql.Composed]:
+def alter_subscription_sql(before: Subscription, after: Subscription) -> list[sql.Composed]:
     """In-place changes, in one transaction: interface, sets, enabled.
 
     A new provider DSN is a new interface of the provider's node record on
-    this subscriber, then alter_subscription_interface (which restarts the
-    apply worker). `enable`/`disable` run without `immediate := true`, which
-    pglogical refuses inside a transaction block; the worker follows at commit.
+    this subscriber (named after its DSN, added unless there), then
+    alter_subscription_interface (which restarts the apply worker).
+    `enable`/`disable` run without `immediate := true`, which pglogical
+    refuses inside a transaction block; the worker follows at commit.
     """
     stmts: list[sql.Composed] = []
     if before.provider_dsn != after.provider_dsn:
-        if add_iface:
-            stmts.append(add_interface_sql(after.provider_node, iface, after.provider_dsn))
-        stmts.append(_sub_call("alter_subscription_interface", after.name, "interface_name", iface))
+        iface = interface_name(after.provider_node, after.provider_dsn)
+        stmts.append(add_interface_sql(after.provider_node, iface, after.provider_dsn))
+        stmts.append(
+            _sub_call(
+                "alter_subscription_interface",
+                after.name,
+                "interface_name",
+                interface_with_dsn(after.provider_node, after.provider_dsn, "if_name"),
+            )
+        )
     for added in sorted(set(after.replication_sets) - set(before.replication_sets)):
         stmts.append(
             _sub_call("alter_subscription_add_replication_set", after.name, "replication_set", added)
@@ -197,11 +253,12 @@ def alter_subscription_sql(
 
 
 def _sub_call(function: LiteralString, name: str, arg: LiteralString, value: object) -> sql.Composed:
+    """A call by subscription name; `value` a literal, or a Composed subquery as it is."""
     return sql.SQL("SELECT pglogical.{function}(subscription_name := {name}, {arg} := {value})").format(
         function=sql.SQL(function),
         name=sql.Literal(name),
         arg=sql.SQL(arg),
-        value=sql.Literal(value),
+        value=value if isinstance(value, sql.Composed) else sql.Literal(value),
     )
 
 
@@ -225,7 +282,7 @@ def statements(action: Action) -> list[sql.Composed]:
             iface = interface_name(action.name, action.after)
             return [
                 add_interface_sql(action.name, iface, action.after),
-                *point_local_node_sql(action.name, iface),
+                *point_local_node_sql(action.name, action.after),
             ]
         case DropNode():
             return [drop_node_sql(action.name)]
@@ -242,19 +299,20 @@ def statements(action: Action) -> list[sql.Composed]:
             # transaction leaves no window (decoding reads the catalogs with a
             # historic snapshot). Rows are not re-copied: the action says so.
             return [
-                remove_table_sql(action.set_name, action.table),
+                remove_table_if_there_sql(action.set_name, action.table),
                 add_table_sql(action.set_name, action.table, action.after, False),
             ]
         case RemoveTable():
             return [remove_table_sql(action.set_name, action.table)]
         case CreateSubscription():
-            return create_subscription_sql(action.subscription)
+            return create_subscription_sql(action.subscription, copy_data=action.copy_data)
         case AlterSubscription():
-            iface = interface_name(action.after.provider_node, action.after.provider_dsn)
-            return alter_subscription_sql(action.before, action.after, iface, add_iface=True)
+            return alter_subscription_sql(action.before, action.after)
         case ReplaceSubscription():
+            # No initial copy: the subscriber holds the provider's older rows
+            # and a COPY would fail on their keys; `verify --repair` fills the gap.
             return [
-                drop_subscription_sql(action.before.name),
+                *(drop_subscription_sql(name) for name in sorted({action.before.name, action.after.name})),
                 *create_subscription_sql(action.after, copy_data=False),
             ]
         case DropSubscription():
@@ -263,4 +321,19 @@ def statements(action: Action) -> list[sql.Composed]:
             return [terminate_slot_sql(action.slot), drop_slot_sql(action.slot)]
         case SetWalKeepSize():
             return wal_keep_size_sql(action.after)
-    raise AssertionError(f"unknown action {action!r}")  # pragma: no cover
+        case SetReplicaIdentity() | SwitchSubscription() | RefreshSubscription():
+            raise ApplyError(f"{action.kind}: {unsupported(action)}")
+        case _:
+            assert_never(action)
+
+
+def unsupported(action: Action) -> str | None:
+    """Why pglogical cannot run `action`, None when it can."""
+    match action:
+        case SetReplicaIdentity() | SwitchSubscription() | RefreshSubscription():
+            return (
+                f"{action.kind} belongs to the native engine: pglogical keeps each table's replica"
+                " identity, has no engine switch and refreshes no subscription"
+            )
+        case _:
+            return None

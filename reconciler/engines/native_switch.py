@@ -1,0 +1,127 @@
+"""Native engine switch: one edge handed from pglogical to a native subscription, losing nothing."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from reconciler.actions import DropSubscription, SwitchSubscription
+from reconciler.engines import ALREADY, Outcome, ProviderConn, Result, pglogical_live
+from reconciler.engines import native_live as live
+from reconciler.engines import pglogical as pglogical_engine
+from reconciler.engines.native_statements import advance_origin_sql, create_subscription_sql, enable_sql
+from reconciler.errors import ApplyError
+
+Conn = psycopg.Connection[Any]
+
+# How long the pglogical subscription may take to apply past the native
+# slot's starting point, and to stop once disabled.
+SWITCH_TIMEOUT = 60.0
+
+
+def _run(conn: Conn, stmts: list[sql.Composed]) -> None:
+    pglogical_live.run(conn, stmts)
+
+
+def switch(conn: Conn, action: SwitchSubscription, provider_conn: ProviderConn | None) -> Outcome:
+    """Hand one edge over from pglogical to native without losing or doubling a change.
+
+    1. The native subscription is created disabled, without copy: its new
+       slot on the provider starts at LSN S (the slot's confirmed_flush_lsn).
+    2. Wait until the pglogical subscription confirmed S: every transaction
+       that committed before S is applied by pglogical.
+    3. Disable the pglogical subscription and wait until its worker left the
+       provider (slot inactive); its replication origin (named after its
+       slot) then holds P, the end of the last transaction it applied.
+    4. Advance the native subscription's origin to P and enable it: the
+       provider starts decoding at max(P, S) and skips every transaction that
+       ended at or before P. Nothing between is missed, nothing applied twice.
+    5. Drop the pglogical subscription (and its slot on the provider).
+    Every step re-reads what is done, so a killed switch is completed by the
+    next run. The one action whose statements cannot all be written before it
+    runs: P is known only at step 3 (`statements` shows it as a placeholder).
+    """
+    wanted, old = action.after, action.before
+    pgl = pglogical_live.subscription(conn, old.name) if live.has_pglogical(conn) else None
+    current = live.subscription(conn, wanted.name)
+    if pgl is None:
+        if current is None:
+            _run(conn, [create_subscription_sql(wanted, copy_data=False)])
+            return Outcome(Result.DONE, " (no pglogical subscription left)")
+        return ALREADY
+    if current is not None and current.enabled:
+        if pgl.enabled:
+            raise ApplyError(
+                f"native and pglogical subscriptions {wanted.name!r} are both enabled: changes may apply"
+                " twice; disable one by hand and run verify"
+            )
+        pglogical_engine.execute(
+            conn, DropSubscription(node=action.node, name=old.name, provider_node=old.provider_node)
+        )
+        return Outcome(Result.DONE, " (the native subscription had taken over; pglogical's was dropped)")
+    pconn = provider_conn(wanted.provider_node) if provider_conn is not None else None
+    if pconn is None:
+        raise ApplyError(f"provider {wanted.provider_node} is unreachable: the switch needs it")
+    if current is None:
+        _run(conn, [create_subscription_sql(wanted, copy_data=False, enabled=False)])
+        current = live.subscription(conn, wanted.name)
+        if current is None:
+            raise ApplyError(f"subscription {wanted.name!r} vanished after creation")
+    native_slot = live.slot_position(pconn, current.slot_name or wanted.name)
+    if native_slot is None or native_slot.confirmed_flush_lsn is None:
+        raise ApplyError(f"slot {current.slot_name} is missing on {wanted.provider_node}")
+    start = native_slot.confirmed_flush_lsn
+    if not _pglogical_confirmed(pconn, pgl.slot_name, start):
+        if not pgl.enabled:
+            # Stopped before the native slot began (by hand, or a run killed
+            # right after disabling it): let it catch up first, or the
+            # changes in between would be lost.
+            _run(conn, [_pglogical_call("alter_subscription_enable", old.name)])
+        _wait(
+            lambda: _pglogical_confirmed(pconn, pgl.slot_name, start),
+            f"pglogical subscription {old.name} to apply up to {start}",
+        )
+    _run(conn, [_pglogical_call("alter_subscription_disable", old.name)])
+    _wait(lambda: not _slot_active(pconn, pgl.slot_name), f"pglogical subscription {old.name} to stop")
+    position = live.origin_lsn(conn, pgl.slot_name)
+    if position is not None:
+        _run(conn, [advance_origin_sql(wanted.name, position)])
+    _run(conn, [enable_sql(wanted.name, True)])
+    pglogical_engine.execute(
+        conn, DropSubscription(node=action.node, name=old.name, provider_node=old.provider_node)
+    )
+    note = f" (native starts after {position or start}; pglogical applied everything before)"
+    return Outcome(Result.DONE, note)
+
+
+def _pglogical_call(function: str, name: str) -> sql.Composed:
+    # immediate := true: the worker stops (or starts) now, not at some later commit.
+    return sql.SQL("SELECT pglogical.{function}({name}, immediate := true)").format(
+        function=sql.Identifier(function), name=sql.Literal(name)
+    )
+
+
+def _pglogical_confirmed(pconn: Conn, slot: str, target: str) -> bool:
+    found = live.slot_position(pconn, slot)
+    if found is None:
+        raise ApplyError(f"pglogical slot {slot} is missing on the provider: the switch cannot hand over")
+    return found.confirmed_flush_lsn is not None and live.lsn_reached(
+        pconn, found.confirmed_flush_lsn, target
+    )
+
+
+def _slot_active(pconn: Conn, slot: str) -> bool:
+    found = live.slot_position(pconn, slot)
+    return found is not None and found.active
+
+
+def _wait(check: Callable[[], bool], what: str, timeout: float = SWITCH_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise ApplyError(f"timed out after {timeout:g} s waiting for {what}; nothing was switched on")
+        time.sleep(0.1)
