@@ -5,6 +5,7 @@ from __future__ import annotations
 from reconciler.actions import DataMovement
 from reconciler.plan import Plan
 from reconciler.render import MOVEMENT_LABELS, NO_CHANGES, summary_line
+from reconciler.render.markup import cell, code
 from reconciler.secrets import redact_text
 
 _SYMBOL_WORD = {"+": "create", "~": "change", "-": "destroy", "-/+": "replace"}
@@ -22,21 +23,12 @@ _MOVEMENT_WARNINGS = {
 }
 
 
-def _cell(text: str) -> str:
-    """Text safe inside a table cell: pipes escaped, one line."""
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
-
-
-def _code(text: str) -> str:
-    return "`" + text.replace("`", "'") + "`"
-
-
 def render_markdown(plan: Plan) -> str:
     lines = ["### reconcile plan", ""]
     s = plan.summary
     meta = f"tool {plan.tool_version}"
     if plan.desired_commit:
-        meta += f", desired state at {_code(plan.desired_commit[:12])}"
+        meta += f", desired state at {code(plan.desired_commit[:12])}"
     if plan.actions or plan.blockers or plan.unreachable:
         lines.append(f"**{summary_line(s.to_add, s.to_change, s.to_destroy)}** ({meta})")
     else:
@@ -46,22 +38,22 @@ def render_markdown(plan: Plan) -> str:
     if blockers:
         lines += ["", "#### :no_entry: Blocking errors (apply will refuse)", ""]
         for b in blockers:
-            where = f"node {_code(b.node)}" + (f", table {_code(b.table)}" if b.table else "")
-            lines.append(f"- {where}: {_cell(redact_text(b.message))}")
+            where = f"node {code(b.node)}" + (f", table {code(b.table)}" if b.table else "")
+            lines.append(f"- {where}: {cell(redact_text(b.message))}")
 
     if plan.unreachable:
         lines += ["", "#### :warning: Unreachable nodes (not planned)", ""]
         lines += ["| node | reason |", "|---|---|"]
         for node, reason in sorted(plan.unreachable.items()):
-            lines.append(f"| {_code(node)} | {_cell(redact_text(reason))} |")
+            lines.append(f"| {code(node)} | {cell(redact_text(reason))} |")
 
     for node, actions in plan.by_node().items():
-        lines += ["", f"#### node {_code(node)}", ""]
+        lines += ["", f"#### node {code(node)}", ""]
         lines += ["| | action | data movement | destructive |", "|---|---|---|---|"]
         for a in actions:
             movement = MOVEMENT_LABELS[a.data_movement] or "-"
             lines.append(
-                f"| {_code(a.symbol)} {_SYMBOL_WORD[a.symbol]} | {_cell(a.describe())} "
+                f"| {code(a.symbol)} {_SYMBOL_WORD[a.symbol]} | {cell(a.describe())} "
                 f"| {movement} | {'**yes**' if a.destructive else 'no'} |"
             )
 
@@ -70,7 +62,7 @@ def render_markdown(plan: Plan) -> str:
         lines += ["", "#### :warning: Data movement", ""]
         for a in moving:
             warning = _MOVEMENT_WARNINGS[a.data_movement]
-            lines.append(f"- {_code(a.node)}: {_cell(a.describe())}: {warning}")
+            lines.append(f"- {code(a.node)}: {cell(a.describe())}: {warning}")
     if plan.destroys:
         lines += [
             "",

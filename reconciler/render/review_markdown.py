@@ -9,8 +9,10 @@ from reconciler.model import format_bytes
 from reconciler.plan import Plan
 from reconciler.render import summary_line
 from reconciler.render.markdown import render_markdown
+from reconciler.render.markup import cell
+from reconciler.render.markup import code as q
 from reconciler.render.review_mermaid import LEGEND
-from reconciler.render.review_sentences import flows, q
+from reconciler.render.review_sentences import flows
 from reconciler.review.build import Live, Review
 from reconciler.review.change import Change
 from reconciler.review.risk import CopyEstimate, RiskKind
@@ -28,11 +30,6 @@ _RISK_ICON = {
     RiskKind.DATA_MOVEMENT: ":truck:",
     RiskKind.BEHAVIOUR: ":warning:",
 }
-
-
-def _cell(text: str) -> str:
-    """Text safe inside a table cell: pipes escaped, one line."""
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
 def _capped(rows: list[str], limit: int | None, columns: int, what: str) -> list[str]:
@@ -129,7 +126,7 @@ def _validation(review: Review, limit: int | None) -> list[str]:
         return lines
     lines.append(f":no_entry: {len(h.problems)} blocking problem(s):")
     lines.append("")
-    rows = [f"- {q(f'{p.file}:{p.line}:{p.column}')}: {_cell(p.message)}" for p in h.problems]
+    rows = [f"- {q(f'{p.file}:{p.line}:{p.column}')}: {cell(p.message)}" for p in h.problems]
     if limit is not None and len(rows) > limit:
         rows = rows[:limit] + [f"- *... and {len(h.problems) - limit} more*"]
     return lines + rows
@@ -175,7 +172,7 @@ def _node_table(change: Change, limit: int | None) -> list[str]:
     if not rows:
         return []
     body = [
-        f"| {q(name)} | {_cell(level)} | {what} | {_opt(before)} | {_opt(after)} |"
+        f"| {q(name)} | {cell(level)} | {what} | {_opt(before)} | {_opt(after)} |"
         for name, level, what, before, after in sorted(rows)
     ]
     return [
@@ -211,7 +208,7 @@ def _flow_table(change: Change, limit: int | None) -> list[str]:
 
 
 def _filter(value: str | None) -> str:
-    return q(_cell(value)) if value else "*all rows*"
+    return q(cell(value)) if value else "*all rows*"
 
 
 def _columns(value: tuple[str, ...] | None) -> str:
@@ -252,7 +249,7 @@ def _table_table(change: Change, limit: int | None) -> list[str]:
 
 def _settings_table(change: Change, limit: int | None) -> list[str]:
     rows = [
-        f"| {_cell(s.subject)} | {q(s.field)} | {_cell(s.before or '')} | {_cell(s.after or '')} |"
+        f"| {cell(s.subject)} | {q(s.field)} | {cell(s.before or '')} | {cell(s.after or '')} |"
         for s in change.settings
     ]
     rows += [f"| set {q(s.subject)} | `replicate` | {s.before} | {s.after} |" for s in change.set_fields]
@@ -293,7 +290,7 @@ def _risks(review: Review, limit: int | None) -> list[str]:
     if not review.risks:
         return lines + ["None found."]
     body = [
-        f"| {_RISK_ICON[r.kind]} {r.kind.value} | {_cell(r.subject)} | {_cell(r.message)} |"
+        f"| {_RISK_ICON[r.kind]} {r.kind.value} | {cell(r.subject)} | {cell(r.message)} |"
         for r in review.risks
     ]
     lines += ["| risk | subject | what it means |", "|---|---|---|", *_capped(body, limit, 3, "risks")]
@@ -326,7 +323,7 @@ def _plan(review: Review, full: bool) -> list[str]:
             lines = ["", "### Plan against the live network", "", "Not computed: no node answered.", ""]
             lines += ["<details><summary>Why each node did not answer</summary>", ""]
             lines += ["| node | reason |", "|---|---|"]
-            lines += [f"| {q(n)} | {_cell(redact_text(r))} |" for n, r in sorted(review.unreachable.items())]
+            lines += [f"| {q(n)} | {cell(redact_text(r))} |" for n, r in sorted(review.unreachable.items())]
             return lines + ["", "</details>"]
         return []
     lines = ["", "### Plan against the live network", ""]

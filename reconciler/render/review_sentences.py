@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 from reconciler.model import DesiredState
+from reconciler.render.markup import code as q
 from reconciler.review.change import Change
-
-
-def q(name: str | None) -> str:
-    """Inline code for a name; backticks inside are replaced so they cannot end the span."""
-    return "`" + (name or "").replace("`", "'") + "`"
 
 
 def _names(names: list[str]) -> str:
