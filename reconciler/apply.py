@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import getpass
 import os
-import signal
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 import psycopg
@@ -32,10 +32,6 @@ from reconciler.plan import Plan
 from reconciler.planner import compute_plan
 from reconciler.secrets import redact
 
-# Test hook: kill this process with SIGKILL right after the Nth action, to
-# prove that an apply killed half-way is completed by the next run.
-KILL_AFTER_ENV = "RECONCILE_TEST_KILL_AFTER_ACTIONS"
-
 Progress = Callable[[str], None]
 
 
@@ -45,12 +41,24 @@ class ApplyOptions:
     lock_timeout: float | None = None
     timeout: float = 10.0
     parallelism: int = 32
+    # The desired-state directory has uncommitted changes (--allow-dirty):
+    # the apply record must not claim the committed state was applied.
+    dirty: bool = False
+
+
+class Status(StrEnum):
+    """What became of one planned action in this apply."""
+
+    DONE = "done"
+    FAILED = "failed"
+    NOT_ATTEMPTED = "not attempted"  # an earlier action failed
+    HELD_BACK = "held back"  # destructive, and no --allow-destroy
 
 
 @dataclass
 class Outcome:
     action: Action
-    status: str  # done | failed | not attempted | held back
+    status: Status
     detail: str = ""
 
 
@@ -63,7 +71,7 @@ class ApplyReport:
 
     @property
     def converged(self) -> bool:
-        held = {o.action.model_dump_json() for o in self.outcomes if o.status == "held back"}
+        held = {o.action.model_dump_json() for o in self.outcomes if o.status is Status.HELD_BACK}
         return (
             not self.failed
             and not self.unreachable_after
@@ -118,6 +126,7 @@ def _connect_error(node: str, dsn: str, exc: ConnectError) -> ApplyError:
 
 
 def _record(action: Action, status: str) -> dict[str, str]:
+    # status: a Status, or "planned" in the record written before anything runs.
     return {
         "kind": action.kind,
         "subject": action.subject,
@@ -137,7 +146,8 @@ def apply_plan(
     if plan.blockers:
         raise ApplyError("the plan has blocking errors; nothing was done (run `reconcile plan`)")
     runnable = plan.runnable(options.allow_destroy)
-    report = ApplyReport(outcomes=[Outcome(a, "held back") for a in plan.held_back(options.allow_destroy)])
+    held = plan.held_back(options.allow_destroy)
+    report = ApplyReport(outcomes=[Outcome(a, Status.HELD_BACK) for a in held])
     if not runnable:
         return report
     touched = sorted({a.node for a in runnable})
@@ -155,7 +165,7 @@ def apply_plan(
             except psycopg.Error as exc:
                 raise ApplyError(f"node {node}: cannot take the apply lock: {exc}; nothing was done") from exc
         _check_fresh(state, directory, plan, touched, options)
-        _run(state, plan, runnable, sessions, report, progress, user, host)
+        _run(state, plan, runnable, sessions, report, progress, user, host, options.dirty)
     finally:
         sessions.close()
     _verify(state, directory, touched, options, report)
@@ -194,33 +204,34 @@ def _run(
     progress: Progress,
     user: str,
     host: str,
+    dirty: bool,
 ) -> None:
-    kill_after = int(os.environ.get(KILL_AFTER_ENV, "0") or 0)
-    records = _start_records(plan, runnable, sessions, progress, user, host)
+    records = _start_records(plan, runnable, sessions, progress, user, host, dirty)
     per_node: dict[str, list[dict[str, str]]] = {}
     failure: str | None = None
-    index = 0
+    not_attempted: Sequence[Action] = ()
     for index, action in enumerate(runnable):
         progress(f"{action.node}: {action.symbol} {action.describe()} ...")
         try:
-            detail = engine_for(state.engine).execute(
-                sessions.connect(action.node), action, provider_conn=sessions.provider
+            detail = str(
+                engine_for(state.engine).execute(
+                    sessions.connect(action.node), action, provider_conn=sessions.provider
+                )
             )
         except (ApplyError, ConnectError, psycopg.Error) as exc:
             failure = f"{action.node}: {action.symbol} {action.describe()}: {exc}"
-            report.outcomes.append(Outcome(action, "failed", str(exc)))
-            per_node.setdefault(action.node, []).append(_record(action, "failed"))
+            report.outcomes.append(Outcome(action, Status.FAILED, str(exc)))
+            per_node.setdefault(action.node, []).append(_record(action, Status.FAILED))
             progress(f"{action.node}:   failed: {exc}")
+            not_attempted = runnable[index + 1 :]
             break
-        report.outcomes.append(Outcome(action, "done", detail))
-        per_node.setdefault(action.node, []).append(_record(action, "done"))
+        report.outcomes.append(Outcome(action, Status.DONE, str(detail)))
+        per_node.setdefault(action.node, []).append(_record(action, Status.DONE))
         progress(f"{action.node}:   {detail}")
-        if kill_after and index + 1 >= kill_after:
-            os.kill(os.getpid(), signal.SIGKILL)
+    for action in not_attempted:
+        report.outcomes.append(Outcome(action, Status.NOT_ATTEMPTED))
+        per_node.setdefault(action.node, []).append(_record(action, Status.NOT_ATTEMPTED))
     if failure is not None:
-        for action in runnable[index + 1 :]:
-            report.outcomes.append(Outcome(action, "not attempted"))
-            per_node.setdefault(action.node, []).append(_record(action, "not attempted"))
         report.failed = True
     for node, record in sorted(records.items()):
         actions = per_node.get(node, [])
@@ -228,7 +239,7 @@ def _run(
             apply_log.finish(
                 sessions.connect(node),
                 record,
-                result="failed" if any(a["status"] != "done" for a in actions) else "ok",
+                result="failed" if any(a["status"] != Status.DONE for a in actions) else "ok",
                 actions=actions,
                 message=failure,
             )
@@ -237,7 +248,13 @@ def _run(
 
 
 def _start_records(
-    plan: Plan, runnable: Sequence[Action], sessions: _Sessions, progress: Progress, user: str, host: str
+    plan: Plan,
+    runnable: Sequence[Action],
+    sessions: _Sessions,
+    progress: Progress,
+    user: str,
+    host: str,
+    dirty: bool,
 ) -> dict[str, int]:
     """A 'running' record on every node to be touched, before anything changes there."""
     planned: dict[str, list[dict[str, str]]] = {}
@@ -252,6 +269,7 @@ def _start_records(
                 client_host=host,
                 tool_version=plan.tool_version,
                 desired_commit=plan.desired_commit,
+                dirty=dirty,
                 actions=actions,
             )
         except psycopg.Error as exc:

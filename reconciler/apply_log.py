@@ -46,13 +46,17 @@ def start(
     client_host: str,
     tool_version: str,
     desired_commit: str | None,
+    dirty: bool,
     actions: list[dict[str, str]],
 ) -> int:
     """Record, before the first action, what this apply is about to do here ('running').
 
     Written first so that an apply killed half-way still leaves its record;
-    `finish` completes it. Returns the record's id.
+    `finish` completes it. Returns the record's id. `dirty`: the desired state
+    had uncommitted changes, so the commit alone is not what was applied; the
+    record says "<commit> (dirty)" (for people and queries; never parsed back).
     """
+    commit = f"{desired_commit} (dirty)" if dirty and desired_commit is not None else desired_commit
     with conn.transaction():
         for statement in _DDL:
             conn.execute(statement)
@@ -65,7 +69,7 @@ def start(
                 sql.Literal(os_user),
                 sql.Literal(client_host),
                 sql.Literal(tool_version),
-                sql.Literal(desired_commit),
+                sql.Literal(commit),
                 sql.Literal(json.dumps(actions, sort_keys=True)),
             )
         ).fetchone()

@@ -24,14 +24,8 @@ from reconciler.model import DesiredState
 class Revision:
     """The commit the desired-state directory was read at, and its uncommitted files."""
 
-    commit: str | None
+    commit: str | None  # None: not in a git repository, or no commit yet
     dirty_files: tuple[str, ...]
-
-    @property
-    def label(self) -> str:
-        if self.commit is None:
-            return "not a git repository"
-        return self.commit[:12] + (" (dirty)" if self.dirty_files else "")
 
 
 def _repo(directory: Path) -> git.Repo | None:
@@ -46,12 +40,10 @@ def revision(directory: Path) -> Revision:
     repo = _repo(directory)
     if repo is None or not repo.head.is_valid():
         return Revision(commit=None, dirty_files=())
-    root = Path(repo.working_tree_dir or ".").resolve()
     try:
-        prefix = directory.resolve().relative_to(root).as_posix()
-    except ValueError:
-        prefix = ""
-    prefix = "" if prefix == "." else prefix
+        prefix = _prefix(repo, directory)
+    except RevisionError:
+        prefix = ""  # a directory reached through a link from outside: every dirty file counts
     dirty: set[str] = set()
     for item in repo.index.diff(None):  # unstaged changes
         dirty.add(item.a_path or item.b_path or "")
@@ -90,14 +82,6 @@ def _prefix(repo: git.Repo, directory: Path) -> str:
     except ValueError as exc:
         raise RevisionError(f"{directory} is not inside the repository at {root}") from exc
     return "" if prefix == "." else prefix
-
-
-def resolve(directory: Path, ref: str) -> str:
-    """The full commit id `ref` names in the repository holding `directory`."""
-    repo = _repo(directory)
-    if repo is None:
-        raise RevisionError(f"{directory} is not in a git repository")
-    return _commit(repo, ref).hexsha
 
 
 def _commit(repo: git.Repo, ref: str) -> git.Commit:

@@ -32,7 +32,7 @@ def _check_saved_plan(plan: Plan, state: DesiredState, commit: str | None) -> No
     undeclared = sorted({a.node for a in plan.actions} - set(state.nodes))
     if undeclared:
         raise PlanError(f"the saved plan acts on node(s) no longer declared: {', '.join(undeclared)}")
-    made_from = (plan.desired_commit or "").split(" ")[0]
+    made_from = plan.desired_commit
     if made_from and commit and made_from != commit:
         raise PlanError(
             f"the saved plan was made from desired-state commit {made_from[:12]}, but the directory is at"
@@ -98,9 +98,6 @@ def apply_command(
             plan = compute_plan(state, root, nodes=node, parallelism=parallelism, timeout=timeout).plan
     except PlanError as exc:
         raise fail(str(exc)) from exc
-    if revision.dirty_files:
-        # --allow-dirty: the record must not claim the committed state was applied.
-        plan = plan.model_copy(update={"desired_commit": f"{revision.commit} (dirty)"})
     typer.echo(render_text(plan), nl=False)
     if plan.blockers:
         raise fail("the plan has blocking errors; nothing was done.")
@@ -116,7 +113,12 @@ def apply_command(
             typer.echo("Apply cancelled; nothing was done.")
             raise typer.Exit(ExitCode.ERROR)
     options = ApplyOptions(
-        allow_destroy=allow_destroy, lock_timeout=lock_timeout, timeout=timeout, parallelism=parallelism
+        allow_destroy=allow_destroy,
+        lock_timeout=lock_timeout,
+        timeout=timeout,
+        parallelism=parallelism,
+        # --allow-dirty: the record must not claim the committed state was applied.
+        dirty=bool(revision.dirty_files),
     )
     try:
         report = apply_plan(state, root, plan, options, progress=typer.echo)
