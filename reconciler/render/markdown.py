@@ -8,8 +8,6 @@ from reconciler.render import MOVEMENT_LABELS, NO_CHANGES, summary_line
 from reconciler.render.markup import cell, code
 from reconciler.secrets import redact_text
 
-_SYMBOL_WORD = {"+": "create", "~": "change", "-": "destroy", "-/+": "replace"}
-
 _MOVEMENT_WARNINGS = {
     DataMovement.INITIAL_COPY: "subscribers copy the provider's filtered rows (load on both ends)",
     DataMovement.RESYNC_NEEDED: (
@@ -53,7 +51,7 @@ def render_markdown(plan: Plan) -> str:
         for a in actions:
             movement = MOVEMENT_LABELS[a.data_movement] or "-"
             lines.append(
-                f"| {code(a.symbol)} {_SYMBOL_WORD[a.symbol]} | {cell(a.describe())} "
+                f"| {code(a.symbol)} {a.change.value} | {cell(a.describe())} "
                 f"| {movement} | {'**yes**' if a.destructive else 'no'} |"
             )
 

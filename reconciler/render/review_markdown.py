@@ -343,10 +343,9 @@ def _plan_summary(plan: Plan) -> list[str]:
     lines += ["", "| node | add | change | destroy | blocking |", "|---|---|---|---|---|"]
     blockers = Counter(b.node for b in plan.blockers)
     for node, actions in plan.by_node().items():
-        add = sum(1 for a in actions if a.symbol in ("+", "-/+"))
-        change = sum(1 for a in actions if a.symbol == "~")
-        destroy = sum(1 for a in actions if a.symbol in ("-", "-/+"))
-        lines.append(f"| {q(node)} | {add} | {change} | {destroy} | {blockers.get(node, 0)} |")
+        # The node's part of the plan, counted by the plan's own rule (Plan.summary).
+        n = plan.model_copy(update={"actions": tuple(actions)}).summary
+        lines.append(f"| {q(node)} | {n.to_add} | {n.to_change} | {n.to_destroy} | {blockers.get(node, 0)} |")
     for node in sorted(set(blockers) - set(plan.by_node())):
         lines.append(f"| {q(node)} | 0 | 0 | 0 | {blockers[node]} |")
     lines += ["", "Run `reconcile plan` for the full list."]
