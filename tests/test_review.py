@@ -538,14 +538,28 @@ def test_copy_risks_follow_the_plans_initial_copy_flags() -> None:
         CreateSubscription(node="r1", subscription=_sub("r1", "d2"), copy_data=False),
         AddTable(node="d1", set_name="approved", table="public.approach", spec=SetTable()),
         RefreshSubscription(node="r1", name="r1_from_d1", provider_node="d1"),
+        # Re-added where r1 already marks it synced: pglogical copies nothing.
+        AddTable(
+            node="d2", set_name="approved", table="public.technology", spec=SetTable(), synced_at=("r1",)
+        ),
     )
     plan = Plan(tool_version="t", actions=actions)
     copying = [a for a in plan.actions if a.data_movement is DataMovement.INITIAL_COPY]
     assert copying == [actions[2], actions[3]]
     assert copies(plan, head) == [("d1", "r1", "public.approach")]
-    moving = [r for r in plan_risks(plan, head, {}) if r.kind is RiskKind.DATA_MOVEMENT]
-    assert [r.message for r in moving] == [
+    risks = plan_risks(plan, head, {})
+    moving = [r.message for r in risks if r.kind is RiskKind.DATA_MOVEMENT]
+    assert moving == [
         "the plan starts 1 initial table copy (1 of unknown size: provider not reachable or table missing)"
+    ]
+    # What the plan labels [needs verify], the risks say needs verify.
+    verify = [r.message for r in risks if r.kind is RiskKind.NEEDS_VERIFY]
+    lines = render_text(plan).splitlines()
+    labelled = [line for line in lines if "[needs verify]" in line and not line.startswith("Note:")]
+    assert len(labelled) == 3
+    assert verify == [
+        "3 action(s) of the plan on `d2`, `nation`, `r1` are marked [needs verify]: they change which rows"
+        " a subscriber should hold without copying them; after apply run `reconcile verify --repair`"
     ]
     # No copying action, no copy risk: the plan and the risks say the same.
     quiet = Plan(tool_version="t", actions=actions[:2])

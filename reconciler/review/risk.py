@@ -296,7 +296,8 @@ def plan_risks(
     head: DesiredState,
     sizes: Mapping[str, Mapping[str, TableSize]],
 ) -> list[Risk]:
-    """Risks the plan against live adds: blockers, its destroys, copy sizes, orphaned slots found live."""
+    """Risks the plan against live adds: blockers, its destroys, what needs verify, copy sizes, orphaned
+    slots found live. Each comes from the actions' own flags, the ones the plan's labels show."""
     risks = [
         Risk(
             kind=RiskKind.BLOCKING,
@@ -314,6 +315,20 @@ def plan_risks(
                     f"the plan destroys {len(plan.destroys)} object(s) on "
                     f"{len({a.node for a in plan.destroys})} node(s); `apply` runs them only with "
                     "`--allow-destroy`"
+                ),
+            )
+        )
+    resync = [a for a in plan.actions if a.data_movement is DataMovement.RESYNC_NEEDED]
+    if resync:
+        nodes = ", ".join(_q(n) for n in sorted({a.node for a in resync}))
+        risks.append(
+            Risk(
+                kind=RiskKind.NEEDS_VERIFY,
+                subject="plan",
+                message=(
+                    f"{len(resync)} action(s) of the plan on {nodes} are marked [needs verify]: they change "
+                    "which rows a subscriber should hold without copying them; after apply run "
+                    "`reconcile verify --repair`"
                 ),
             )
         )
