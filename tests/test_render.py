@@ -21,9 +21,9 @@ from reconciler.diff import diff
 from reconciler.model import NodeCatalog, ReplicationSet, SetTable, Subscription
 from reconciler.plan import Plan, order
 from reconciler.preflight import Blocker
-from reconciler.render.json import render_json
-from reconciler.render.markdown import render_markdown
-from reconciler.render.text import render_text
+from reconciler.render.plan_json import render_json
+from reconciler.render.plan_markdown import render_markdown
+from reconciler.render.plan_text import render_text
 
 F = SetTable(row_filter="(approved) IS NOT FALSE")
 NATION_SUB = Subscription(

@@ -25,10 +25,10 @@ from reconciler.actions import (
 from reconciler.cli import app
 from reconciler.model import DesiredState, NodeDecl, SetDecl, SetTable, Subscription, TableDecl
 from reconciler.plan import Plan
+from reconciler.render.plan_text import render_text
 from reconciler.render.review_markdown import MAX_CHARS, render_review_markdown
 from reconciler.render.review_mermaid import render_mermaid
 from reconciler.render.review_sentences import summarise
-from reconciler.render.text import render_text
 from reconciler.review import Live, Review, semantic_change
 from reconciler.review.build import Side
 from reconciler.review.change import touched

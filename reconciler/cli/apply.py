@@ -24,7 +24,7 @@ from reconciler.model import DesiredState
 from reconciler.plan import Plan, foreign_dsns, load_plan
 from reconciler.planner import compute_plan
 from reconciler.render.apply import render_apply_report, render_unplanned
-from reconciler.render.text import render_text
+from reconciler.render.plan_text import render_text
 
 
 def _check_saved_plan(plan: Plan, state: DesiredState, commit: str | None) -> None:

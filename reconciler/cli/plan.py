@@ -21,10 +21,10 @@ from reconciler.cli.options import (
 from reconciler.errors import PlanError
 from reconciler.plan import save_plan
 from reconciler.planner import compute_plan
-from reconciler.render.json import render_json
-from reconciler.render.markdown import render_markdown
+from reconciler.render.plan_json import render_json
+from reconciler.render.plan_markdown import render_markdown
+from reconciler.render.plan_text import render_text
 from reconciler.render.stats import render_stats_text, stats_rows
-from reconciler.render.text import render_text
 
 
 class Format(StrEnum):

@@ -1,4 +1,10 @@
-"""Renderers of a plan (text, json, markdown): each returns a string and never prints."""
+"""Every output of reconcile as a string, never printed here; this module: what plan renderers share.
+
+One module per output: plan_text, plan_json, plan_markdown, stats (plan),
+apply (apply report), status and prometheus, graph, topology, verify, and
+review_markdown, review_json, review_mermaid, review_sentences (review);
+markup escapes Markdown. Shared here: data-movement labels, the summary line.
+"""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from reconciler.render.json import plan_document
+from reconciler.render.plan_json import plan_document
 from reconciler.review.build import Review, Side
 from reconciler.secrets import redact_text
 

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from reconciler.model import format_bytes
 from reconciler.plan import Plan
 from reconciler.render import summary_line
-from reconciler.render.markdown import render_markdown
 from reconciler.render.markup import cell
 from reconciler.render.markup import code as q
+from reconciler.render.plan_markdown import render_markdown
 from reconciler.render.review_mermaid import LEGEND
 from reconciler.render.review_sentences import flows
 from reconciler.review.build import Live, Review
