@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from reconciler.apply import ApplyReport
+from reconciler.apply import ApplyReport, Status
 from reconciler.plan import Plan
 
 
 def render_apply_report(report: ApplyReport) -> str:
     """The report that follows the progress lines; starts with a blank line."""
-    done = [o for o in report.outcomes if o.status == "done"]
-    failed = [o for o in report.outcomes if o.status == "failed"]
-    skipped = [o for o in report.outcomes if o.status == "not attempted"]
-    held = [o for o in report.outcomes if o.status == "held back"]
+    done = [o for o in report.outcomes if o.status is Status.DONE]
+    failed = [o for o in report.outcomes if o.status is Status.FAILED]
+    skipped = [o for o in report.outcomes if o.status is Status.NOT_ATTEMPTED]
+    held = [o for o in report.outcomes if o.status is Status.HELD_BACK]
     counts = f"{len(done)} done, {len(failed)} failed, {len(skipped)} not attempted, {len(held)} held back"
     lines = ["", f"Apply: {counts}."]
     for o in failed:
