@@ -17,10 +17,12 @@ from reconciler.actions import (
     DropSubscription,
     ReplaceTable,
 )
+from reconciler.apply import ApplyReport, Outcome, Status
 from reconciler.diff import diff
 from reconciler.model import NodeCatalog, ReplicationSet, SetTable, Subscription
 from reconciler.plan import Plan, order
 from reconciler.preflight import Blocker
+from reconciler.render.apply import render_apply_report
 from reconciler.render.plan_json import render_json
 from reconciler.render.plan_markdown import render_markdown
 from reconciler.render.plan_text import render_text
@@ -207,8 +209,7 @@ def test_markdown_sections() -> None:
     # A pipe inside a filter must not split the table row.
     assert "filter=(a \\|\\| b) IS NOT FALSE" in md
     assert (
-        "| `-` destroy | subscription region_from_old <- old | slot dropped: WAL released "
-        "| **yes** |\n" in md
+        "| `-` destroy | subscription region_from_old <- old | slot dropped: WAL released | **yes** |\n" in md
     )
     assert "#### :warning: Data movement" in md and "run `reconcile verify` after apply" in md
     assert md.index("#### node `district_a`") < md.index("#### node `nation`")
@@ -246,3 +247,36 @@ def test_renders_are_byte_identical_whatever_the_dict_order(
         assert summary == f"Plan: {s.to_add} to add, {s.to_change} to change, {s.to_destroy} to destroy."
     else:
         assert summary == "No changes. Live state matches the desired state."
+
+
+def test_apply_report_counts_each_outcome_and_says_what_is_left() -> None:
+    create, drop = ACTIONS[0], ACTIONS[5]
+    after_failure = ApplyReport(
+        outcomes=[
+            Outcome(create, Status.DONE),
+            Outcome(ACTIONS[1], Status.FAILED, "boom"),
+            Outcome(ACTIONS[2], Status.NOT_ATTEMPTED),
+            Outcome(drop, Status.HELD_BACK),
+        ],
+        remaining=[ACTIONS[1], ACTIONS[2], drop],
+        unreachable_after={"region": "refused"},
+        failed=True,
+    )
+    assert render_apply_report(after_failure) == (
+        "\n"
+        "Apply: 1 done, 1 failed, 1 not attempted, 1 held back.\n"
+        "  failed:        district_a: + replication set approved (insert,update,delete): boom\n"
+        "  not attempted: district_a: + table public.t in set approved filter=(approved) IS NOT FALSE\n"
+        "  held back (needs --allow-destroy): region: - subscription region_from_old <- old\n"
+        "  could not re-read region: refused\n"
+        "Still different after apply:\n"
+        "  district_a: + replication set approved (insert,update,delete)\n"
+        "  district_a: + table public.t in set approved filter=(approved) IS NOT FALSE\n"
+        "  region: - subscription region_from_old <- old\n"
+        "Rerun `reconcile apply` once the cause is fixed: it converges from where this stopped.\n"
+    )
+    # Only the held-back drop is left: converged, and it says what was held back.
+    held = ApplyReport(
+        outcomes=[Outcome(create, Status.DONE), Outcome(drop, Status.HELD_BACK)], remaining=[drop]
+    )
+    assert render_apply_report(held).endswith("\nconverged (except what was held back)\n")
