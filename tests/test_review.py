@@ -32,7 +32,8 @@ from reconciler.render.review_sentences import summarise
 from reconciler.review import Live, Review, semantic_change
 from reconciler.review.build import Side
 from reconciler.review.change import touched
-from reconciler.review.risk import RiskKind, change_risks, copies, plan_risks, sort_risks
+from reconciler.review.plan_risk import copies, plan_risks
+from reconciler.review.risk import RiskKind, change_risks, sort_risks
 
 GOLDEN = Path(__file__).parent / "golden" / "review"
 UPDATE = os.environ.get("REVIEW_UPDATE_GOLDEN") == "1"

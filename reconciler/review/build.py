@@ -16,7 +16,8 @@ from reconciler.planner import compute_plan
 from reconciler.render.review_mermaid import render_mermaid
 from reconciler.render.review_sentences import summarise
 from reconciler.review.change import Change, semantic_change
-from reconciler.review.risk import Risk, change_risks, plan_risks, sort_risks, wanted_sizes
+from reconciler.review.plan_risk import plan_risks, wanted_sizes
+from reconciler.review.risk import Risk, change_risks, sort_risks
 from reconciler.review.sizes import table_sizes
 from reconciler.secrets import redact_text
 from reconciler.topology import edges
