@@ -40,8 +40,10 @@ DriftOption = Annotated[
 
 
 def write_textfile(path: Path, text: str) -> None:
-    """Atomically (a reader such as node_exporter never sees half a file), readable by every user:
-    the textfile collector often runs as another user."""
+    """Write atomically (node_exporter never reads half a file), mode 0644.
+
+    The textfile collector often runs as another user than reconcile.
+    """
     atomic_write(path, text, mode=0o644)
 
 
