@@ -19,8 +19,10 @@ from conftest import DEFAULT_SCHEMA
 from support import cli
 
 from reconciler.db import short_reason
+from reconciler.health.reader import read_node
 from reconciler.inspect import inspect_network, inspect_node
 from reconciler.inspect.filter_cache import FILE_NAME, FilterCache
+from reconciler.inspect.slots import is_native_table_sync, orphans, serves
 from reconciler.model import DesiredState, NodeCatalog, ReplicationSet, SetTable, Subscription
 from reconciler.preflight import preflight
 from reconciler.row_filter import FUNCTION_LIST, WHY
@@ -251,6 +253,15 @@ def test_orphan_slots_are_those_no_declared_subscription_expects(network: Any) -
         assert result.facts[a].live.orphan_slots == ("pgl_leftover_from_old_region",)
         # Slots are per database: district_b (same server) sees none of them.
         assert result.facts["district_b"].live.orphan_slots == ()
+        # status reads the same slots by the same rule (inspect/slots.py): the
+        # table sync's slot serves the edge, the leftover serves none.
+        reading = read_node(net.state, a, timeout=10)
+        served = {s.slot: s.subscription for s in reading.slots if s.slot in slots}
+        assert served == {
+            expected: "region_east_from_district_a",
+            f"{expected}_0a1b2c3d": "region_east_from_district_a",
+            "pgl_leftover_from_old_region": None,
+        }
     finally:
         for slot in slots:
             net.execute(a, "SELECT pg_drop_replication_slot(%s)", (slot,))
@@ -592,3 +603,16 @@ replication_sets:
     assert ("public.summary", "table does not exist") in {
         (b.table, b.message) for b in preflight(net.state, result)
     }
+
+
+def test_one_slot_rule_for_edges_table_syncs_and_orphans() -> None:
+    expected = {"pgl_db_a_sub": "sub"}
+    assert serves("pgl_db_a_sub", expected) == "sub"
+    assert serves("pgl_db_a_sub_0a1b2c3d", expected) == "sub"  # pglogical table sync
+    assert serves("pgl_db_a_sub_0A1B2C3D", expected) is None  # pglogical prints lower-case hex
+    assert serves("pgl_db_a_sub_0a1b2c3", expected) is None
+    assert serves("pgl_db_a_other_0a1b2c3d", expected) is None
+    assert is_native_table_sync("pg_16400_sync_16390_7300000000000000000")
+    assert not is_native_table_sync("pg_16400_sync_16390_")
+    slots = ["pgl_db_a_sub_0a1b2c3d", "pg_16400_sync_16390_7300000000000000000", "stray", "pgl_db_a_sub"]
+    assert orphans(slots, expected) == ["stray"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -16,7 +15,8 @@ from reconciler import apply_log, db
 from reconciler.db import short_reason
 from reconciler.errors import ConnectError
 from reconciler.health.readings import ApplySummary, NodeReading, SlotReading
-from reconciler.inspect.request import subscriber_database
+from reconciler.inspect.request import expected_slots
+from reconciler.inspect.slots import is_native_table_sync, serves, slot_name_params
 from reconciler.model import DesiredState, Engine
 from reconciler.topology import edges
 
@@ -58,20 +58,6 @@ def _connect(dsn: str, timeout: float) -> Conn:
     )
 
 
-def expected_slot_input(state: DesiredState, node: str) -> str:
-    """JSON for expected_slots.sql: every declared edge this node provides."""
-    rows = [
-        {
-            "db": subscriber_database(state, e.subscriber),
-            "provider": e.provider,
-            "subscription": e.subscription,
-        }
-        for e in edges(state)
-        if e.provider == node
-    ]
-    return json.dumps(rows, sort_keys=True)
-
-
 def lag_seconds(conn: Conn, slot: str, probe: str) -> tuple[float, Any]:
     """Age of the oldest unconfirmed transaction, from a temporary test_decoding copy of `slot`.
 
@@ -94,20 +80,24 @@ def lag_seconds(conn: Conn, slot: str, probe: str) -> tuple[float, Any]:
 
 
 def read_slots(conn: Conn, state: DesiredState, node: str, pglogical: bool) -> tuple[SlotReading, ...]:
-    expected: list[dict[str, str]] = []
+    expected: dict[str, str] = {}  # an edge's slot name -> its subscription
     plugins = ["pglogical_output"]
     if pglogical:
-        expected = rows(conn, "expected_slots", {"expected": expected_slot_input(state, node)})
+        with conn.cursor() as cur:
+            query = db.sql_file("reconciler.inspect", "pglogical/slot_names")
+            cur.execute(query, slot_name_params(expected_slots(state, node)))
+            expected = {str(slot): str(subscription) for subscription, slot in cur.fetchall()}
     if state.engine is Engine.NATIVE:
         # A native subscription's slot has the subscription's name. pglogical
         # slots stay listed: until the switch they still serve their edge.
         plugins.append("pgoutput")
-        expected += [
-            {"slot": e.subscription, "subscription": e.subscription}
-            for e in edges(state)
-            if e.provider == node
-        ]
-    found = rows(conn, "slots", {"expected": json.dumps(expected, sort_keys=True), "plugins": plugins})
+        expected.update({e.subscription: e.subscription for e in edges(state) if e.provider == node})
+    found = [
+        row
+        for row in rows(conn, "slots", {"plugins": plugins})
+        # A native table sync's slot lives only while one table is copied.
+        if not is_native_table_sync(row["slot"])
+    ]
     backend = conn.info.backend_pid
     result: list[SlotReading] = []
     for number, row in enumerate(found):
@@ -127,7 +117,7 @@ def read_slots(conn: Conn, state: DesiredState, node: str, pglogical: bool) -> t
         result.append(
             SlotReading(
                 slot=row["slot"],
-                subscription=row["subscription"],
+                subscription=serves(row["slot"], expected),
                 active=bool(row["active"]),
                 wal_status=row["wal_status"],
                 safe_wal_size=row["safe_wal_size"],

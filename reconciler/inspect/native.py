@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from reconciler.inspect import slots
 from reconciler.inspect.facts import TableFacts
 from reconciler.inspect.request import Request
 from reconciler.model import NodeCatalog, ReplicationSet, SetTable, Subscription
@@ -74,11 +75,12 @@ def subscriptions(rows: list[dict[str, Any]], request: Request) -> dict[str, Sub
 def orphan_slots(rows: list[dict[str, Any]], request: Request) -> list[str]:
     """pgoutput slots of this database that no declared edge from this node uses.
 
-    A native subscription's slot is named after the subscription; table-sync
-    slots come and go with initial copies and are never orphans.
+    A native subscription's slot is named after the subscription (the rule
+    itself, table syncs included, is slots.py's).
     """
-    expected = {str(e["subscription"]) for e in request.input.get("expected_slots", [])}
-    return sorted(r["slot"] for r in rows if not r["sync"] and r["slot"] not in expected)
+    names = [str(e["subscription"]) for e in request.input.get("expected_slots", [])]
+    expected = {name: name for name in names}
+    return slots.orphans((str(r["slot"]) for r in rows), expected)
 
 
 def live_catalog(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,12 +11,9 @@ from reconciler.inspect import native as native_inspect
 from reconciler.inspect.facts import ColumnFacts, InspectStats, NodeFacts, TableFacts
 from reconciler.inspect.read import RawAnswer, server_facts
 from reconciler.inspect.request import NATIVE_QUERIES, FilterProbe, Request
+from reconciler.inspect.slots import orphans
 from reconciler.live import LiveNode, SlotStatus, SubscriptionFacts
 from reconciler.model import BUILTIN_SETS, Engine, NodeCatalog, ReplicationSet, SetTable, Subscription
-
-# The suffix of a table-sync slot: '<slot>_%08x' (pglogical_sync.c).
-SYNC_SLOT = re.compile(r"[0-9a-f]{8}")
-
 
 PGLOGICAL_PLUGIN = "pglogical_output"
 
@@ -89,17 +85,12 @@ def database_slots(raw: RawAnswer, server: dict[str, Any], plugin: str) -> dict[
 def orphan_slots(raw: RawAnswer, slots: dict[str, str]) -> list[str]:
     """pglogical slots of this database that no declared subscription to this node uses.
 
-    Expected names come from pglogical itself (slot_names.sql). A table sync
-    in progress holds a temporary '<slot>_%08x' slot (pglogical_sync.c): not
-    an orphan. Without the extension, every pglogical slot is an orphan.
+    Expected names come from pglogical itself (slot_names.sql); the rule,
+    table syncs included, is inspect/slots.py's. Without the extension, every
+    pglogical slot is an orphan.
     """
-    expected = {slot for _, slot in raw.rows.get("pglogical/slot_names") or []}
-
-    def syncing(name: str) -> bool:
-        base, _, suffix = name.rpartition("_")
-        return base in expected and SYNC_SLOT.fullmatch(suffix) is not None
-
-    return [name for name in sorted(slots) if name not in expected and not syncing(name)]
+    expected = {slot: subscription for subscription, slot in raw.rows.get("pglogical/slot_names") or []}
+    return orphans(slots, expected)
 
 
 def table_facts(raw: RawAnswer, request: Request) -> dict[str, TableFacts]:

@@ -29,6 +29,8 @@ import psycopg
 from reconciler.db import short_reason
 from reconciler.errors import InspectError
 from reconciler.inspect.request import NATIVE_QUERIES, FilterProbe, Request, probe_input, sql_text
+from reconciler.inspect.slots import slot_name_params
+from reconciler.model import Engine
 
 # What PostgreSQL says when a statement names the absent pglogical schema.
 ABSENT = {"3F000", "42P01", "42883"}  # invalid_schema_name, undefined_table, undefined_function
@@ -92,7 +94,7 @@ def batch(request: Request, probes: tuple[FilterProbe, ...], timeout: float) -> 
     """Every statement of the one round trip, in order (see the module's docstring)."""
     names = [t["name"] for t in request.input["tables"]]
     tables = {"names": names, "quoted": [quote_table(t) for t in names]}
-    native = request.engine == "native"
+    native = request.engine is Engine.NATIVE
     steps = [
         *_begin(bool(probes), timeout),
         _step("server"),
@@ -106,20 +108,12 @@ def batch(request: Request, probes: tuple[FilterProbe, ...], timeout: float) -> 
         steps.append(_step("input", {"input": json.dumps(request.input, sort_keys=True)}))
     if native:
         steps += [_step(f"native/{kind}") for kind in NATIVE_QUERIES]
-    slots = request.input["expected_slots"]
     steps += [
         _step("pglogical/node"),
         _step("pglogical/sets"),
         _step("pglogical/set_tables"),
         _step("pglogical/subscriptions"),
-        _step(
-            "pglogical/slot_names",
-            {
-                "slot_db": [s["db"] for s in slots],
-                "slot_provider": [s["provider"] for s in slots],
-                "slot_subscription": [s["subscription"] for s in slots],
-            },
-        ),
+        _step("pglogical/slot_names", slot_name_params(request.input["expected_slots"])),
     ]
     if not native:
         steps.append(_step("pglogical/has_rows", {**tables, "subscriptions": list(request.subscriptions)}))
@@ -190,14 +184,16 @@ def read_catalogs(
         # catalogs are absent or unknown, and preflight blocks the node when
         # its engine needs what is missing.
         answer.pglogical = False
-        answer.native = missing != "native"
+        answer.native = missing is not Engine.NATIVE
     if probes:
         answer.filters = _probe_answers(probes, rows["probe_results"])
     return answer
 
 
-def expected_failure(failed: str | None, sqlstate: str | None, server: dict[str, Any] | None) -> str | None:
-    """What a failed statement says is missing ("pglogical", "native"), or None for a real error.
+def expected_failure(
+    failed: str | None, sqlstate: str | None, server: dict[str, Any] | None
+) -> Engine | None:
+    """Which engine's catalogs a failed statement says are missing, or None for a real error.
 
     - pglogical's first statement fails at parse time in a database without
       the extension (the server step said so);
@@ -207,9 +203,9 @@ def expected_failure(failed: str | None, sqlstate: str | None, server: dict[str,
     if server is None or failed is None:
         return None
     if failed == "pglogical/node" and not server["pglogical_version"] and sqlstate in ABSENT:
-        return "pglogical"
+        return Engine.PGLOGICAL
     if failed.startswith("native/") and server["server_version_num"] < 150000:
-        return "native"
+        return Engine.NATIVE
     return None
 
 

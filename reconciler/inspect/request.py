@@ -6,14 +6,13 @@ import getpass
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from importlib.resources import files
 from typing import Any
 
 from pglast.parser import ParseError
-from psycopg import sql
 
+from reconciler import db
 from reconciler import dsn as dsnlib
-from reconciler.model import DesiredState, NodeCatalog, Operation
+from reconciler.model import DesiredState, Engine, NodeCatalog, Operation
 from reconciler.row_filter import (
     FilterRefused,
     check_row_filter,
@@ -29,19 +28,9 @@ from reconciler.topology import Edge, edges
 NATIVE_QUERIES = ("publications", "subscriptions", "slots", "identities")
 
 
-@cache
 def sql_text(name: str) -> str:
-    """The text of a .sql file of this package, e.g. 'server' or 'pglogical/node'."""
-    path = files("reconciler.inspect")
-    *folders, stem = name.split("/")
-    for folder in folders:
-        path = path / folder
-    return (path / f"{stem}.sql").read_text(encoding="utf-8")
-
-
-def statement(name: str) -> sql.SQL:
-    # File text shipped with the package: trusted, never user input.
-    return sql.SQL(sql_text(name))
+    """The text of one of inspection's .sql files, e.g. 'server' or 'pglogical/node'."""
+    return db.sql_text("reconciler.inspect", name)
 
 
 @dataclass(frozen=True)
@@ -83,7 +72,7 @@ class Request:
     input: dict[str, Any]  # JSON handed to the node (input.sql): tables, expected slots, filters
     probes: tuple[FilterProbe, ...]  # every desired filter to normalise, in the order of input["filters"]
     problems: tuple[str, ...]  # filters refused before they reach the node
-    engine: str = "pglogical"
+    engine: Engine = Engine.PGLOGICAL
     # Subscriptions declared on this node: when one is missing live, it will
     # be created, and whether its tables hold rows decides the initial COPY.
     subscriptions: tuple[str, ...] = ()
@@ -102,6 +91,21 @@ def subscriber_database(state: DesiredState, node: str) -> str:
     """The database name a node's DSN connects to, as libpq defaults it (dbname, else user)."""
     params = dsnlib.parse(state.nodes[node].dsn)
     return params.get("dbname") or params.get("user") or getpass.getuser()
+
+
+def expected_slots(
+    state: DesiredState, node: str, all_edges: Sequence[Edge] | None = None
+) -> list[dict[str, str]]:
+    """Every declared edge `node` provides, as pglogical names its slot from it (slot_names.sql)."""
+    return [
+        {
+            "db": subscriber_database(state, e.subscriber),
+            "provider": e.provider,
+            "subscription": e.subscription,
+        }
+        for e in (edges(state) if all_edges is None else all_edges)
+        if e.provider == node
+    ]
 
 
 @cache
@@ -164,22 +168,13 @@ def build_request(
                 )
             )
     tables = sorted({t for s in state.replication_sets.values() for t in s.tables})
-    expected_slots = [
-        {
-            "db": subscriber_database(state, e.subscriber),
-            "provider": e.provider,
-            "subscription": e.subscription,
-        }
-        for e in (edges(state) if all_edges is None else all_edges)
-        if e.provider == node
-    ]
     payload: dict[str, Any] = {
         "filters": [probe_input(p) for p in probes],
         "tables": [{"name": t, "schema": t.partition(".")[0], "table": t.partition(".")[2]} for t in tables],
-        "expected_slots": expected_slots,
+        "expected_slots": expected_slots(state, node, all_edges),
     }
     declared = tuple(sorted(desired.subscriptions))
-    if state.engine != "native":
+    if state.engine is not Engine.NATIVE:
         return Request(
             node=node, input=payload, probes=tuple(probes), problems=tuple(problems), subscriptions=declared
         )
