@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 
+from reconciler import db
 from reconciler.db import connect
 from reconciler.errors import ConnectError, InspectError
 from reconciler.inspect.facts import (
@@ -125,17 +125,18 @@ def inspect_network(
         return InspectResult(facts=facts, unreachable=unreachable)
     cache = FilterCache.default()
     used: Answers = {}
-    workers = max(1, min(parallelism, len(names)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="inspect") as pool:
-        futures: dict[str, Future[tuple[NodeFacts, Answers]]] = {
-            name: pool.submit(_inspect, state, name, desired[name], timeout, all_edges, cache)
-            for name in names
-        }
-        for name in names:
-            try:
-                facts[name], answers = futures[name].result()
-                used.update(answers)
-            except (ConnectError, InspectError) as exc:
-                unreachable[name] = str(exc)
+
+    def read(name: str) -> tuple[NodeFacts, Answers] | str:
+        try:
+            return _inspect(state, name, desired[name], timeout, all_edges, cache)
+        except (ConnectError, InspectError) as exc:
+            return str(exc)  # the node is reported unreachable, the others are read
+
+    for name, found in zip(names, db.fan_out(names, read, parallelism, name="inspect"), strict=True):
+        if isinstance(found, str):
+            unreachable[name] = found
+        else:
+            facts[name], answers = found
+            used.update(answers)
     cache.save(used)
     return InspectResult(facts=facts, unreachable=unreachable)

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import dsn as dsnlib
+from reconciler.files import atomic_write
 from reconciler.inspect.facts import TableFacts
 
 # 2: keys are filter texts as row_filter.filter_sql writes them, and an
@@ -139,15 +139,9 @@ class FilterCache:
             }
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(prefix=".row-filters.", dir=self.path.parent)
+                atomic_write(self.path, json.dumps(document, indent=1, sort_keys=True))
             except OSError:
                 return  # a cache that cannot be written only costs the next plan a probe
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    f.write(json.dumps(document, indent=1, sort_keys=True))
-                os.replace(tmp, self.path)
-            except OSError:
-                Path(tmp).unlink(missing_ok=True)
 
 
 def _read(path: Path) -> dict[str, dict[str, dict[str, Answer]]]:

@@ -26,7 +26,7 @@ from typing import Any
 
 import psycopg
 
-from reconciler.db import short_reason
+from reconciler.db import milliseconds, short_reason
 from reconciler.errors import InspectError
 from reconciler.inspect.request import NATIVE_QUERIES, FilterProbe, Request, probe_input, sql_text
 from reconciler.inspect.slots import slot_name_params
@@ -61,7 +61,7 @@ def _step(name: str, params: dict[str, Any] | None = None) -> Step:
 
 
 def _begin(read_write: bool, timeout: float) -> list[Step]:
-    millis = str(max(1, int(timeout * 1000)))
+    millis = str(milliseconds(timeout))
     # READ WRITE only when probing: the probe creates temporary tables
     # (refused in a read-only transaction). The batch always ends in ROLLBACK.
     begin = "BEGIN ISOLATION LEVEL REPEATABLE READ" + ("" if read_write else ", READ ONLY")
