@@ -12,15 +12,8 @@ from psycopg.conninfo import conninfo_to_dict
 from reconciler.dsn import is_local_host
 from reconciler.errors import SandboxError
 from reconciler.model import DesiredState
-from reconciler.sandbox_server import (
-    create_database,
-    drop_database,
-    drop_databases,
-    ensure_server,
-    existing_databases,
-    is_running,
-    remove_server,
-)
+from reconciler.sandbox_databases import create_database, drop_database, drop_databases, existing_databases
+from reconciler.sandbox_server import ensure_server, is_running, remove_server
 
 __all__ = [
     "DEFAULT_DATA_DIR",

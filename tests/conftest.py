@@ -30,14 +30,8 @@ from ruamel.yaml import YAML
 from reconciler.errors import SandboxError
 from reconciler.load import load_desired_state
 from reconciler.model import DesiredState
-from reconciler.sandbox_server import (
-    admin_conninfo,
-    create_database,
-    drop_databases,
-    ensure_server,
-    port_in_use,
-    remove_server,
-)
+from reconciler.sandbox_databases import create_database, drop_databases
+from reconciler.sandbox_server import admin_conninfo, ensure_server, port_in_use, remove_server
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SCHEMA = REPO / "desired-state" / "sandbox-schema.sql"

@@ -16,7 +16,8 @@ from reconciler import sandbox
 from reconciler.cli import app
 from reconciler.errors import SandboxError
 from reconciler.model import DesiredState, NodeDecl, SetDecl, TableDecl
-from reconciler.sandbox_server import admin_conninfo, drop_database, port_in_use
+from reconciler.sandbox_databases import drop_database
+from reconciler.sandbox_server import admin_conninfo, port_in_use
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMA = REPO / "desired-state" / "sandbox-schema.sql"
