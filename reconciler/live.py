@@ -52,6 +52,12 @@ class LiveNode(Frozen):
     system_identifier: str = ""  # nodes with the same one share a server and its settings
     max_slot_wal_keep_size: str = "-1"
 
-    def slots_in_use(self) -> set[str]:
-        """Slots this node's subscriptions (of either engine) stream from, on their providers."""
-        return {f.slot for f in (*self.subscriptions.values(), *self.legacy.values())}
+    def slots_in_use(self) -> set[tuple[str, str]]:
+        """(provider node, slot) of every subscription here (of either engine) with a known slot."""
+        used: set[tuple[str, str]] = set()
+        for subs, facts in (
+            (self.catalog.subscriptions, self.subscriptions),
+            (self.catalog.legacy_subscriptions, self.legacy),
+        ):
+            used.update((sub.provider_node, facts[name].slot) for name, sub in subs.items() if name in facts)
+        return used

@@ -1,10 +1,12 @@
-"""Hypothesis strategies: valid desired NodeCatalogs and arbitrary (but pglogical-possible) live ones."""
+"""Hypothesis strategies: valid desired states and arbitrary (but pglogical-possible) live ones."""
 
 from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from reconciler.model import NodeCatalog, ReplicationSet, SetTable, Subscription
+from reconciler.diff import Desired, DesiredNode
+from reconciler.live import LiveNode, SlotStatus, SubscriptionFacts
+from reconciler.model import Engine, NodeCatalog, ReplicationSet, SetTable, Subscription
 
 NODE_KEYS = ("n0", "n1", "n2")
 OLD_NAMES = ("old0", "old1")  # pglogical node names a database may hold instead of its own
@@ -129,3 +131,101 @@ def reordered(catalogs: dict[str, NodeCatalog]) -> dict[str, NodeCatalog]:
         )
         for key, cat in reversed(list(catalogs.items()))
     }
+
+
+# -- whole live states: catalogs plus slot, sync, row and setting facts ------------------
+
+SYSTEMS = ("sys-a", "sys-b")
+WAL_SIZES = ("-1", "64MB", "1GB")
+
+
+def _native(catalog: NodeCatalog) -> NodeCatalog:
+    """The native engine's form: no pglogical node object."""
+    return catalog.model_copy(update={"node_name": None, "dsn": None})
+
+
+def settled(desired: Desired) -> dict[str, LiveNode]:
+    """The live state a converged network has: every subscription synced, its slot reserved."""
+    slots: dict[str, dict[str, SlotStatus]] = {key: {} for key in desired.nodes}
+    for node in desired.nodes.values():
+        for sub in node.catalog.subscriptions.values():
+            slots.setdefault(sub.provider_node, {})[sub.name] = SlotStatus.RESERVED
+    return {
+        key: LiveNode(
+            catalog=node.catalog,
+            subscriptions={n: SubscriptionFacts(slot=n) for n in node.catalog.subscriptions},
+            slots=slots[key],
+            holds_rows=True,
+            system_identifier=SYSTEMS[i % 2],
+            max_slot_wal_keep_size=node.max_slot_wal_keep_size or "-1",
+        )
+        for i, (key, node) in enumerate(sorted(desired.nodes.items()))
+    }
+
+
+@st.composite
+def desired_networks(draw: st.DrawFn, engine: Engine = Engine.PGLOGICAL) -> Desired:
+    catalogs = draw(desired_states())
+    wal = draw(st.sampled_from((None, *WAL_SIZES)))  # one value: nodes sharing a server agree
+    return Desired(
+        engine=engine,
+        nodes={
+            key: DesiredNode(
+                catalog=_native(c) if engine is Engine.NATIVE else c,
+                max_slot_wal_keep_size=wal,
+            )
+            for key, c in catalogs.items()
+        },
+    )
+
+
+@st.composite
+def networks(draw: st.DrawFn, engine: Engine = Engine.PGLOGICAL) -> tuple[Desired, dict[str, LiveNode]]:
+    """A desired network and a live one: drifted catalogs, lost or missing slots, unfinished
+    syncs, tables already marked synced, rows or none, WAL settings off, per node."""
+    desired = draw(desired_networks(engine))
+    catalogs: dict[str, NodeCatalog] = {}
+    for key, node in desired.nodes.items():
+        live = draw(st.one_of(st.just(node.catalog), live_catalog(key)))
+        catalogs[key] = _native(live) if engine is Engine.NATIVE else live
+    # Which database holds the node a subscription names (pglogical: by node name).
+    holder = {
+        (key if engine is Engine.NATIVE else c.node_name): key
+        for key, c in catalogs.items()
+        if engine is Engine.NATIVE or c.node_name is not None
+    }
+    slots: dict[str, dict[str, SlotStatus]] = {
+        key: {s: SlotStatus.RESERVED for s in c.orphan_slots} for key, c in catalogs.items()
+    }
+    facts: dict[str, dict[str, SubscriptionFacts]] = {}
+    for key, cat in catalogs.items():
+        facts[key] = {}
+        for name, sub in sorted(cat.subscriptions.items()):
+            provider = holder.get(sub.provider_node) if sub.provider_node in desired.nodes else None
+            wanted = desired.nodes[key].catalog.subscriptions.get(name)
+            kept = wanted is not None and wanted.provider_node == sub.provider_node
+            # A slot of a declared subscription to its provider is never an orphan there.
+            choices = [name] if kept or provider is None else [name, *catalogs[provider].orphan_slots]
+            slot = draw(st.sampled_from(choices))
+            status = draw(st.sampled_from((SlotStatus.RESERVED, SlotStatus.RESERVED, SlotStatus.LOST, None)))
+            if provider is not None and status is not None:
+                slots[provider].setdefault(slot, status)
+            tables = () if engine is Engine.NATIVE else tuple(draw(st.lists(st.sampled_from(TABLES), unique=True)))
+            facts[key][name] = SubscriptionFacts(
+                slot=slot,
+                # Only a subscription whose provider is really there can have finished its sync.
+                synced=provider is not None and draw(st.booleans()),
+                tables_synced=tuple(sorted(tables)),
+            )
+    live = {
+        key: LiveNode(
+            catalog=cat,
+            subscriptions=facts[key],
+            slots=slots[key],
+            holds_rows=draw(st.booleans()),
+            system_identifier=draw(st.sampled_from(SYSTEMS)),
+            max_slot_wal_keep_size=draw(st.sampled_from(WAL_SIZES)),
+        )
+        for key, cat in catalogs.items()
+    }
+    return desired, live

@@ -6,8 +6,8 @@ import typing
 from pathlib import Path
 
 from hypothesis import given, settings
-from simulate import SimulationError, simulate
-from strategies import desired_and_live, desired_states, reordered
+from simulate import SimulationError, simulate, simulate_live
+from strategies import desired_and_live, desired_networks, desired_states, networks, reordered, settled
 
 from reconciler.actions import (
     Action,
@@ -22,13 +22,16 @@ from reconciler.actions import (
     DropSet,
     DropSlot,
     DropSubscription,
+    RefreshSubscription,
     RemoveTable,
     ReplaceSubscription,
     ReplaceTable,
+    SetWalKeepSize,
 )
-from reconciler.diff import diff, diff_node
+from reconciler.diff import Desired, DesiredNode, changes, diff, diff_node
+from reconciler.live import LiveNode, SlotStatus, SubscriptionFacts
 from reconciler.load import load_desired_state
-from reconciler.model import NodeCatalog, ReplicationSet, SetTable, Subscription
+from reconciler.model import Engine, NodeCatalog, ReplicationSet, SetTable, Subscription
 from reconciler.plan import PHASES, order
 from reconciler.topology import desired_catalogs
 
@@ -303,3 +306,183 @@ def test_ordering_constraints_hold(
                 ) or (isinstance(other, DropSubscription) and other.provider_node == action.node)
                 if stops_using:
                     assert j < i, (other, action)
+
+
+# -- the whole plan: live facts (slots, syncs, rows, settings) and network rules ------------
+
+D = NodeCatalog(node_name="d", dsn="host=d dbname=d", sets=R.sets)
+BARE_R = R.model_copy(update={"sets": {}})  # the region as subscriber only
+
+
+def network(**per_node: LiveNode) -> dict[str, LiveNode]:
+    """Both nodes in sync and settled, with per-node replacements."""
+    live = {
+        "d": LiveNode(catalog=D, slots={SUB.name: SlotStatus.RESERVED}),
+        "r": LiveNode(catalog=BARE_R, subscriptions={SUB.name: SubscriptionFacts(slot=SUB.name)}),
+    }
+    live.update(per_node)
+    return live
+
+
+def wish(engine: Engine = Engine.PGLOGICAL, **nodes: DesiredNode) -> Desired:
+    return Desired(
+        engine=engine,
+        nodes={"d": DesiredNode(catalog=D), "r": DesiredNode(catalog=BARE_R, upstream="d"), **nodes},
+    )
+
+
+def converges(desired: Desired, live: dict[str, LiveNode]) -> list[Action]:
+    """The plan; asserts that running it yields desired and leaves nothing to do."""
+    actions = changes(desired, live)
+    after = simulate_live(live, actions, engine=desired.engine)
+    assert {k: n.catalog for k, n in after.items()} == {k: n.catalog for k, n in desired.nodes.items()}
+    assert changes(desired, after) == []
+    return actions
+
+
+def test_settled_network_is_empty() -> None:
+    assert changes(wish(), network()) == []
+
+
+def test_lost_slot_replaces_the_subscription_without_copy() -> None:
+    live = network(d=LiveNode(catalog=D, slots={SUB.name: SlotStatus.LOST}))
+    action = one(converges(wish(), live))
+    assert isinstance(action, ReplaceSubscription) and action.destructive
+    assert action.reason == f"slot {SUB.name} on d is lost (past max_slot_wal_keep_size): re-copy needed"
+    assert action.data_movement is DataMovement.RESYNC_NEEDED
+
+
+def test_missing_slot_replaces_and_supersedes_an_alter() -> None:
+    drifted = BARE_R.model_copy(update={"subscriptions": {SUB.name: SUB.model_copy(update={"enabled": False})}})
+    live = network(
+        d=LiveNode(catalog=D),
+        r=LiveNode(catalog=drifted, subscriptions={SUB.name: SubscriptionFacts(slot=SUB.name)}),
+    )
+    action = one(converges(wish(), live))
+    assert isinstance(action, ReplaceSubscription) and action.reason == (
+        f"slot {SUB.name} is missing on d: re-copy needed"
+    )
+
+
+def test_unfinished_sync_or_unread_provider_is_not_judged() -> None:
+    unsynced = LiveNode(catalog=BARE_R, subscriptions={SUB.name: SubscriptionFacts(slot=SUB.name, synced=False)})
+    assert changes(wish(), network(d=LiveNode(catalog=D), r=unsynced)) == []
+    assert changes(wish(), {"r": network()["r"]}) == []
+
+
+def test_slot_in_use_is_not_dropped_as_orphan() -> None:
+    catalog = D.model_copy(update={"orphan_slots": (SUB.name,)})
+    assert changes(wish(), network(d=LiveNode(catalog=catalog, slots={SUB.name: SlotStatus.RESERVED}))) == []
+
+
+def test_drops_on_a_provider_wait_for_its_subscriber_to_be_read() -> None:
+    extra = D.model_copy(update={"sets": {**D.sets, "old": ReplicationSet(name="old")}, "orphan_slots": ("pgl_x",)})
+    live = network(d=LiveNode(catalog=extra, slots={SUB.name: SlotStatus.RESERVED, "pgl_x": SlotStatus.RESERVED}))
+    both = converges(wish(), live)
+    assert [a.kind for a in both] == ["drop_slot", "drop_set"]
+    # d's upstream (here r, as the topology would say) not read: neither drop.
+    alone = Desired(nodes={"d": DesiredNode(catalog=D, upstream="r")})
+    assert changes(alone, {"d": live["d"]}) == []
+
+
+def test_new_subscription_onto_rows_does_not_copy() -> None:
+    live = network(r=LiveNode(catalog=NodeCatalog(node_name="r", dsn="host=r dbname=r"), holds_rows=True))
+    create = next(a for a in converges(wish(), live) if isinstance(a, CreateSubscription))
+    assert not create.copy_data and create.data_movement is DataMovement.RESYNC_NEEDED
+
+
+def test_table_readded_where_the_subscriber_marks_it_synced_needs_verify() -> None:
+    # Removed from the set by hand on the provider; the subscriber's
+    # local_sync_status still holds the table: pglogical will not copy it again.
+    hand = D.model_copy(update={"sets": {"approved": ReplicationSet(name="approved")}})
+    facts = SubscriptionFacts(slot=SUB.name, tables_synced=("public.t",))
+    live = network(d=LiveNode(catalog=hand, slots={SUB.name: SlotStatus.RESERVED}),
+                   r=LiveNode(catalog=BARE_R, subscriptions={SUB.name: facts}))  # fmt: skip
+    add = one(converges(wish(), live))
+    assert isinstance(add, AddTable) and add.synced_at == ("r",)
+    assert add.data_movement is DataMovement.RESYNC_NEEDED  # [needs verify], not [initial copy]
+    assert "no copy to r" in add.describe()
+    # Without that sync row the same add is a real copy.
+    fresh = network(d=live["d"])
+    add = one(converges(wish(), fresh))
+    assert isinstance(add, AddTable) and add.data_movement is DataMovement.INITIAL_COPY
+
+
+def test_simulator_refuses_an_initial_copy_label_that_pglogical_skips() -> None:
+    hand = D.model_copy(update={"sets": {"approved": ReplicationSet(name="approved")}})
+    facts = SubscriptionFacts(slot=SUB.name, tables_synced=("public.t",))
+    live = network(d=LiveNode(catalog=hand, slots={SUB.name: SlotStatus.RESERVED}),
+                   r=LiveNode(catalog=BARE_R, subscriptions={SUB.name: facts}))  # fmt: skip
+    lying = AddTable(node="d", set_name="approved", table="public.t", spec=T_APPROVED)
+    try:
+        simulate_live(live, [lying])
+    except SimulationError as exc:
+        assert "already marks it synced" in str(exc)
+    else:
+        raise AssertionError("simulator accepted an initial copy that pglogical skips")
+
+
+def test_native_table_added_to_a_publication_refreshes_its_subscribers() -> None:
+    native_d = D.model_copy(update={"node_name": None, "dsn": None})
+    native_r = BARE_R.model_copy(update={"node_name": None, "dsn": None})
+    desired = wish(Engine.NATIVE, d=DesiredNode(catalog=native_d), r=DesiredNode(catalog=native_r, upstream="d"))
+    smaller = native_d.model_copy(update={"sets": {"approved": ReplicationSet(name="approved")}})
+    live = network(d=LiveNode(catalog=smaller, slots={SUB.name: SlotStatus.RESERVED}),
+                   r=LiveNode(catalog=native_r, subscriptions={SUB.name: SubscriptionFacts(slot=SUB.name)}))  # fmt: skip
+    actions = converges(desired, live)
+    assert [a.kind for a in actions] == ["add_table", "refresh_subscription"]
+    assert isinstance(actions[1], RefreshSubscription) and actions[1].data_movement is DataMovement.INITIAL_COPY
+    try:
+        simulate_live(live, actions[:1], engine=Engine.NATIVE)
+    except SimulationError as exc:
+        assert "never refreshed" in str(exc)
+    else:
+        raise AssertionError("simulator accepted a publication change no subscriber picks up")
+
+
+def test_native_leftover_slot_of_a_new_subscription_is_dropped_first() -> None:
+    native_d = D.model_copy(update={"node_name": None, "dsn": None})
+    native_r = BARE_R.model_copy(update={"node_name": None, "dsn": None})
+    desired = wish(Engine.NATIVE, d=DesiredNode(catalog=native_d), r=DesiredNode(catalog=native_r, upstream="d"))
+    live = network(d=LiveNode(catalog=native_d, slots={SUB.name: SlotStatus.RESERVED}),
+                   r=LiveNode(catalog=native_r.model_copy(update={"subscriptions": {}})))  # fmt: skip
+    assert [(a.kind, a.node) for a in converges(desired, live)] == [
+        ("drop_slot", "d"),
+        ("create_subscription", "r"),
+    ]
+
+
+def test_wal_keep_size_once_per_server_and_converges() -> None:
+    live = network(
+        d=LiveNode(catalog=D, slots={SUB.name: SlotStatus.RESERVED}, system_identifier="s"),
+        r=LiveNode(catalog=BARE_R, subscriptions={SUB.name: SubscriptionFacts(slot=SUB.name)}, system_identifier="s"),
+    )
+    desired = wish(d=DesiredNode(catalog=D, max_slot_wal_keep_size="64MB"),
+                   r=DesiredNode(catalog=BARE_R, upstream="d", max_slot_wal_keep_size="64MB"))  # fmt: skip
+    action = one(converges(desired, live))
+    assert isinstance(action, SetWalKeepSize) and (action.node, action.before, action.after) == ("d", "-1", "64MB")
+
+
+@settings(max_examples=150)
+@given(desired_networks())
+def test_whole_plan_of_a_settled_network_is_empty(desired: Desired) -> None:
+    assert changes(desired, settled(desired)) == []
+
+
+@settings(max_examples=150)
+@given(desired_networks(Engine.NATIVE))
+def test_whole_plan_of_a_settled_native_network_is_empty(desired: Desired) -> None:
+    assert changes(desired, settled(desired)) == []
+
+
+@settings(max_examples=300)
+@given(networks())
+def test_whole_plan_converges(pair: tuple[Desired, dict[str, LiveNode]]) -> None:
+    """Lost and missing slots, unfinished syncs, rows, tables already synced, WAL settings: all of it."""
+    converges(*pair)
+
+
+@settings(max_examples=200)
+@given(networks(Engine.NATIVE))
+def test_whole_native_plan_converges(pair: tuple[Desired, dict[str, LiveNode]]) -> None:
+    converges(*pair)

@@ -11,6 +11,7 @@ from reconciler.actions import (
     CreateSubscription,
     DropSet,
     DropSlot,
+    DropSubscription,
     RefreshSubscription,
     ReplaceSubscription,
 )
@@ -73,12 +74,22 @@ def synced_at(live: Mapping[str, LiveNode], action: AddTable) -> tuple[str, ...]
 
 def across_nodes(desired: Desired, live: Mapping[str, LiveNode], actions: list[Action]) -> list[Action]:
     """Adjust the per-node actions with what only several nodes together show."""
-    in_use = {slot for node in live.values() for slot in node.slots_in_use()}
+    # Slots in use, by the database that holds them: a pglogical subscription
+    # names its provider's node, which a database may hold under another name.
+    holder = {node.catalog.node_name: key for key, node in live.items() if node.catalog.node_name}
+    in_use = {(holder.get(p, p), slot) for node in live.values() for p, slot in node.slots_in_use()}
     broken = broken_subscriptions(desired, live)
+    # A subscription the per-node diff drops or creates anyway (its database
+    # holds another node, which goes) needs no replace of its own.
+    for action in actions:
+        if isinstance(action, DropSubscription):
+            broken.pop((action.node, action.name), None)
+        elif isinstance(action, CreateSubscription):
+            broken.pop((action.node, action.subscription.name), None)
     result: list[Action] = []
     for action in actions:
         # A slot held by a live subscription is dropped with that subscription.
-        if isinstance(action, DropSlot) and action.slot in in_use:
+        if isinstance(action, DropSlot) and (action.node, action.slot) in in_use:
             continue
         # Dropping a set or slot on a provider whose subscriber was not read
         # (unreachable, or left out with --node) could cut a live subscription
