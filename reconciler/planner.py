@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler import gitops
+from reconciler.actions import Action
 from reconciler.diff import Desired, DesiredNode, changes
+from reconciler.engines import engine_for
 from reconciler.errors import PlanError
 from reconciler.inspect import InspectResult, inspect_network
 from reconciler.model import DesiredState
 from reconciler.plan import Plan, tool_version
-from reconciler.preflight import preflight
+from reconciler.preflight import Blocker, preflight
 
 
 @dataclass(frozen=True)
@@ -65,9 +67,19 @@ def compute_plan(
         tool_version=tool_version(),
         desired_commit=gitops.revision(directory).commit,
         actions=tuple(actions),
-        blockers=tuple(preflight(state, inspection)),
+        blockers=(*preflight(state, inspection), *unsupported(state, actions)),
         unreachable=dict(sorted(inspection.unreachable.items())),
         fingerprints={name: facts[name].fingerprint for name in sorted(facts)},
         nodes=tuple(selected),
     )
     return PlanRun(plan=plan, inspection=inspection)
+
+
+def unsupported(state: DesiredState, actions: list[Action]) -> list[Blocker]:
+    """Actions the network's engine cannot run: blockers now, never a surprise at apply."""
+    engine = engine_for(state.engine)
+    return [
+        Blocker(node=a.node, message=f"the {state.engine} engine cannot {a.symbol} {a.describe()}: {why}")
+        for a in actions
+        if (why := engine.supports(a)) is not None
+    ]

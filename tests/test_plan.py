@@ -13,6 +13,7 @@ from reconciler.actions import (
     AddTable,
     AlterSet,
     AlterSubscription,
+    ChangeKind,
     ChangeNodeDsn,
     CreateNode,
     CreateSet,
@@ -24,9 +25,10 @@ from reconciler.actions import (
     RemoveTable,
     ReplaceSubscription,
     ReplaceTable,
+    SetWalKeepSize,
 )
 from reconciler.errors import PlanError
-from reconciler.model import NodeCatalog, ReplicationSet, SetTable, Subscription
+from reconciler.model import ReplicationSet, SetTable, Subscription
 from reconciler.plan import Plan, load_plan, order, save_plan
 from reconciler.preflight import Blocker
 from reconciler.secrets import redact, redact_text
@@ -243,3 +245,29 @@ def test_redact_text_finds_dsns_inside_messages() -> None:
     redacted = redact_text(message)
     assert "x1" not in redacted and "x2" not in redacted
     assert redacted == 'connection "host=a dbname=d" and postgresql://u@h/db failed'
+
+
+def test_an_action_the_engine_cannot_run_is_a_plan_time_blocker() -> None:
+    from reconciler.load import load_desired_state
+    from reconciler.model import Engine
+    from reconciler.planner import unsupported
+
+    state = load_desired_state(Path(__file__).resolve().parent.parent / "desired-state")
+    create = CreateNode(node="r", name="r", dsn="host=r")
+    assert unsupported(state, [create]) == []
+    native = state.model_copy(update={"engine": Engine.NATIVE})
+    [blocker] = unsupported(native, [create])
+    assert blocker.node == "r" and blocker.message.startswith("the native engine cannot + pglogical node r: ")
+
+
+def test_summary_and_allow_destroy_agree() -> None:
+    # Everything counted "to destroy" is held back without --allow-destroy,
+    # and only a lowered WAL limit is held back besides (it counts as a change).
+    lowered = SetWalKeepSize(node="d", before="-1", after="64MB")
+    plan = make_plan([*EVERY_KIND, lowered])
+    destroys = [a for a in plan.actions if a.change in (ChangeKind.DESTROY, ChangeKind.REPLACE)]
+    assert plan.to_destroy == len(destroys) and all(a.destructive for a in destroys)
+    held = plan.held_back(allow_destroy=False)
+    assert [a for a in held if a not in destroys] == [lowered]
+    assert {a.symbol for a in plan.actions} == {"+", "~", "-", "-/+"}
+    assert all(a.symbol == a.change.symbol for a in plan.actions)
