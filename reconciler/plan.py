@@ -146,10 +146,6 @@ class Plan(Frozen):
         return bool(self.actions)
 
     @property
-    def has_blockers(self) -> bool:
-        return bool(self.blockers)
-
-    @property
     def destroys(self) -> tuple[Action, ...]:
         """Actions flagged destructive: they run only with --allow-destroy."""
         return tuple(a for a in self.actions if a.destructive)

@@ -87,7 +87,7 @@ def test_summary_counts_a_replace_as_one_add_and_one_destroy() -> None:
 
 def test_empty_plan() -> None:
     plan = make_plan([])
-    assert not plan.has_changes and not plan.has_blockers
+    assert not plan.has_changes and not plan.blockers
     assert (plan.to_add, plan.to_change, plan.to_destroy) == (0, 0, 0)
 
 
