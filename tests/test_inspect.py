@@ -19,13 +19,13 @@ from conftest import DEFAULT_SCHEMA
 from support import cli
 
 from reconciler.db import short_reason
+from reconciler.filter_parse import FUNCTION_LIST, WHY
 from reconciler.health.reader import read_node
 from reconciler.inspect import inspect_network, inspect_node
 from reconciler.inspect.filter_cache import FILE_NAME, FilterCache
 from reconciler.inspect.slots import is_native_table_sync, orphans, serves
 from reconciler.model import DesiredState, NodeCatalog, ReplicationSet, SetTable, Subscription
 from reconciler.preflight import preflight
-from reconciler.row_filter import FUNCTION_LIST, WHY
 from reconciler.topology import desired_catalogs, installed_filter
 
 TRACE_LINE = re.compile(r"^[^\t\n]+\t([FB])\t\d+\t(\w+)", re.MULTILINE)
