@@ -7,7 +7,7 @@ from itertools import combinations
 from pglast.parser import ParseError
 
 from reconciler.inspect.facts import InspectResult, NodeFacts, TableFacts
-from reconciler.model import DesiredState, Frozen
+from reconciler.model import DesiredState, Engine, Frozen
 from reconciler.row_filter import filter_columns
 from reconciler.topology import edges
 
@@ -30,7 +30,7 @@ def preflight(state: DesiredState, result: InspectResult) -> list[Blocker]:
     for _, facts in sorted(result.facts.items()):
         blockers += _server_blockers(state, facts)
         blockers += _table_blockers(state, facts)
-        if state.engine == "native":
+        if state.engine is Engine.NATIVE:
             blockers += _native_blockers(state, facts)
     blockers += _edge_blockers(state, result)
     blockers += _sharing_blockers(state, result)
@@ -39,7 +39,7 @@ def preflight(state: DesiredState, result: InspectResult) -> list[Blocker]:
 
 def _server_blockers(state: DesiredState, facts: NodeFacts) -> list[Blocker]:
     found: list[str] = []
-    if state.engine == "pglogical":
+    if state.engine is Engine.PGLOGICAL:
         if facts.pglogical_version is None:
             found.append("pglogical extension is not installed in this database")
         libraries = {lib.strip().strip('"').lower() for lib in facts.shared_preload_libraries.split(",")}
@@ -113,7 +113,7 @@ def _table_blockers(state: DesiredState, facts: NodeFacts) -> list[Blocker]:
 
 
 def _table_problems(
-    info: TableFacts, columns: tuple[str, ...] | None, row_filter: str | None, set_name: str, engine: str
+    info: TableFacts, columns: tuple[str, ...] | None, row_filter: str | None, set_name: str, engine: Engine
 ) -> list[str]:
     if not info.exists:
         return ["table does not exist"]
@@ -133,7 +133,7 @@ def _table_problems(
                 found.append(f"column list of set {set_name} names missing column {column}")
     # Only pglogical needs it: its filters are installed as `(<filter>) IS NOT
     # FALSE`; native filters are installed as written.
-    if row_filter is not None and engine == "pglogical":
+    if row_filter is not None and engine is Engine.PGLOGICAL:
         try:
             read = filter_columns(row_filter)
         except ParseError:
