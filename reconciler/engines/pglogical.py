@@ -237,13 +237,14 @@ def _create_subscription(
     return Outcome(Result.DONE, note)
 
 
-def _check_stale_provider_record(conn: Conn, wanted: Subscription) -> str:
+def _check_stale_provider_record(conn: Conn, wanted: Subscription, dropping: int = 0) -> str:
     """A leftover record of the provider node with another DSN: dropped by the statements, or refused.
 
     create_subscription refuses with `dsn ... points to existing node ... with
     different dsn` when this database already holds a record of the provider
     node whose default interface has another DSN. One used by nothing is
     dropped (drop_stale_provider_sql); one still in use is reported, not touched.
+    `dropping`: subscriptions to that node the same statements drop first (a replace).
     """
     interfaces = live.node_interfaces(conn, wanted.provider_node)
     default = next((i for i in interfaces if i.name == wanted.provider_node), None)
@@ -251,10 +252,10 @@ def _check_stale_provider_record(conn: Conn, wanted: Subscription) -> str:
         return ""
     if default.is_local:
         raise ApplyError(f"provider node {wanted.provider_node!r} is this database's own node")
-    if default.subscriptions:
+    if default.subscriptions > dropping:
         raise ApplyError(
             f"this node holds a record of provider {wanted.provider_node!r} with another dsn,"
-            f" used by {default.subscriptions} other subscription(s)"
+            f" used by {default.subscriptions - dropping} other subscription(s)"
         )
     return f" (a stale record of node {wanted.provider_node} with another dsn was dropped first)"
 
@@ -312,8 +313,11 @@ def _replace_subscription(
     # The provider must offer the sets before anything is dropped: a replace
     # that fails half-way must not leave the subscriber without its subscription.
     _check_provider_sets(provider_conn, action.after.provider_node, action.after.replication_sets)
-    note = _check_stale_provider_record(conn, action.after)
     dropped = {name: live.subscription(conn, name) for name in {action.before.name, action.after.name}}
+    dropping = sum(
+        1 for d in dropped.values() if d is not None and d.provider_node == action.after.provider_node
+    )
+    note = _check_stale_provider_record(conn, action.after, dropping)
     # One transaction: if the create fails (or the process dies), the drop of
     # the local subscription rolls back too; only the provider's slot may be
     # gone, which the next plan sees and replaces again, never with a COPY.
