@@ -16,8 +16,8 @@ import pytest
 from support import assert_in_sync, cli, wait_for
 from typer.testing import Result
 
+from reconciler.apply.locks import APPLY_LOCK_KEY
 from reconciler.inspect.filter_cache import FILE_NAME
-from reconciler.locks import APPLY_LOCK_KEY
 
 pytestmark = pytest.mark.server
 

@@ -11,7 +11,8 @@ import psycopg
 from psycopg import errors, sql
 from psycopg.rows import dict_row
 
-from reconciler import apply_log, db
+from reconciler import db
+from reconciler.apply import log as apply_log
 from reconciler.db import short_reason
 from reconciler.errors import ConnectError
 from reconciler.health.readings import ApplySummary, NodeReading, SlotReading

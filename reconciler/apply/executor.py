@@ -1,4 +1,4 @@
-"""The apply step: lock every node touched, check the plan is still current, run it in order, record it.
+"""Run a plan: lock every node touched, check the plan is still current, run it in order, record it.
 
 Safety comes from three things, in this order:
 1. Locks: every node an action runs on is locked (advisory lock, held by one
@@ -23,8 +23,10 @@ from pathlib import Path
 
 import psycopg
 
-from reconciler import apply_log, db, locks
+from reconciler import db
 from reconciler.actions import Action
+from reconciler.apply import locks
+from reconciler.apply import log as apply_log
 from reconciler.engines import engine_for
 from reconciler.errors import ApplyError, ConnectError
 from reconciler.model import DesiredState
