@@ -296,3 +296,20 @@ def test_repair_spares_a_stale_row_that_passes_again_and_errors_name_the_table(n
         "public.approach at region (providers: d1, d2): error (table public.approach does not exist on d2)"
         in result_cli.stdout
     )
+
+
+@pytest.mark.server
+def test_verify_sessions_get_their_limits_from_the_one_connect(network: Any) -> None:
+    """statement_timeout and read-only come in the startup packet (db.connect), with the pinned settings."""
+    net = network(parents={"nation": None})
+    plain = NodeSession("nation", net.dsn("nation"), timeout=5, statement_timeout=1.5)
+    writer = NodeSession("nation", net.dsn("nation"), timeout=5, statement_timeout=30, writable=True)
+    try:
+        shown = sql.SQL("SELECT current_setting('statement_timeout'), current_setting('transaction_read_only')")
+        assert plain.execute(shown) == [("1500ms", "on")]
+        assert writer.execute(shown) == [("30s", "off")]
+        # Rows print the same on every node: the pins of db.connect hold here too.
+        assert plain.execute(sql.SQL("SELECT current_setting('TimeZone')")) == [("UTC",)]
+    finally:
+        plain.conn.close()
+        writer.conn.close()
