@@ -15,6 +15,7 @@ from reconciler.inspect import InspectResult, inspect_network
 from reconciler.model import DesiredState
 from reconciler.plan import Plan, tool_version
 from reconciler.preflight import Blocker, preflight
+from reconciler.topology import desired_catalogs
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,10 @@ def compute_plan(
             for name, f in facts.items()
         },
     )
+    # Nodes not read (unreachable, or left out with --node): their declared
+    # subscriptions still tell which sets have subscribers.
+    unread = {n: DesiredNode(catalog=c) for n, c in desired_catalogs(state).items() if n not in facts}
+    desired = desired.model_copy(update={"nodes": {**desired.nodes, **unread}})
     actions = changes(desired, {name: f.state for name, f in facts.items()})
     plan = Plan(
         tool_version=tool_version(),

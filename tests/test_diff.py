@@ -133,9 +133,22 @@ def test_extra_table_in_set_is_removed() -> None:
 
 
 def test_missing_table_in_existing_set_is_added_with_copy() -> None:
-    action = one(diff_node("r", R, with_set(R, tables={})))
+    action = one(diff_node("r", R, with_set(R, tables={}), subscribed_sets=("approved",)))
     assert isinstance(action, AddTable) and action.synchronize_data
     assert action.data_movement is DataMovement.INITIAL_COPY
+
+
+def test_table_added_to_a_set_nobody_subscribes_is_no_copy() -> None:
+    # No subscriber: add_table copies nothing, so no [initial copy] label;
+    # a subscription created later copies the table with the rest.
+    action = one(diff_node("r", R, with_set(R, tables={})))
+    assert isinstance(action, AddTable) and not action.synchronize_data
+    assert action.data_movement is DataMovement.NONE
+    # A declared subscriber that was not read may be subscribed: copy, to be safe.
+    unread = Desired(nodes={"r": DesiredNode(catalog=R), "x": DesiredNode(catalog=NodeCatalog(subscriptions={
+        "x_from_r": SUB.model_copy(update={"name": "x_from_r", "provider_node": "r"})}))})  # fmt: skip
+    add = one(changes(unread, {"r": LiveNode(catalog=with_set(R, tables={}))}))
+    assert isinstance(add, AddTable) and add.data_movement is DataMovement.INITIAL_COPY
 
 
 def test_changed_filter_replaces_the_table() -> None:

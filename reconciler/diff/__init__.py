@@ -24,9 +24,12 @@ from reconciler.plan import order
 
 def changes(desired: Desired, live: Mapping[str, LiveNode]) -> list[Action]:
     """Every action that makes `live` equal `desired`, over the nodes present in both, in order."""
+    # The sets each provider is asked for: by live subscriptions, and (not
+    # knowing better) by the declared ones of subscribers that were not read.
     asked: dict[str, set[str]] = {}
-    for node in live.values():
-        for sub in node.catalog.subscriptions.values():
+    unread = [d.catalog for name, d in desired.nodes.items() if name not in live]
+    for catalog in [node.catalog for node in live.values()] + unread:
+        for sub in catalog.subscriptions.values():
             asked.setdefault(sub.provider_node, set()).update(sub.replication_sets)
     both = sorted(set(desired.nodes) & set(live))
     actions: list[Action] = []

@@ -16,5 +16,7 @@ class DesiredNode(Frozen):
 
 
 class Desired(Frozen):
+    """Every declared node; those not read are diffed not at all, only their subscriptions count."""
+
     engine: Engine = Engine.PGLOGICAL
     nodes: dict[str, DesiredNode] = Field(default_factory=dict)

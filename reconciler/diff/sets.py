@@ -19,7 +19,13 @@ def diff_sets(
     live: Mapping[str, ReplicationSet],
     subscribed: frozenset[str],
 ) -> list[Action]:
-    """Set and table actions on `node`; `subscribed`: its sets live subscriptions already ask for."""
+    """Set and table actions on `node`.
+
+    `subscribed`: its sets that subscriptions already ask for (live ones, and
+    declared ones of subscribers that were not read): only a table added to
+    one of those is copied by add_table; any other gets its rows from the
+    initial copy of the subscription that will ask for it.
+    """
     actions: list[Action] = []
     for name in sorted(set(desired) | set(live)):
         want, have = desired.get(name), live.get(name)
@@ -51,9 +57,16 @@ def diff_sets(
             if want_t is None:
                 actions.append(RemoveTable(node=node, set_name=name, table=table))
             elif have_t is None:
-                # Subscribers already using this set copy the new table's rows.
+                # Subscribers already using this set copy the new table's rows;
+                # with none, no copy runs and the label must not say one does.
                 actions.append(
-                    AddTable(node=node, set_name=name, table=table, spec=want_t, synchronize_data=True)
+                    AddTable(
+                        node=node,
+                        set_name=name,
+                        table=table,
+                        spec=want_t,
+                        synchronize_data=name in subscribed,
+                    )
                 )
             elif want_t != have_t:
                 actions.append(
