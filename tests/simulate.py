@@ -283,7 +283,7 @@ class _World:
             if present:
                 raise SimulationError(f"{key}: {action.table} already in set")
             users = self.subscribers(key, action.set_name)
-            if not action.synchronize_data and users:
+            if self.engine is Engine.PGLOGICAL and not action.synchronize_data and users:
                 # A running subscription copies only the tables its set held
                 # when it started: rows of this one would never arrive.
                 raise SimulationError(f"{key}: {action.table} added to {action.set_name} without copy while subscribed")

@@ -445,6 +445,8 @@ def test_native_table_added_to_a_publication_refreshes_its_subscribers() -> None
     actions = converges(desired, live)
     assert [a.kind for a in actions] == ["add_table", "refresh_subscription"]
     assert isinstance(actions[1], RefreshSubscription) and actions[1].data_movement is DataMovement.INITIAL_COPY
+    # The copy is counted once: at the refresh, not at ADD TABLE.
+    assert actions[0].data_movement is DataMovement.NONE
     try:
         simulate_live(live, actions[:1], engine=Engine.NATIVE)
     except SimulationError as exc:

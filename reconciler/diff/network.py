@@ -132,8 +132,15 @@ def native_across_nodes(
         if isinstance(a, AlterSubscription | CreateSubscription)
     }
     grown = {(a.node, a.set_name) for a in actions if isinstance(a, AddTable)}
+    # The copy is the subscriber's (refresh, SET PUBLICATION, or its creation),
+    # never the publication's: ADD TABLE itself copies nothing.
     result: list[Action] = [
-        a.model_copy(update={"copy_data": True}) if isinstance(a, AlterSubscription) else a for a in actions
+        a.model_copy(update={"copy_data": True})
+        if isinstance(a, AlterSubscription)
+        else a.model_copy(update={"synchronize_data": False})
+        if isinstance(a, AddTable)
+        else a
+        for a in actions
     ]
     refresh: set[tuple[str, str, str]] = set()
     for subscriber, node in sorted(live.items()):
