@@ -8,6 +8,7 @@ from typing import Any
 from reconciler.inspect import slots
 from reconciler.inspect.facts import TableFacts
 from reconciler.inspect.request import Request
+from reconciler.live import SubscriptionFacts
 from reconciler.model import NodeCatalog, ReplicationSet, SetTable, Subscription
 from reconciler.secrets import redact
 from reconciler.topology import FORWARD_ALL
@@ -131,16 +132,13 @@ def slot_status(native: Mapping[str, Any]) -> dict[str, str]:
     return {r["slot"]: r["wal_status"] for r in native.get("slots") or []}
 
 
-def subscription_slots(native: Mapping[str, Any], legacy: Mapping[str, str]) -> dict[str, str]:
-    """Subscription -> provider slot; pglogical ones still held are keyed 'pglogical:<name>'.
+def subscription_facts(native: Mapping[str, Any]) -> dict[str, SubscriptionFacts]:
+    """Native subscription -> its slot on the provider and whether its initial sync finished.
 
-    The planner treats every slot listed here as in use, so a pglogical slot
-    whose subscription has not been switched yet is never proposed for drop.
+    One without a slot (created with slot_name = NONE) streams from nothing: left out.
     """
-    slots = {r["name"]: r["slot_name"] for r in native.get("subscriptions") or [] if r["slot_name"]}
-    slots.update({f"pglogical:{name}": slot for name, slot in legacy.items()})
-    return dict(sorted(slots.items()))
-
-
-def subscription_synced(native: Mapping[str, Any]) -> dict[str, bool]:
-    return {r["name"]: bool(r["synced"]) for r in native.get("subscriptions") or []}
+    return {
+        r["name"]: SubscriptionFacts(slot=r["slot_name"], synced=bool(r["synced"]))
+        for r in sorted(native.get("subscriptions") or [], key=lambda r: str(r["name"]))
+        if r["slot_name"]
+    }

@@ -201,10 +201,7 @@ def node_facts(
         normalised = normalised.model_copy(
             update={"replica_identities": native_inspect.desired_identities(request, tables)}
         )
-        legacy, subscriptions = subscriptions, {}
-        synced = native_inspect.subscription_synced(native)
-        for name, slot in native_inspect.subscription_slots(native, {}).items():
-            subscriptions[name] = SubscriptionFacts(slot=slot, synced=synced.get(name, False))
+        legacy, subscriptions = subscriptions, native_inspect.subscription_facts(native)
         slot_status.update(native_inspect.slot_status(native))
     state = LiveNode(
         catalog=live,
