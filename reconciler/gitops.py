@@ -28,7 +28,8 @@ class Revision:
     dirty_files: tuple[str, ...]
 
 
-def _repo(directory: Path) -> git.Repo | None:
+def repository(directory: Path) -> git.Repo | None:
+    """The git repository holding `directory`, or None when it is in none."""
     try:
         return git.Repo(directory, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
@@ -37,7 +38,7 @@ def _repo(directory: Path) -> git.Repo | None:
 
 def revision(directory: Path) -> Revision:
     """HEAD of the repository holding `directory`, and its dirty files under it."""
-    repo = _repo(directory)
+    repo = repository(directory)
     if repo is None or not repo.head.is_valid():
         return Revision(commit=None, dirty_files=())
     try:
@@ -100,7 +101,7 @@ def revision_files(directory: Path, ref: str) -> RevisionFiles:
     so both loaders see the same set of files and judge them by one rule
     (load.load_desired_texts): sizes, kinds of entry, UTF-8.
     """
-    repo = _repo(directory)
+    repo = repository(directory)
     if repo is None:
         raise RevisionError(f"{directory} is not in a git repository")
     prefix = _prefix(repo, directory)

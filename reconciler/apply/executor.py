@@ -241,7 +241,9 @@ def _run(
             apply_log.finish(
                 sessions.connect(node),
                 record,
-                result="failed" if any(a["status"] != Status.DONE for a in actions) else "ok",
+                result=apply_log.Result.FAILED
+                if any(a["status"] != Status.DONE for a in actions)
+                else apply_log.Result.OK,
                 actions=actions,
                 message=failure,
             )

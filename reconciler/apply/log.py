@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 import psycopg
 from psycopg import sql
@@ -27,6 +28,14 @@ _DDL = [
 ]
 
 
+class Result(StrEnum):
+    """What a record says of its apply: still running (or killed while it ran), or how it ended."""
+
+    RUNNING = "running"
+    OK = "ok"
+    FAILED = "failed"
+
+
 @dataclass(frozen=True)
 class ApplyRecord:
     applied_at: datetime
@@ -34,7 +43,7 @@ class ApplyRecord:
     client_host: str
     tool_version: str
     desired_commit: str | None
-    result: str
+    result: str  # a Result's value, as read back (a record written by hand may hold anything)
     actions: list[dict[str, str]]
     message: str | None
 
@@ -64,12 +73,13 @@ def start(
             sql.SQL(
                 "INSERT INTO reconcile.apply_log"
                 " (os_user, client_host, tool_version, desired_commit, result, actions)"
-                " VALUES ({}, {}, {}, {}, 'running', {}) RETURNING id"
+                " VALUES ({}, {}, {}, {}, {}, {}) RETURNING id"
             ).format(
                 sql.Literal(os_user),
                 sql.Literal(client_host),
                 sql.Literal(tool_version),
                 sql.Literal(commit),
+                sql.Literal(Result.RUNNING.value),
                 sql.Literal(json.dumps(actions, sort_keys=True)),
             )
         ).fetchone()
@@ -78,14 +88,19 @@ def start(
 
 
 def finish(
-    conn: psycopg.Connection, record: int, *, result: str, actions: list[dict[str, str]], message: str | None
+    conn: psycopg.Connection,
+    record: int,
+    *,
+    result: Result,
+    actions: list[dict[str, str]],
+    message: str | None,
 ) -> None:
-    """Complete a record with each action's outcome and the result ('ok' or 'failed')."""
+    """Complete a record with each action's outcome and how the apply ended (OK or FAILED)."""
     conn.execute(
         sql.SQL(
             "UPDATE reconcile.apply_log SET result = {}, actions = {}, message = {} WHERE id = {}"
         ).format(
-            sql.Literal(result),
+            sql.Literal(result.value),
             sql.Literal(json.dumps(actions, sort_keys=True)),
             sql.Literal(message),
             sql.Literal(record),

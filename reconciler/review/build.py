@@ -5,8 +5,6 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-import git
-
 from reconciler import gitops
 from reconciler.errors import LoadError, PlanError
 from reconciler.load import load_desired_texts
@@ -201,9 +199,8 @@ def check_unambiguous(directory: Path, ref: str) -> None:
     `origin/main` to a tag of that name before the branch: whoever can push
     a tag with a merge request would make its own head the trusted base.
     """
-    try:
-        repo = git.Repo(directory, search_parent_directories=True)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+    repo = gitops.repository(directory)
+    if repo is None:
         return  # gitops.revision_files reports it
     places = {place.format(ref) for place in _REF_PLACES}
     commits: dict[str, str] = {}
