@@ -21,7 +21,8 @@ from pathlib import Path
 
 from psycopg import sql
 
-from reconciler.sandbox_server import connect, create_database, ensure_server, remove_server
+from reconciler.sandbox_databases import create_database
+from reconciler.sandbox_server import connect, ensure_server, remove_server
 from reconciler.verify.compare import compare
 from reconciler.verify.node import NodeSession, TableSide, passes, statement
 from reconciler.verify.repair import repair

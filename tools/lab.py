@@ -24,7 +24,8 @@ from reconciler.apply import ApplyOptions, ApplyReport, apply_plan
 from reconciler.load import load_desired_state
 from reconciler.model import DesiredState
 from reconciler.planner import compute_plan
-from reconciler.sandbox_server import admin_conninfo, create_database, ensure_server, remove_server
+from reconciler.sandbox_databases import create_database
+from reconciler.sandbox_server import admin_conninfo, ensure_server, remove_server
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMA = REPO / "desired-state" / "sandbox-schema.sql"
