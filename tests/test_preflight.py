@@ -77,7 +77,6 @@ def facts(node: str, **changes: Any) -> NodeFacts:
         "pglogical_version": "2.4.2",
         "wal_level": "logical",
         "shared_preload_libraries": "pglogical",
-        "max_slot_wal_keep_size": "-1",
         "system_identifier": f"sysid-{STATE.nodes[node].level}",
         "database": node,
         "database_oid": 16384 + sorted(STATE.nodes).index(node),

@@ -50,7 +50,6 @@ class NodeFacts(Frozen):
     pglogical_version: str | None  # None: extension not installed in this database
     wal_level: str
     shared_preload_libraries: str
-    max_slot_wal_keep_size: str
     system_identifier: str
     database: str
     # With system_identifier, which database the connection reached: two

@@ -221,7 +221,6 @@ def node_facts(
         pglogical_version=server["pglogical_version"],
         wal_level=server["wal_level"],
         shared_preload_libraries=server["shared_preload_libraries"],
-        max_slot_wal_keep_size=server["max_slot_wal_keep_size"],
         system_identifier=server["system_identifier"],
         database=server["database"],
         database_oid=int(server["database_oid"]),
