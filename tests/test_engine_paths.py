@@ -42,10 +42,10 @@ from reconciler.actions import (
     SetWalKeepSize,
     SwitchSubscription,
 )
-from reconciler.engines import Engine, Result, native_live
+from reconciler.engines import Engine, Result
 from reconciler.engines import native as native_engine
 from reconciler.engines import pglogical as pglogical_engine
-from reconciler.inspect import inspect_node
+from reconciler.inspect import inspect_node, native_point
 from reconciler.inspect.native import ALL_TABLES
 from reconciler.load import load_desired_state
 from reconciler.model import NodeCatalog, ReplicationSet, SetTable, Subscription
@@ -289,7 +289,7 @@ def test_native_execute_runs_exactly_its_statements(network: Any, reset_wal_keep
     # A FOR ALL TABLES publication cannot be narrowed: re-created empty, as statements() says.
     net.execute("d1", "CREATE PUBLICATION everything FOR ALL TABLES")
     with psycopg.connect(net.dsn("d1"), autocommit=True) as plain:
-        pub = native_live.publication(plain, "everything")
+        pub = native_point.publication(plain, "everything")
     assert pub is not None and pub.all_tables
     everything = RemoveTable(node="d1", set_name="everything", table=ALL_TABLES)
     check_one_path(engine, net, everything, expected=engine.statements(everything, recreate=pub.set))

@@ -560,9 +560,9 @@ def test_create_subscription_clears_a_stale_provider_record(network: Any) -> Non
     ],
 )
 def test_redact_removes_passwords(text: str, shown: str) -> None:
-    from reconciler.engines.pglogical_live import redact
+    from reconciler.secrets import scrub
 
-    assert redact(text) == shown
+    assert scrub(text) == shown
 
 
 @pytest.mark.server

@@ -26,6 +26,7 @@ from psycopg import sql
 from reconciler.actions import Action
 from reconciler.errors import ApplyError
 from reconciler.model import Engine as EngineName
+from reconciler.secrets import scrub
 
 ProviderConn = Callable[[str], "psycopg.Connection[Any] | None"]
 
@@ -50,6 +51,21 @@ class Outcome:
 
 DONE = Outcome(Result.DONE)
 ALREADY = Outcome(Result.ALREADY)
+
+
+def run(conn: psycopg.Connection[Any], statements: list[sql.Composed]) -> None:
+    """Send the statements one by one: the only way an engine changes a node."""
+    for statement in statements:
+        conn.execute(statement)
+
+
+def pg_message(exc: psycopg.Error) -> str:
+    """A PostgreSQL error as one line, with its detail, without passwords a DSN in it may carry."""
+    diag = exc.diag
+    message = diag.message_primary or str(exc).strip()
+    if diag.message_detail:
+        message += f" ({diag.message_detail})"
+    return scrub(message)
 
 
 class Engine(Protocol):

@@ -38,8 +38,7 @@ from reconciler.actions import (
     SetWalKeepSize,
     SwitchSubscription,
 )
-from reconciler.engines import ALREADY, DONE, Outcome, ProviderConn, Result, pglogical_live
-from reconciler.engines import native_live as live
+from reconciler.engines import ALREADY, DONE, Outcome, ProviderConn, Result, pg_message, run
 from reconciler.engines import pglogical as pglogical_engine
 from reconciler.engines.native_statements import (
     alter_subscription_sql,
@@ -50,6 +49,8 @@ from reconciler.engines.native_statements import (
 from reconciler.engines.native_switch import switch
 from reconciler.engines.settings import set_wal_keep_size
 from reconciler.errors import ApplyError
+from reconciler.inspect import native_point as live
+from reconciler.inspect import pglogical_point
 from reconciler.inspect.native import ALL_TABLES, SCHEMA_PREFIX
 from reconciler.model import SetTable, Subscription
 from reconciler.row_filter import FilterRefused
@@ -73,7 +74,7 @@ def execute(conn: Conn, action: Action, *, provider_conn: ProviderConn | None = 
     except (ApplyError, FilterRefused) as exc:
         raise ApplyError(_failure(action, str(exc))) from exc
     except psycopg.Error as exc:
-        raise ApplyError(_failure(action, pglogical_live.pg_message(exc))) from exc
+        raise ApplyError(_failure(action, pg_message(exc))) from exc
 
 
 def _failure(action: Action, message: str) -> str:
@@ -84,9 +85,9 @@ def _failure(action: Action, message: str) -> str:
 def _run(conn: Conn, stmts: list[sql.Composed], *, transaction: bool = False) -> None:
     if transaction:
         with conn.transaction():
-            pglogical_live.run(conn, stmts)
+            run(conn, stmts)
     else:
-        pglogical_live.run(conn, stmts)
+        run(conn, stmts)
 
 
 def _execute(conn: Conn, action: Action, provider_conn: ProviderConn | None) -> Outcome:
@@ -279,7 +280,7 @@ def _drop_subscription(conn: Conn, action: DropSubscription, provider_conn: Prov
     [drop] = statements(action)
     native = _drop_native(conn, action.name, drop, action.provider_node, provider_conn)
     pgl = None
-    if live.has_pglogical(conn) and pglogical_live.subscription(conn, action.name) is not None:
+    if live.has_pglogical(conn) and pglogical_point.subscription(conn, action.name) is not None:
         # The pglogical engine's own DropSubscription: its statements, its slot handling.
         pgl = pglogical_engine.execute(conn, action, provider_conn=provider_conn)
     if pgl is None:
@@ -308,7 +309,7 @@ def _drop_native(
         _run(conn, [drop])
         return DONE
     except pgerrors.ConnectionFailure as exc:
-        reason = pglogical_live.pg_message(exc)
+        reason = pg_message(exc)
     _run(conn, detach_slot_sql(name))
     slot = current.slot_name or name
     pconn = provider_conn(provider) if provider_conn is not None else None
@@ -318,7 +319,7 @@ def _drop_native(
             note = f" (slot {slot} on provider {provider} dropped over the admin connection)"
             return Outcome(Result.DONE, note)
         except (ApplyError, psycopg.Error) as exc2:
-            reason = pglogical_live.pg_message(exc2) if isinstance(exc2, psycopg.Error) else str(exc2)
+            reason = pg_message(exc2) if isinstance(exc2, psycopg.Error) else str(exc2)
     return Outcome(
         Result.DONE,
         f"; slot {slot} left on provider {provider} ({redact_text(reason)}):"

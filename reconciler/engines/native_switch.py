@@ -10,11 +10,12 @@ import psycopg
 from psycopg import sql
 
 from reconciler.actions import DropSubscription, SwitchSubscription
-from reconciler.engines import ALREADY, Outcome, ProviderConn, Result, pglogical_live
-from reconciler.engines import native_live as live
+from reconciler.engines import ALREADY, Outcome, ProviderConn, Result, run
 from reconciler.engines import pglogical as pglogical_engine
 from reconciler.engines.native_statements import advance_origin_sql, create_subscription_sql, enable_sql
 from reconciler.errors import ApplyError
+from reconciler.inspect import native_point as live
+from reconciler.inspect import pglogical_point
 
 Conn = psycopg.Connection[Any]
 
@@ -24,7 +25,7 @@ SWITCH_TIMEOUT = 60.0
 
 
 def _run(conn: Conn, stmts: list[sql.Composed]) -> None:
-    pglogical_live.run(conn, stmts)
+    run(conn, stmts)
 
 
 def switch(conn: Conn, action: SwitchSubscription, provider_conn: ProviderConn | None) -> Outcome:
@@ -46,7 +47,7 @@ def switch(conn: Conn, action: SwitchSubscription, provider_conn: ProviderConn |
     runs: P is known only at step 3 (`statements` shows it as a placeholder).
     """
     wanted, old = action.after, action.before
-    pgl = pglogical_live.subscription(conn, old.name) if live.has_pglogical(conn) else None
+    pgl = pglogical_point.subscription(conn, old.name) if live.has_pglogical(conn) else None
     current = live.subscription(conn, wanted.name)
     if pgl is None:
         if current is None:

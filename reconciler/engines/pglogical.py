@@ -18,7 +18,6 @@ from typing import Any, assert_never
 
 import psycopg
 from psycopg import errors as pgerrors
-from psycopg import sql
 from psycopg.errors import Diagnostic
 
 from reconciler.actions import (
@@ -42,14 +41,15 @@ from reconciler.actions import (
     SetWalKeepSize,
     SwitchSubscription,
 )
-from reconciler.engines import ALREADY, DONE, Outcome, ProviderConn, Result
-from reconciler.engines import pglogical_live as live
-from reconciler.engines.pglogical_live import Conn, redact
+from reconciler.engines import ALREADY, DONE, Outcome, ProviderConn, Result, pg_message, run
 from reconciler.engines.pglogical_statements import statements, unsupported
 from reconciler.engines.settings import set_wal_keep_size
 from reconciler.errors import ApplyError
+from reconciler.inspect import pglogical_point as live
+from reconciler.inspect.pglogical_point import Conn
 from reconciler.model import SetTable, Subscription
 from reconciler.row_filter import FilterRefused
+from reconciler.secrets import scrub
 
 __all__ = ["execute", "statements", "supports"]
 
@@ -74,20 +74,20 @@ def execute(
     except (ApplyError, FilterRefused) as exc:
         raise ApplyError(_failure(action, str(exc))) from exc
     except psycopg.Error as exc:
-        raise ApplyError(_failure(action, live.pg_message(exc))) from exc
+        raise ApplyError(_failure(action, pg_message(exc))) from exc
 
 
 def _failure(action: Action, message: str) -> str:
-    return redact(f"{action.node}: {action.symbol} {action.describe()}: {message}")
+    return scrub(f"{action.node}: {action.symbol} {action.describe()}: {message}")
 
 
 def _run(conn: Conn, action: Action, *, transaction: bool = False) -> None:
     """Exactly the action's statements, in one transaction when asked."""
     if transaction:
         with conn.transaction():
-            live.run(conn, statements(action))
+            run(conn, statements(action))
     else:
-        live.run(conn, statements(action))
+        run(conn, statements(action))
 
 
 def _execute(conn: Conn, action: Action, provider_conn: ProviderConn | None) -> Outcome:
@@ -322,7 +322,7 @@ def _replace_subscription(
     # the local subscription rolls back too; only the provider's slot may be
     # gone, which the next plan sees and replaces again, never with a COPY.
     with _slot_warnings(conn) as warnings, conn.transaction():
-        live.run(conn, statements(action))
+        run(conn, statements(action))
     notes = [
         "done" + _left_slot(sub, provider_conn)
         for _, sub in sorted(dropped.items())
@@ -337,12 +337,8 @@ def _slot_usable(provider_conn: ProviderConn | None, provider: str, slot_name: s
     pconn = provider_conn(provider) if provider_conn is not None else None
     if pconn is None:
         return False
-    row = pconn.execute(
-        sql.SQL("SELECT wal_status FROM pg_replication_slots WHERE slot_name = {}").format(
-            sql.Literal(slot_name)
-        )
-    ).fetchone()
-    return row is not None and row[0] != "lost"
+    found = live.slot(pconn, slot_name)
+    return found is not None and found.wal_status != "lost"
 
 
 @contextmanager
@@ -390,7 +386,7 @@ def _left_slot(current: live.LiveSubscription, provider_conn: ProviderConn | Non
             drop_slot(pconn, DropSlot(node=provider, slot=slot))
             return f" (slot {slot} on provider {provider} dropped over the admin connection)"
         except psycopg.Error as exc:
-            reason = live.pg_message(exc)
+            reason = pg_message(exc)
     else:
         reason = "provider unreachable"
     return (

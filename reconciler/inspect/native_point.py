@@ -1,29 +1,26 @@
-"""Point reads the native engine makes before it acts: publications, subscriptions, identities, origins."""
+"""Point reads the native engine makes before it acts: publications, subscriptions, identities, origins.
+
+One .sql file per read under inspect/native/point/, loaded by db.sql_file;
+small typed parsers here. The whole-node reads of a plan are inspect/read.py.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
-from importlib.resources import files
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 
+from reconciler import db
 from reconciler.model import ReplicationSet, SetTable
 
 Conn = psycopg.Connection[Any]
 
 
-@cache
-def _query(name: str) -> bytes:
-    # bytes: psycopg accepts them as a query without a LiteralString.
-    return (files("reconciler.engines") / "native_queries" / f"{name}.sql").read_bytes()
-
-
 def _rows(conn: Conn, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(_query(name), params)
+        cur.execute(db.sql_file("reconciler.inspect", f"native/point/{name}"), params)
         return cur.fetchall()
 
 

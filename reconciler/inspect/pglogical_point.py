@@ -1,55 +1,27 @@
-"""Point reads of one node's pglogical catalogs that the pglogical engine checks before it acts."""
+"""Point reads of one pglogical node's catalogs, by name, that the engine makes before it acts.
+
+One .sql file per read under inspect/pglogical/point/, loaded by db.sql_file;
+small typed parsers here. The whole-node reads of a plan are inspect/read.py.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
-from importlib.resources import files
 from typing import Any
 
 import psycopg
-from psycopg import sql
 from psycopg.rows import dict_row
 
+from reconciler import db
 from reconciler.model import ReplicationSet, SetTable, Subscription
-from reconciler.secrets import scrub
 
 Conn = psycopg.Connection[Any]
 
 
-def redact(text: str) -> str:
-    """Passwords removed from DSNs that a PostgreSQL message may quote (one implementation: secrets.py)."""
-    return scrub(text)
-
-
-def pg_message(exc: psycopg.Error) -> str:
-    diag = exc.diag
-    message = diag.message_primary or str(exc).strip()
-    if diag.message_detail:
-        message += f" ({diag.message_detail})"
-    return redact(message)
-
-
-@cache
-def _query(name: str) -> bytes:
-    # bytes: psycopg accepts them as a query without a LiteralString.
-    return (files("reconciler.engines") / "pglogical_queries" / f"{name}.sql").read_bytes()
-
-
 def _rows(conn: Conn, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(_query(name), params)
+        cur.execute(db.sql_file("reconciler.inspect", f"pglogical/point/{name}"), params)
         return cur.fetchall()
-
-
-def run(conn: Conn, statements: list[sql.Composed]) -> None:
-    for statement in statements:
-        conn.execute(statement)
-
-
-def scalar(conn: Conn, statement: sql.Composed) -> object:
-    row = conn.execute(statement).fetchone()
-    return None if row is None else row[0]
 
 
 @dataclass(frozen=True)
@@ -78,6 +50,7 @@ class Slot:
     database: str | None
     here: bool
     active_pid: int | None
+    wal_status: str | None
 
 
 def local_node(conn: Conn) -> LocalNode | None:
@@ -152,4 +125,6 @@ def slot(conn: Conn, name: str) -> Slot | None:
     if not rows:
         return None
     r = rows[0]
-    return Slot(database=r["database"], here=bool(r["here"]), active_pid=r["active_pid"])
+    return Slot(
+        database=r["database"], here=bool(r["here"]), active_pid=r["active_pid"], wal_status=r["wal_status"]
+    )
