@@ -1,7 +1,7 @@
 """Native engine (PostgreSQL 15+ publications, subscriptions): runs each action's statements once on its node.
 
 `statements` (native_statements) is the only place the engine builds SQL.
-`execute` reads the node first (native_live): when the action is already
+`execute` reads the node first (inspect/native_point): when the action is already
 done it runs nothing, else exactly `statements(action)`. It trusts the
 action for what the node looked like: apply checked each node's catalog
 fingerprint under its lock. CREATE/DROP SUBSCRIPTION and SET PUBLICATION
@@ -47,6 +47,7 @@ from reconciler.engines.native_statements import (
     unsupported,
 )
 from reconciler.engines.native_switch import switch
+from reconciler.engines.pglogical_subscriptions import drop_slot
 from reconciler.engines.settings import set_wal_keep_size
 from reconciler.errors import ApplyError
 from reconciler.inspect import native_point as live
@@ -126,7 +127,7 @@ def _execute(conn: Conn, action: Action, provider_conn: ProviderConn | None) -> 
         case DropSubscription():
             return _drop_subscription(conn, action, provider_conn)
         case DropSlot():
-            return pglogical_engine.drop_slot(conn, action)
+            return drop_slot(conn, action)
         case SetWalKeepSize():
             return set_wal_keep_size(conn, action)
         case CreateNode() | ChangeNodeDsn() | DropNode():
@@ -315,7 +316,7 @@ def _drop_native(
     pconn = provider_conn(provider) if provider_conn is not None else None
     if pconn is not None:
         try:
-            pglogical_engine.drop_slot(pconn, DropSlot(node=provider, slot=slot))
+            drop_slot(pconn, DropSlot(node=provider, slot=slot))
             note = f" (slot {slot} on provider {provider} dropped over the admin connection)"
             return Outcome(Result.DONE, note)
         except (ApplyError, psycopg.Error) as exc2:
