@@ -355,3 +355,15 @@ def test_native_sets_a_declared_wal_keep_size_and_converges(network: Any, reset_
     assert net.execute("d1", "SHOW max_slot_wal_keep_size") == [("64MB",)]
     again = cli("plan", "-d", str(net.dir), "--detailed-exitcode")
     assert again.exit_code == 0, again.output
+
+
+def test_replica_identity_is_a_value_written_as_the_plan_has_it() -> None:
+    from reconciler.replica_identity import IdentityKind, ReplicaIdentity
+
+    for text in ("default", "full", "nothing", "missing", "index(id,approved)"):
+        assert str(ReplicaIdentity.parse(text)) == text
+    assert ReplicaIdentity.parse("index(id,approved)") == ReplicaIdentity.index(("id", "approved"))
+    assert ReplicaIdentity.parse("full").kind is IdentityKind.FULL
+    for bad in ("index", "fuller", "index(a"):
+        with pytest.raises(ValueError, match="replica identity"):
+            ReplicaIdentity.parse(bad)

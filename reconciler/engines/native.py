@@ -54,6 +54,7 @@ from reconciler.inspect import native_point as live
 from reconciler.inspect import pglogical_point
 from reconciler.inspect.native import ALL_TABLES, SCHEMA_PREFIX
 from reconciler.model import SetTable, Subscription
+from reconciler.replica_identity import ReplicaIdentity
 from reconciler.row_filter import FilterRefused
 from reconciler.secrets import redact_text
 from reconciler.topology import FORWARD_ALL
@@ -101,7 +102,7 @@ def _execute(conn: Conn, action: Action, provider_conn: ProviderConn | None) -> 
             _run(conn, statements(action))
             return DONE
         case SetReplicaIdentity():
-            if live.replica_identity(conn, action.table) == action.after:
+            if live.replica_identity(conn, action.table) == ReplicaIdentity.parse(action.after):
                 return ALREADY
             _run(conn, statements(action), transaction=True)
             return DONE

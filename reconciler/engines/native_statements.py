@@ -39,6 +39,7 @@ from reconciler.engines.settings import wal_keep_size_sql
 from reconciler.errors import ApplyError
 from reconciler.inspect.native import ALL_TABLES, SCHEMA_PREFIX
 from reconciler.model import ReplicationSet, SetTable, Subscription
+from reconciler.replica_identity import IdentityKind, ReplicaIdentity
 from reconciler.row_filter import filter_sql
 
 
@@ -108,30 +109,27 @@ def identity_index_name(table: str, columns: tuple[str, ...]) -> str:
     return f"{table.partition('.')[2][:40]}_reconcile_ri_{digest}"
 
 
-def identity_columns(identity: str) -> tuple[str, ...]:
-    """`index(a,b)` -> ("a", "b")."""
-    return tuple(c for c in identity.removeprefix("index(").removesuffix(")").split(",") if c)
-
-
-def replica_identity_sql(table: str, identity: str) -> list[sql.Composed]:
-    if identity == "full":
-        return [sql.SQL("ALTER TABLE {table} REPLICA IDENTITY FULL").format(table=table_ident(table))]
-    if not identity.startswith("index("):
-        raise ApplyError(f"unknown replica identity {identity!r}")
-    columns = identity_columns(identity)
-    index = identity_index_name(table, columns)
-    return [
-        # Unique because it holds the whole primary key; its columns are NOT
-        # NULL (preflight), as a replica identity index requires.
-        sql.SQL("CREATE UNIQUE INDEX IF NOT EXISTS {index} ON {table} ({columns})").format(
-            index=sql.Identifier(index),
-            table=table_ident(table),
-            columns=sql.SQL(", ").join(sql.Identifier(c) for c in columns),
-        ),
-        sql.SQL("ALTER TABLE {table} REPLICA IDENTITY USING INDEX {index}").format(
-            table=table_ident(table), index=sql.Identifier(index)
-        ),
-    ]
+def replica_identity_sql(table: str, identity: ReplicaIdentity) -> list[sql.Composed]:
+    match identity.kind:
+        case IdentityKind.FULL:
+            return [sql.SQL("ALTER TABLE {table} REPLICA IDENTITY FULL").format(table=table_ident(table))]
+        case IdentityKind.INDEX if identity.columns:
+            index = identity_index_name(table, identity.columns)
+            return [
+                # Unique because it holds the whole primary key; its columns are NOT
+                # NULL (preflight), as a replica identity index requires.
+                sql.SQL("CREATE UNIQUE INDEX IF NOT EXISTS {index} ON {table} ({columns})").format(
+                    index=sql.Identifier(index),
+                    table=table_ident(table),
+                    columns=sql.SQL(", ").join(sql.Identifier(c) for c in identity.columns),
+                ),
+                sql.SQL("ALTER TABLE {table} REPLICA IDENTITY USING INDEX {index}").format(
+                    table=table_ident(table), index=sql.Identifier(index)
+                ),
+            ]
+        case _:
+            # The diff only asks for an index or FULL; anything else is a bug upstream.
+            raise ApplyError(f"replica identity {identity} is not one reconcile sets")
 
 
 def create_subscription_sql(s: Subscription, *, copy_data: bool, enabled: bool | None = None) -> sql.Composed:
@@ -225,7 +223,7 @@ def statements(action: Action, *, recreate: ReplicationSet | None = None) -> lis
         case DropSet():
             return [drop_publication_sql(action.name)]
         case SetReplicaIdentity():
-            return replica_identity_sql(action.table, action.after)
+            return replica_identity_sql(action.table, ReplicaIdentity.parse(action.after))
         case AddTable():
             return [*_recreate(recreate), add_table_sql(action.set_name, action.table, action.spec)]
         case ReplaceTable():

@@ -14,6 +14,7 @@ from psycopg.rows import dict_row
 
 from reconciler import db
 from reconciler.model import ReplicationSet, SetTable
+from reconciler.replica_identity import IdentityKind, ReplicaIdentity
 
 Conn = psycopg.Connection[Any]
 
@@ -87,9 +88,12 @@ def subscription(conn: Conn, name: str) -> NativeSubscription | None:
     )
 
 
-def replica_identity(conn: Conn, table: str) -> str:
+def replica_identity(conn: Conn, table: str) -> ReplicaIdentity:
     r = _one(conn, "replica_identity", {"table": table})
-    return "missing" if r is None else str(r["identity"])
+    if r is None:
+        return ReplicaIdentity(IdentityKind.MISSING)
+    kind = IdentityKind(r["kind"])
+    return ReplicaIdentity.index(r["columns"] or []) if kind is IdentityKind.INDEX else ReplicaIdentity(kind)
 
 
 def origin_lsn(conn: Conn, origin: str) -> str | None:
