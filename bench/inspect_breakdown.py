@@ -31,7 +31,7 @@ DEFAULT_PORT_BASE = 26040
 
 def breakdown(dsn: str, request: Request, probe: bool, runs: int) -> list[tuple[str, float]]:
     """(statement, median ms) in batch order, plus the connection itself first."""
-    steps = batch(request, request.probes if probe else (), 10.0)
+    steps = batch(request, request.probes if probe else ())
     timings: dict[str, list[float]] = {"connect": []}
     for _ in range(runs):
         t0 = time.monotonic()

@@ -124,12 +124,14 @@ def connect(
     autocommit: bool = True,
     writes: bool = False,
     statement_timeout: float | None = None,
+    lock_timeout: float | None = None,
     read_only: bool = False,
 ) -> psycopg.Connection[Any]:
     """Open a connection to a node; ConnectError (no secret in it) when it cannot be had.
 
     `timeout` bounds the connection attempt; `statement_timeout` (seconds,
-    None: no limit) every statement of the session; `read_only` makes the
+    None: no limit) every statement of the session, `lock_timeout` every
+    wait for a lock; `read_only` makes the
     server refuse any write (default_transaction_read_only); `writes`
     (apply, repair) makes sure the session fires triggers
     (session_replication_role = origin).
@@ -156,6 +158,8 @@ def connect(
     session: list[tuple[str, str]] = []
     if statement_timeout is not None:
         session.append(("statement_timeout", str(milliseconds(statement_timeout))))
+    if lock_timeout is not None:
+        session.append(("lock_timeout", str(milliseconds(lock_timeout))))
     if read_only:
         session.append(("default_transaction_read_only", "on"))
     try:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
+import psycopg
 import pytest
 from conftest import DEFAULT_SCHEMA
 from support import cli
@@ -616,3 +617,21 @@ def test_one_slot_rule_for_edges_table_syncs_and_orphans() -> None:
     assert not is_native_table_sync("pg_16400_sync_16390_")
     slots = ["pgl_db_a_sub_0a1b2c3d", "pg_16400_sync_16390_7300000000000000000", "stray", "pgl_db_a_sub"]
     assert orphans(slots, expected) == ["stray"]
+
+
+@pytest.mark.server
+def test_a_locked_table_ends_inspection_at_its_timeout(network: Any, filter_cache_dir: Any) -> None:
+    """The timeouts come with db.connect: a probe never queues behind ACCESS EXCLUSIVE for long."""
+    net = network()
+    node = "region_east"
+    holder = psycopg.connect(net.dsn(node))  # not autocommit: the lock stays until rollback
+    try:
+        holder.execute("LOCK TABLE public.technology IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        result = inspect_network(net.state, nodes=[node], timeout=2)
+        assert time.monotonic() - started < 15
+        assert node in result.unreachable and "timeout" in result.unreachable[node]
+    finally:
+        holder.rollback()
+        holder.close()
+    assert node in inspect_network(net.state, nodes=[node], timeout=5).facts

@@ -76,9 +76,11 @@ def _inspect(
         p: cache.lookup(database, p.table, p.installed) if p.cacheable else None for p in request.probes
     }
     started = time.monotonic()
-    with connect(dsn, timeout=timeout) as conn:
+    # lock_timeout: the probe's CREATE TABLE ... LIKE takes ACCESS SHARE on
+    # the real table; never queue behind an ACCESS EXCLUSIVE for long.
+    with connect(dsn, timeout=timeout, statement_timeout=timeout, lock_timeout=timeout) as conn:
         unknown = tuple(p for p, a in remembered.items() if a is None)
-        raw = read_catalogs(conn, dsn, request, unknown, timeout, trace_fd)
+        raw = read_catalogs(conn, dsn, request, unknown, trace_fd)
         round_trips = 1
         server = server_facts(raw)
         tables = table_facts(raw, request)
@@ -89,7 +91,7 @@ def _inspect(
         # A remembered answer holds while the server and the table's columns are the same.
         stale = tuple(p for p, a in remembered.items() if a is not None and a.signature != now(p.table))
         if stale:
-            raw.filters.update(read_probes(conn, dsn, request, stale, timeout, trace_fd))
+            raw.filters.update(read_probes(conn, dsn, request, stale, trace_fd))
             round_trips += 1
     for probe, answer in remembered.items():
         if answer is not None and probe not in stale:

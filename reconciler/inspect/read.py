@@ -26,7 +26,7 @@ from typing import Any
 
 import psycopg
 
-from reconciler.db import milliseconds, short_reason
+from reconciler.db import short_reason
 from reconciler.errors import InspectError
 from reconciler.inspect.request import NATIVE_QUERIES, FilterProbe, Request, probe_input, sql_text
 from reconciler.inspect.slots import slot_name_params
@@ -60,21 +60,11 @@ def _step(name: str, params: dict[str, Any] | None = None) -> Step:
     return (name, sql_text(name), params)
 
 
-def _begin(read_write: bool, timeout: float) -> list[Step]:
-    millis = str(milliseconds(timeout))
+def _begin(read_write: bool) -> Step:
     # READ WRITE only when probing: the probe creates temporary tables
     # (refused in a read-only transaction). The batch always ends in ROLLBACK.
-    begin = "BEGIN ISOLATION LEVEL REPEATABLE READ" + ("" if read_write else ", READ ONLY")
-    return [
-        ("begin", begin, None),
-        # lock_timeout: the probe's CREATE TABLE ... LIKE takes ACCESS SHARE
-        # on the real table; never queue behind an ACCESS EXCLUSIVE for long.
-        (
-            "timeouts",
-            "SELECT set_config('statement_timeout', %(ms)s, true), set_config('lock_timeout', %(ms)s, true)",
-            {"ms": millis},
-        ),
-    ]
+    # Statement and lock timeouts come with the connection (inspect_node).
+    return ("begin", "BEGIN ISOLATION LEVEL REPEATABLE READ" + ("" if read_write else ", READ ONLY"), None)
 
 
 ROLLBACK: Step = ("rollback", "ROLLBACK", None)
@@ -90,13 +80,13 @@ def _probe_steps(request: Request, probes: tuple[FilterProbe, ...]) -> list[Step
     ]
 
 
-def batch(request: Request, probes: tuple[FilterProbe, ...], timeout: float) -> list[Step]:
+def batch(request: Request, probes: tuple[FilterProbe, ...]) -> list[Step]:
     """Every statement of the one round trip, in order (see the module's docstring)."""
     names = [t["name"] for t in request.input["tables"]]
     tables = {"names": names, "quoted": [quote_table(t) for t in names]}
     native = request.engine is Engine.NATIVE
     steps = [
-        *_begin(bool(probes), timeout),
+        _begin(bool(probes)),
         _step("server"),
         _step("slots"),
         _step("relations", {**tables, "asked": native}),
@@ -165,14 +155,13 @@ def read_catalogs(
     dsn: str,
     request: Request,
     probes: tuple[FilterProbe, ...],
-    timeout: float,
     trace_fd: int | None = None,
 ) -> RawAnswer:
     """The one round trip. InspectError (no secret in it) when the node cannot be read.
 
     `trace_fd` (tests) receives libpq's protocol trace, to count the Syncs.
     """
-    steps = batch(request, probes, timeout)
+    steps = batch(request, probes)
     rows, columns, failed, error = _run(conn, steps, trace_fd)
     answer = RawAnswer(rows=rows, columns=columns, pglogical=True)
     if error is not None:
@@ -214,11 +203,10 @@ def read_probes(
     dsn: str,
     request: Request,
     probes: tuple[FilterProbe, ...],
-    timeout: float,
     trace_fd: int | None = None,
 ) -> dict[FilterProbe, dict[str, Any]]:
     """A second round trip that only normalises `probes` (their remembered answers went stale)."""
-    steps = [*_begin(True, timeout), *_probe_steps(request, probes), ROLLBACK]
+    steps = [_begin(True), *_probe_steps(request, probes), ROLLBACK]
     rows, _, _, error = _run(conn, steps, trace_fd)
     if error is not None:
         raise InspectError(short_reason(_database_error(error), dsn)) from None
