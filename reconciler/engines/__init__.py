@@ -26,6 +26,8 @@ from psycopg import sql
 from reconciler.actions import Action
 from reconciler.errors import ApplyError
 from reconciler.model import Engine as EngineName
+from reconciler.model import SetTable
+from reconciler.row_filter import FilterRefused
 from reconciler.secrets import scrub
 
 ProviderConn = Callable[[str], "psycopg.Connection[Any] | None"]
@@ -53,10 +55,42 @@ DONE = Outcome(Result.DONE)
 ALREADY = Outcome(Result.ALREADY)
 
 
-def run(conn: psycopg.Connection[Any], statements: list[sql.Composed]) -> None:
-    """Send the statements one by one: the only way an engine changes a node."""
+def run(conn: psycopg.Connection[Any], statements: list[sql.Composed], *, transaction: bool = False) -> None:
+    """Send the statements one by one (in one transaction when asked): how an engine changes a node."""
+    if transaction:
+        with conn.transaction():
+            run(conn, statements)
+        return
     for statement in statements:
         conn.execute(statement)
+
+
+def same_membership(current: SetTable, wanted: SetTable) -> bool:
+    """Whether a table's live membership in a set is the wanted one.
+
+    Both filters are PostgreSQL's normal forms: the live one read back, the
+    wanted one normalised by inspection before the diff (the plan's
+    fingerprint check says the node is as inspected), so text equality is
+    the comparison; the engines run no probe of their own.
+    """
+
+    def columns(t: SetTable) -> tuple[str, ...] | None:
+        return tuple(sorted(t.columns)) if t.columns is not None else None
+
+    return columns(current) == columns(wanted) and current.row_filter == wanted.row_filter
+
+
+def guarded(action: Action, body: Callable[[], Outcome]) -> Outcome:
+    """body(), its failures as one ApplyError naming node, action and cause, without secrets."""
+    try:
+        return body()
+    except (ApplyError, FilterRefused) as exc:
+        message = str(exc)
+        cause: Exception = exc
+    except psycopg.Error as exc:
+        message = pg_message(exc)
+        cause = exc
+    raise ApplyError(scrub(f"{action.node}: {action.symbol} {action.describe()}: {message}")) from cause
 
 
 def pg_message(exc: psycopg.Error) -> str:

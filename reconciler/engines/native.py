@@ -38,7 +38,17 @@ from reconciler.actions import (
     SetWalKeepSize,
     SwitchSubscription,
 )
-from reconciler.engines import ALREADY, DONE, Outcome, ProviderConn, Result, pg_message, run
+from reconciler.engines import (
+    ALREADY,
+    DONE,
+    Outcome,
+    ProviderConn,
+    Result,
+    guarded,
+    pg_message,
+    run,
+    same_membership,
+)
 from reconciler.engines import pglogical as pglogical_engine
 from reconciler.engines.native_statements import (
     alter_subscription_sql,
@@ -53,9 +63,8 @@ from reconciler.errors import ApplyError
 from reconciler.inspect import native_point as live
 from reconciler.inspect import pglogical_point
 from reconciler.inspect.native import ALL_TABLES, SCHEMA_PREFIX
-from reconciler.model import SetTable, Subscription
+from reconciler.model import Subscription
 from reconciler.replica_identity import ReplicaIdentity
-from reconciler.row_filter import FilterRefused
 from reconciler.secrets import redact_text
 from reconciler.topology import FORWARD_ALL
 
@@ -71,25 +80,7 @@ def supports(action: Action) -> str | None:
 
 def execute(conn: Conn, action: Action, *, provider_conn: ProviderConn | None = None) -> Outcome:
     """Run `action` on its node; its outcome, or ApplyError naming node, action and cause."""
-    try:
-        return _execute(conn, action, provider_conn)
-    except (ApplyError, FilterRefused) as exc:
-        raise ApplyError(_failure(action, str(exc))) from exc
-    except psycopg.Error as exc:
-        raise ApplyError(_failure(action, pg_message(exc))) from exc
-
-
-def _failure(action: Action, message: str) -> str:
-    # subconninfo may carry a password someone wrote by hand; errors may quote it.
-    return redact_text(f"{action.node}: {action.symbol} {action.describe()}: {message}")
-
-
-def _run(conn: Conn, stmts: list[sql.Composed], *, transaction: bool = False) -> None:
-    if transaction:
-        with conn.transaction():
-            run(conn, stmts)
-    else:
-        run(conn, stmts)
+    return guarded(action, lambda: _execute(conn, action, provider_conn))
 
 
 def _execute(conn: Conn, action: Action, provider_conn: ProviderConn | None) -> Outcome:
@@ -99,12 +90,12 @@ def _execute(conn: Conn, action: Action, provider_conn: ProviderConn | None) -> 
         case DropSet():
             if live.publication(conn, action.name) is None:
                 return ALREADY
-            _run(conn, statements(action))
+            run(conn, statements(action))
             return DONE
         case SetReplicaIdentity():
             if live.replica_identity(conn, action.table) == ReplicaIdentity.parse(action.after):
                 return ALREADY
-            _run(conn, statements(action), transaction=True)
+            run(conn, statements(action), transaction=True)
             return DONE
         case AddTable():
             return _add_table(conn, action)
@@ -119,7 +110,7 @@ def _execute(conn: Conn, action: Action, provider_conn: ProviderConn | None) -> 
         case RefreshSubscription():
             if live.subscription(conn, action.name) is None:
                 raise ApplyError(f"subscription {action.name!r} does not exist")
-            _run(conn, statements(action))
+            run(conn, statements(action))
             return DONE
         case ReplaceSubscription():
             return _replace_subscription(conn, action, provider_conn)
@@ -152,7 +143,7 @@ def _set(conn: Conn, action: CreateSet | AlterSet) -> Outcome:
             return Outcome(
                 Result.ALREADY, " (the publication exists with other operations: the next plan shows it)"
             )
-    _run(conn, statements(action))
+    run(conn, statements(action))
     return DONE
 
 
@@ -163,15 +154,15 @@ def _add_table(conn: Conn, action: AddTable) -> Outcome:
     if not pub.all_tables:
         current = live.publication_table(conn, action.set_name, action.table)
         if current is not None:
-            if _same_table(current, action.spec):
+            if same_membership(current, action.spec):
                 return ALREADY
             return Outcome(
                 Result.ALREADY,
                 " (in the publication with another filter or column list: the next plan shows it)",
             )
-        _run(conn, statements(action))
+        run(conn, statements(action))
         return DONE
-    _run(conn, statements(action, recreate=pub.set), transaction=True)
+    run(conn, statements(action, recreate=pub.set), transaction=True)
     return Outcome(
         Result.DONE, " (the FOR ALL TABLES publication was re-created with only its declared tables)"
     )
@@ -179,11 +170,11 @@ def _add_table(conn: Conn, action: AddTable) -> Outcome:
 
 def _replace_table(conn: Conn, action: ReplaceTable) -> Outcome:
     current = live.publication_table(conn, action.set_name, action.table)
-    if current is not None and _same_table(current, action.after):
+    if current is not None and same_membership(current, action.after):
         return ALREADY
     if current is None:
         raise ApplyError(f"table {action.table} is not in publication {action.set_name} any more: plan again")
-    _run(conn, statements(action), transaction=True)
+    run(conn, statements(action), transaction=True)
     return DONE
 
 
@@ -192,30 +183,18 @@ def _remove_table(conn: Conn, action: RemoveTable) -> Outcome:
         pub = live.publication(conn, action.set_name)
         if pub is None or not pub.all_tables:
             return ALREADY
-        _run(conn, statements(action, recreate=pub.set), transaction=True)
+        run(conn, statements(action, recreate=pub.set), transaction=True)
         return Outcome(Result.DONE, " (re-created without FOR ALL TABLES)")
     if action.table.startswith(SCHEMA_PREFIX):
         try:
-            _run(conn, statements(action))
+            run(conn, statements(action))
         except pgerrors.UndefinedObject:
             return ALREADY
         return DONE
     if live.publication_table(conn, action.set_name, action.table) is None:
         return ALREADY
-    _run(conn, statements(action))
+    run(conn, statements(action))
     return DONE
-
-
-def _same_table(current: SetTable, wanted: SetTable) -> bool:
-    """Whether the membership is the wanted one.
-
-    Both filters are PostgreSQL's normal forms: the live one read back, the
-    wanted one normalised by inspection before the diff, so text equality is
-    the comparison; no probe here.
-    """
-    wanted_columns = tuple(sorted(wanted.columns)) if wanted.columns is not None else None
-    current_columns = tuple(sorted(current.columns)) if current.columns is not None else None
-    return current_columns == wanted_columns and current.row_filter == wanted.row_filter
 
 
 # -- subscriptions ------------------------------------------------------------------
@@ -242,7 +221,7 @@ def _create_subscription(conn: Conn, action: CreateSubscription) -> Outcome:
             f"subscription {wanted.name!r} exists with other attributes; the next plan shows how"
         )
     # Not in a transaction block: CREATE SUBSCRIPTION creates the provider's slot.
-    _run(conn, statements(action))
+    run(conn, statements(action))
     return DONE
 
 
@@ -252,7 +231,7 @@ def _alter_subscription(conn: Conn, action: AlterSubscription) -> Outcome:
         raise ApplyError(f"subscription {action.after.name!r} does not exist")
     if not alter_subscription_sql(as_model(current, action.after), action.after):
         return ALREADY
-    _run(conn, statements(action))
+    run(conn, statements(action))
     return DONE
 
 
@@ -272,7 +251,7 @@ def _replace_subscription(
         note = _drop_native(conn, name, drop, action.before.provider_node, provider_conn)
         if note is not None and note != DONE:
             notes.append(str(note))
-    _run(conn, [create])
+    run(conn, [create])
     notes.append("rows changed meanwhile need `reconcile verify --repair`")
     return Outcome(Result.DONE, "".join(f"; {n}" for n in notes))
 
@@ -308,11 +287,11 @@ def _drop_native(
     if current is None:
         return None
     try:
-        _run(conn, [drop])
+        run(conn, [drop])
         return DONE
     except pgerrors.ConnectionFailure as exc:
         reason = pg_message(exc)
-    _run(conn, detach_slot_sql(name))
+    run(conn, detach_slot_sql(name))
     slot = current.slot_name or name
     pconn = provider_conn(provider) if provider_conn is not None else None
     if pconn is not None:

@@ -24,10 +24,6 @@ Conn = psycopg.Connection[Any]
 SWITCH_TIMEOUT = 60.0
 
 
-def _run(conn: Conn, stmts: list[sql.Composed]) -> None:
-    run(conn, stmts)
-
-
 def switch(conn: Conn, action: SwitchSubscription, provider_conn: ProviderConn | None) -> Outcome:
     """Hand one edge over from pglogical to native without losing or doubling a change.
 
@@ -51,7 +47,7 @@ def switch(conn: Conn, action: SwitchSubscription, provider_conn: ProviderConn |
     current = live.subscription(conn, wanted.name)
     if pgl is None:
         if current is None:
-            _run(conn, [create_subscription_sql(wanted, copy_data=False)])
+            run(conn, [create_subscription_sql(wanted, copy_data=False)])
             return Outcome(Result.DONE, " (no pglogical subscription left)")
         return ALREADY
     if current is not None and current.enabled:
@@ -68,7 +64,7 @@ def switch(conn: Conn, action: SwitchSubscription, provider_conn: ProviderConn |
     if pconn is None:
         raise ApplyError(f"provider {wanted.provider_node} is unreachable: the switch needs it")
     if current is None:
-        _run(conn, [create_subscription_sql(wanted, copy_data=False, enabled=False)])
+        run(conn, [create_subscription_sql(wanted, copy_data=False, enabled=False)])
         current = live.subscription(conn, wanted.name)
         if current is None:
             raise ApplyError(f"subscription {wanted.name!r} vanished after creation")
@@ -81,17 +77,17 @@ def switch(conn: Conn, action: SwitchSubscription, provider_conn: ProviderConn |
             # Stopped before the native slot began (by hand, or a run killed
             # right after disabling it): let it catch up first, or the
             # changes in between would be lost.
-            _run(conn, [_pglogical_call("alter_subscription_enable", old.name)])
+            run(conn, [_pglogical_call("alter_subscription_enable", old.name)])
         _wait(
             lambda: _pglogical_confirmed(pconn, pgl.slot_name, start),
             f"pglogical subscription {old.name} to apply up to {start}",
         )
-    _run(conn, [_pglogical_call("alter_subscription_disable", old.name)])
+    run(conn, [_pglogical_call("alter_subscription_disable", old.name)])
     _wait(lambda: not _slot_active(pconn, pgl.slot_name), f"pglogical subscription {old.name} to stop")
     position = live.origin_lsn(conn, pgl.slot_name)
     if position is not None:
-        _run(conn, [advance_origin_sql(wanted.name, position)])
-    _run(conn, [enable_sql(wanted.name, True)])
+        run(conn, [advance_origin_sql(wanted.name, position)])
+    run(conn, [enable_sql(wanted.name, True)])
     pglogical_engine.execute(
         conn, DropSubscription(node=action.node, name=old.name, provider_node=old.provider_node)
     )

@@ -38,16 +38,13 @@ from reconciler.actions import (
     SetWalKeepSize,
     SwitchSubscription,
 )
-from reconciler.engines import ALREADY, DONE, Outcome, ProviderConn, Result, pg_message, run
+from reconciler.engines import ALREADY, DONE, Outcome, ProviderConn, Result, guarded, run, same_membership
 from reconciler.engines import pglogical_subscriptions as subs
 from reconciler.engines.pglogical_statements import statements, unsupported
 from reconciler.engines.settings import set_wal_keep_size
 from reconciler.errors import ApplyError
 from reconciler.inspect import pglogical_point as live
 from reconciler.inspect.pglogical_point import Conn
-from reconciler.model import SetTable
-from reconciler.row_filter import FilterRefused
-from reconciler.secrets import scrub
 
 __all__ = ["execute", "statements", "supports"]
 
@@ -64,25 +61,7 @@ def execute(
     provider_conn: ProviderConn | None = None,
 ) -> Outcome:
     """Run `action` on its node; its outcome, or ApplyError naming node, action and cause."""
-    try:
-        return _execute(conn, action, provider_conn)
-    except (ApplyError, FilterRefused) as exc:
-        raise ApplyError(_failure(action, str(exc))) from exc
-    except psycopg.Error as exc:
-        raise ApplyError(_failure(action, pg_message(exc))) from exc
-
-
-def _failure(action: Action, message: str) -> str:
-    return scrub(f"{action.node}: {action.symbol} {action.describe()}: {message}")
-
-
-def _run(conn: Conn, action: Action, *, transaction: bool = False) -> None:
-    """Exactly the action's statements, in one transaction when asked."""
-    if transaction:
-        with conn.transaction():
-            run(conn, statements(action))
-    else:
-        run(conn, statements(action))
+    return guarded(action, lambda: _execute(conn, action, provider_conn))
 
 
 def _execute(conn: Conn, action: Action, provider_conn: ProviderConn | None) -> Outcome:
@@ -94,14 +73,14 @@ def _execute(conn: Conn, action: Action, provider_conn: ProviderConn | None) -> 
         case DropNode():
             if not live.node_interfaces(conn, action.name):
                 return ALREADY
-            _run(conn, action)
+            run(conn, statements(action))
             return DONE
         case CreateSet() | AlterSet():
             return _set(conn, action)
         case DropSet():
             if live.replication_set(conn, action.name) is None:
                 return ALREADY
-            _run(conn, action)
+            run(conn, statements(action))
             return DONE
         case AddTable():
             return _add_table(conn, action)
@@ -110,7 +89,7 @@ def _execute(conn: Conn, action: Action, provider_conn: ProviderConn | None) -> 
         case RemoveTable():
             if live.set_table(conn, action.set_name, action.table) is None:
                 return ALREADY
-            _run(conn, action)
+            run(conn, statements(action))
             return DONE
         case CreateSubscription():
             return subs.create_subscription(conn, action, provider_conn)
@@ -138,7 +117,7 @@ def _create_node(conn: Conn, action: CreateNode) -> Outcome:
         if node.dsn != action.dsn:
             return Outcome(Result.ALREADY, " (its interface dsn differs: the next plan shows it)")
         return ALREADY
-    _run(conn, action)
+    run(conn, statements(action))
     return DONE
 
 
@@ -148,7 +127,7 @@ def _change_node_dsn(conn: Conn, action: ChangeNodeDsn) -> Outcome:
         raise ApplyError(f"this database is not pglogical node {action.name!r}")
     if node.dsn == action.after:
         return ALREADY
-    _run(conn, action, transaction=True)
+    run(conn, statements(action), transaction=True)
     return DONE
 
 
@@ -162,7 +141,7 @@ def _set(conn: Conn, action: CreateSet | AlterSet) -> Outcome:
             return ALREADY
         if isinstance(action, CreateSet):
             return Outcome(Result.ALREADY, " (the set exists with other flags: the next plan shows it)")
-    _run(conn, action)
+    run(conn, statements(action))
     return DONE
 
 
@@ -170,36 +149,25 @@ def _add_table(conn: Conn, action: AddTable) -> Outcome:
     current = live.set_table(conn, action.set_name, action.table)
     if current is None:
         try:
-            _run(conn, action)
+            run(conn, statements(action))
             return DONE
         except pgerrors.UniqueViolation:
             # replication_set_table_pkey: a concurrent run added it meanwhile.
             current = live.set_table(conn, action.set_name, action.table)
             if current is None:
                 raise
-    if _same_table(current, action.spec):
+    if same_membership(current, action.spec):
         return ALREADY
     return Outcome(Result.ALREADY, " (in the set with another filter or column list: the next plan shows it)")
 
 
 def _replace_table(conn: Conn, action: ReplaceTable) -> Outcome:
     current = live.set_table(conn, action.set_name, action.table)
-    if current is not None and _same_table(current, action.after):
+    if current is not None and same_membership(current, action.after):
         return ALREADY
     # pglogical has no alter for a table in a set; remove + add in one
     # transaction leaves no window (decoding reads the catalogs with a
     # historic snapshot). The remove is guarded: a table already out of the
     # set (a replace done half by hand) is just added.
-    _run(conn, action, transaction=True)
+    run(conn, statements(action), transaction=True)
     return DONE
-
-
-def _same_table(current: SetTable, wanted: SetTable) -> bool:
-    """Whether the live membership is the wanted one.
-
-    Both filters are PostgreSQL's normal forms: the live one read back, the
-    wanted one normalised by inspection before the diff (filter_cache), so
-    text equality is the comparison; no probe here.
-    """
-    wanted_columns = tuple(sorted(wanted.columns)) if wanted.columns is not None else None
-    return current.columns == wanted_columns and current.row_filter == wanted.row_filter

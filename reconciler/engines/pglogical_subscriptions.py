@@ -17,7 +17,6 @@ from psycopg import errors as pgerrors
 from psycopg.errors import Diagnostic
 
 from reconciler.actions import (
-    Action,
     AlterSubscription,
     CreateSubscription,
     DropSlot,
@@ -33,15 +32,6 @@ from reconciler.model import Subscription
 
 # A walsender that was just terminated needs a moment to release its slot.
 SLOT_RELEASE_TIMEOUT = 10.0
-
-
-def _run(conn: Conn, action: Action, *, transaction: bool = False) -> None:
-    """Exactly the action's statements, in one transaction when asked."""
-    if transaction:
-        with conn.transaction():
-            run(conn, statements(action))
-    else:
-        run(conn, statements(action))
 
 
 def _same_subscription(a: Subscription, b: Subscription) -> bool:
@@ -67,7 +57,7 @@ def create_subscription(
         )
     note = _check_stale_provider_record(conn, wanted)
     _check_provider_sets(provider_conn, wanted.provider_node, wanted.replication_sets)
-    _run(conn, action, transaction=True)
+    run(conn, statements(action), transaction=True)
     return Outcome(Result.DONE, note)
 
 
@@ -130,7 +120,7 @@ def alter_subscription(conn: Conn, action: AlterSubscription, provider_conn: Pro
         return ALREADY
     added = tuple(sorted(set(wanted.replication_sets) - set(action.before.replication_sets)))
     _check_provider_sets(provider_conn, wanted.provider_node, added)
-    _run(conn, action, transaction=True)
+    run(conn, statements(action), transaction=True)
     return DONE
 
 
@@ -203,7 +193,7 @@ def drop_subscription(conn: Conn, action: DropSubscription, provider_conn: Provi
     if current is None:
         return ALREADY
     with _slot_warnings(conn) as warnings:
-        _run(conn, action)
+        run(conn, statements(action))
     if not _slot_left(warnings):
         return DONE
     return Outcome(Result.DONE, _left_slot(current, provider_conn))
@@ -245,7 +235,7 @@ def drop_slot(conn: Conn, action: DropSlot) -> Outcome:
             raise ApplyError(f"slot {action.slot!r} belongs to database {current.database!r}")
         acted = True
         try:
-            _run(conn, action)
+            run(conn, statements(action))
             return DONE
         except pgerrors.UndefinedObject:
             return DONE  # gone meanwhile

@@ -1,6 +1,6 @@
 """Point reads the native engine makes before it acts: publications, subscriptions, identities, origins.
 
-One .sql file per read under inspect/native/point/, loaded by db.sql_file;
+One .sql file per read under inspect/native/point/, read by inspect/point.py (db.sql_file);
 small typed parsers here. The whole-node reads of a plan are inspect/read.py.
 """
 
@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
 
-from reconciler import db
+from reconciler.inspect import point
 from reconciler.model import ReplicationSet, SetTable
 from reconciler.replica_identity import IdentityKind, ReplicaIdentity
 
@@ -20,9 +19,7 @@ Conn = psycopg.Connection[Any]
 
 
 def _rows(conn: Conn, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(db.sql_file("reconciler.inspect", f"native/point/{name}"), params)
-        return cur.fetchall()
+    return point.rows(conn, f"native/point/{name}", params)
 
 
 def _one(conn: Conn, name: str, params: dict[str, Any]) -> dict[str, Any] | None:

@@ -1,6 +1,6 @@
 """Point reads of one pglogical node's catalogs, by name, that the engine makes before it acts.
 
-One .sql file per read under inspect/pglogical/point/, loaded by db.sql_file;
+One .sql file per read under inspect/pglogical/point/, read by inspect/point.py (db.sql_file);
 small typed parsers here. The whole-node reads of a plan are inspect/read.py.
 """
 
@@ -10,18 +10,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
 
-from reconciler import db
+from reconciler.inspect import point
 from reconciler.model import ReplicationSet, SetTable, Subscription
 
 Conn = psycopg.Connection[Any]
 
 
 def _rows(conn: Conn, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(db.sql_file("reconciler.inspect", f"pglogical/point/{name}"), params)
-        return cur.fetchall()
+    return point.rows(conn, f"pglogical/point/{name}", params)
 
 
 @dataclass(frozen=True)
