@@ -51,7 +51,7 @@ def broken_subscriptions(desired: Desired, live: Mapping[str, LiveNode]) -> dict
     return broken
 
 
-def synced_at(live: Mapping[str, LiveNode], action: AddTable) -> tuple[str, ...]:
+def synced_at(desired: Desired, live: Mapping[str, LiveNode], action: AddTable) -> tuple[str, ...]:
     """Subscribers of the provider's set that already mark the added table synced.
 
     pglogical skips a queued table sync for a table its subscription already
@@ -60,10 +60,14 @@ def synced_at(live: Mapping[str, LiveNode], action: AddTable) -> tuple[str, ...]
     """
     found: set[str] = set()
     for subscriber, node in live.items():
+        kept = desired.nodes[subscriber].catalog.subscriptions if subscriber in desired.nodes else {}
         for name, sub in node.catalog.subscriptions.items():
             facts = node.subscriptions.get(name)
+            # pglogical keeps sync rows per subscription: only a subscription
+            # the plan keeps decides what arrives (an undeclared one is dropped).
             if (
-                sub.provider_node == action.node
+                name in kept
+                and sub.provider_node == action.node
                 and action.set_name in sub.replication_sets
                 and facts is not None
                 and action.table in facts.tables_synced
@@ -102,7 +106,7 @@ def across_nodes(desired: Desired, live: Mapping[str, LiveNode], actions: list[A
         if isinstance(action, CreateSubscription) and live[action.node].holds_rows:
             action = action.model_copy(update={"copy_data": False})
         if isinstance(action, AddTable) and action.synchronize_data:
-            action = action.model_copy(update={"synced_at": synced_at(live, action)})
+            action = action.model_copy(update={"synced_at": synced_at(desired, live, action)})
         if isinstance(action, AlterSubscription) and (action.node, action.after.name) in broken:
             continue  # superseded by the replace below, which also sets sets/enabled/dsn
         if isinstance(action, ReplaceSubscription) and (action.node, action.after.name) in broken:
