@@ -14,11 +14,19 @@ from reconciler.errors import SandboxError
 from reconciler.sandbox_server import connect
 
 DROP_TIMEOUT = 30.0
+# Teardown statements (dropping subscriptions) and the wait for apply workers to stop.
+STATEMENT_TIMEOUT = 30.0
+WORKER_STOP_TIMEOUT = 10.0
 
 
 def _query(name: str) -> sql.SQL:
     """One of the sandbox's .sql files (reconciler/sandbox_sql/<name>.sql)."""
     return db.sql_file("reconciler", f"sandbox_sql/{name}")
+
+
+def _count(conn: psycopg.Connection[tuple[object, ...]], name: str) -> int:
+    row = conn.execute(_query(name)).fetchone()
+    return int(str(row[0])) if row is not None else 0
 
 
 def existing_databases(port: int, names: Iterable[str]) -> set[str]:
@@ -72,6 +80,16 @@ def _drop_subscriptions(port: int, dbname: str) -> None:
         has = conn.execute(_query("has_pglogical")).fetchone()
         if not has or not has[0]:
             return
+        # Bounded: a teardown that waits for ever would hang its caller (a
+        # test session); DROP DATABASE ... WITH (FORCE) removes what is left.
+        conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(f"{int(STATEMENT_TIMEOUT)}s")))
+        try:
+            conn.execute(_query("stop_pglogical_subscriptions"))
+            deadline = time.monotonic() + WORKER_STOP_TIMEOUT
+            while time.monotonic() < deadline and _count(conn, "pglogical_apply_workers"):
+                time.sleep(0.05)
+        except psycopg.DatabaseError:
+            pass  # best effort, as below
         for (name,) in conn.execute(_query("pglogical_subscriptions")).fetchall():
             try:
                 conn.execute(
@@ -165,6 +183,9 @@ def drop_database(port: int, dbname: str, timeout: float = DROP_TIMEOUT) -> None
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     with connect(port) as conn:
+        # No statement outlives the deadline (DROP DATABASE can wait on a
+        # ProcSignalBarrier that nothing absorbs): an error, never a hang.
+        conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(f"{max(1, int(timeout))}s")))
         conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(ident))
         while time.monotonic() < deadline:
             conn.execute(_query("terminate_backends"), {"dbname": dbname})
@@ -174,7 +195,7 @@ def drop_database(port: int, dbname: str, timeout: float = DROP_TIMEOUT) -> None
             try:
                 _drop_waking_supervisor(conn, dbname)
                 return
-            except psycopg.errors.ObjectInUse as exc:
+            except (psycopg.errors.ObjectInUse, psycopg.errors.QueryCanceled) as exc:
                 last = exc
                 time.sleep(0.05)
     raise SandboxError(f"could not drop database {dbname!r} on port {port} in {timeout}s: {last}")

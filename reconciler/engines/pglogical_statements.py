@@ -217,6 +217,22 @@ def drop_subscription_sql(name: str) -> sql.Composed:
     return _sub_call("drop_subscription", name, "ifexists", True)
 
 
+def stop_subscriptions_sql(names: list[str]) -> sql.Composed:
+    """Disable those of the named subscriptions that exist, and stop their apply workers now.
+
+    Run on its own (committed) before a drop: drop_subscription waits for the
+    apply worker to exit while holding its own locks, and a worker that
+    blocks on one of them (a just-started worker updating its sync status)
+    never exits; the drop then waits for ever. A worker stopped first needs
+    none of the drop's locks. `immediate := true` is refused inside a
+    transaction block, so this statement never runs in one.
+    """
+    return sql.SQL(
+        "SELECT pglogical.alter_subscription_disable(subscription_name := s.sub_name, immediate := true)"
+        " FROM pglogical.subscription s WHERE s.sub_name = ANY ({names}) ORDER BY s.sub_name"
+    ).format(names=sql.Literal(names))
+
+
 def alter_subscription_sql(before: Subscription, after: Subscription) -> list[sql.Composed]:
     """In-place changes, in one transaction: interface, sets, enabled.
 
@@ -311,12 +327,14 @@ def statements(action: Action) -> list[sql.Composed]:
         case ReplaceSubscription():
             # No initial copy: the subscriber holds the provider's older rows
             # and a COPY would fail on their keys; `verify --repair` fills the gap.
+            names = sorted({action.before.name, action.after.name})
             return [
-                *(drop_subscription_sql(name) for name in sorted({action.before.name, action.after.name})),
+                stop_subscriptions_sql(names),
+                *(drop_subscription_sql(name) for name in names),
                 *create_subscription_sql(action.after, copy_data=False),
             ]
         case DropSubscription():
-            return [drop_subscription_sql(action.name)]
+            return [stop_subscriptions_sql([action.name]), drop_subscription_sql(action.name)]
         case DropSlot():
             return [terminate_slot_sql(action.slot), drop_slot_sql(action.slot)]
         case SetWalKeepSize():

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 import psycopg
 from psycopg import errors as pgerrors
+from psycopg import sql
 from psycopg.errors import Diagnostic
 
 from reconciler.actions import (
@@ -32,6 +33,8 @@ from reconciler.model import Subscription
 
 # A walsender that was just terminated needs a moment to release its slot.
 SLOT_RELEASE_TIMEOUT = 10.0
+# A stopped apply worker exits at its next latch wake-up: well under a second.
+WORKER_STOP_TIMEOUT = 30.0
 
 
 def _same_subscription(a: Subscription, b: Subscription) -> bool:
@@ -142,11 +145,14 @@ def replace_subscription(
         1 for d in dropped.values() if d is not None and d.provider_node == action.after.provider_node
     )
     note = _check_stale_provider_record(conn, action.after, dropping)
+    stop, *replace = statements(action)
+    _stop_workers(conn, stop, sorted(dropped))
     # One transaction: if the create fails (or the process dies), the drop of
-    # the local subscription rolls back too; only the provider's slot may be
+    # the local subscription rolls back too (left disabled by the stop: the
+    # next plan shows the replace again); only the provider's slot may be
     # gone, which the next plan sees and replaces again, never with a COPY.
     with _slot_warnings(conn) as warnings, conn.transaction():
-        run(conn, statements(action))
+        run(conn, replace)
     notes = [
         "done" + _left_slot(sub, provider_conn)
         for _, sub in sorted(dropped.items())
@@ -154,6 +160,23 @@ def replace_subscription(
     ]
     notes.append("rows changed meanwhile need `reconcile verify --repair`")
     return Outcome(Result.DONE, note + "".join(f"; {n}" for n in notes))
+
+
+def _stop_workers(conn: Conn, stop: sql.Composed, names: list[str]) -> None:
+    """Disable the subscriptions and wait until their apply workers have exited (stop_subscriptions_sql).
+
+    Bounded: a worker still running after WORKER_STOP_TIMEOUT is an error,
+    and nothing is dropped (the subscription stays, disabled).
+    """
+    run(conn, [stop])
+    deadline = time.monotonic() + WORKER_STOP_TIMEOUT
+    while running := live.running_apply_workers(conn, names):
+        if time.monotonic() > deadline:
+            raise ApplyError(
+                f"the apply worker of subscription(s) {', '.join(running)} did not stop within"
+                f" {WORKER_STOP_TIMEOUT:g} s; nothing was dropped (the subscription is disabled)"
+            )
+        time.sleep(0.1)
 
 
 def _slot_usable(provider_conn: ProviderConn | None, provider: str, slot_name: str) -> bool:
@@ -192,8 +215,10 @@ def drop_subscription(conn: Conn, action: DropSubscription, provider_conn: Provi
     current = live.subscription(conn, action.name)
     if current is None:
         return ALREADY
+    stop, *drop = statements(action)
+    _stop_workers(conn, stop, [action.name])
     with _slot_warnings(conn) as warnings:
-        run(conn, statements(action))
+        run(conn, drop)
     if not _slot_left(warnings):
         return DONE
     return Outcome(Result.DONE, _left_slot(current, provider_conn))

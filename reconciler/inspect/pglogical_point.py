@@ -113,6 +113,11 @@ def subscription(conn: Conn, name: str) -> LiveSubscription | None:
     )
 
 
+def running_apply_workers(conn: Conn, names: list[str]) -> list[str]:
+    """Which of the named subscriptions still have an apply worker running here."""
+    return [r["sub_name"] for r in _rows(conn, "apply_workers", {"names": names})]
+
+
 def provider_sets(conn: Conn, sets: tuple[str, ...]) -> list[str]:
     return [r["set_name"] for r in _rows(conn, "provider_sets", {"sets": list(sets)})]
 
