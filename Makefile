@@ -8,6 +8,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 APT_PACKAGES := postgresql-15 postgresql-15-pglogical
+# promtool, for the alert rules' unit tests (tests/test_alert_rules.py skips
+# them without it). Without recommends: no node_exporter pulled in.
+TEST_APT_PACKAGES := prometheus
 RECONCILE := $(PY) -m reconciler
 SCHEMA := desired-state/sandbox-schema.sql
 
@@ -15,21 +18,23 @@ SCHEMA := desired-state/sandbox-schema.sql
 
 install: system-packages venv
 
-# Debian's PostgreSQL 15 server and pglogical 2.4: installed as root, else the
-# exact command to run is printed.
+# Debian's PostgreSQL 15 server and pglogical 2.4, and promtool: installed as
+# root, else the exact command to run is printed.
 system-packages:
 	@missing=""; \
-	for pkg in $(APT_PACKAGES); do \
+	for pkg in $(APT_PACKAGES) $(TEST_APT_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' "$$pkg" 2>/dev/null | grep -q 'install ok installed' \
 	    || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing$$missing"; \
-	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(APT_PACKAGES); \
+	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(APT_PACKAGES) \
+	      && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(TEST_APT_PACKAGES); \
 	  else \
 	    echo "missing Debian packages:$$missing. Run as root:" >&2; \
 	    echo "  apt-get update && apt-get install -y $(APT_PACKAGES)" >&2; \
+	    echo "  apt-get install -y --no-install-recommends $(TEST_APT_PACKAGES)" >&2; \
 	    exit 1; \
 	  fi; \
 	fi
