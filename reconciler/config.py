@@ -13,6 +13,9 @@ A missing default file means the defaults; a named one must exist.
     [connect]
     user = "reconcile_review"        # log in as this role, whatever the DSNs say
 
+    [app]
+    ca_file = "/etc/ssl/certs/site-ca.pem"   # trust only this CA for https app_url probes
+
 `connect.user` is for jobs that must not hold the admin role's secret:
 `review` on merge requests logs in as the read-only role of
 deploy/roles/reconcile-review.sql, with that role's password only.
@@ -42,6 +45,7 @@ class OperatorConfig:
     path: Path | None = None
     dsn_allow: frozenset[str] = frozenset()
     connect_user: str | None = None  # every connection logs in as this role (None: as the DSN says)
+    app_ca_file: Path | None = None  # CA certificates for https app_url probes (None: the system's)
 
 
 def config_path() -> tuple[Path | None, bool]:
@@ -80,12 +84,33 @@ def load_operator_config() -> OperatorConfig:
         message = _TOML_POSITION.sub("", str(exc)).strip()
         raise _error(path, line, column, f"not valid TOML: {message}") from None
     for key in data:
-        if key not in ("dsn", "connect"):
-            message = f"unknown table or key '{key}' (known: [dsn], [connect])"
+        if key not in ("dsn", "connect", "app"):
+            message = f"unknown table or key '{key}' (known: [dsn], [connect], [app])"
             raise _error(path, *_position(text, key), message)
     return OperatorConfig(
-        path=path, dsn_allow=_dsn_allow(path, text, data), connect_user=_connect_user(path, text, data)
+        path=path,
+        dsn_allow=_dsn_allow(path, text, data),
+        connect_user=_connect_user(path, text, data),
+        app_ca_file=_app_ca_file(path, text, data),
     )
+
+
+def _app_ca_file(path: Path, text: str, data: dict[str, object]) -> Path | None:
+    section = data.get("app", {})
+    if not isinstance(section, dict):
+        raise _error(path, *_position(text, "app"), "app must be a table: [app]")
+    for key in section:
+        if key != "ca_file":
+            raise _error(path, *_position(text, key), f"unknown key '{key}' in [app] (known: ca_file)")
+    ca_file = section.get("ca_file")
+    if ca_file is None:
+        return None
+    if not isinstance(ca_file, str) or not ca_file:
+        raise _error(path, *_position(text, "ca_file"), 'app.ca_file must be a path: ca_file = "/etc/ca.pem"')
+    found = Path(ca_file)
+    if not found.is_file():
+        raise _error(path, *_position(text, "ca_file"), f"app.ca_file: {ca_file} is not a readable file")
+    return found
 
 
 def _connect_user(path: Path, text: str, data: dict[str, object]) -> str | None:

@@ -7,6 +7,7 @@ import re
 from typing import Protocol
 
 from reconciler import dsn as dsnlib
+from reconciler.app_url import AppUrlError, parse_app_url
 from reconciler.config import WHERE, load_operator_config
 from reconciler.errors import Location, Problem
 from reconciler.model import BUILTIN_SETS, NAME_MAX_LEN, NAME_PATTERN, DesiredState, parse_size
@@ -44,8 +45,19 @@ def rule_problems(state: DesiredState, locate: Locate) -> list[Problem]:
     _check_names(state, add)
     _check_tree(state, add)
     _check_dsns(state, add)
+    _check_app_urls(state, add)
     _check_sets(state, add)
     return problems
+
+
+def _check_app_urls(state: DesiredState, add: Add) -> None:
+    for name, node in sorted(state.nodes.items()):
+        if node.app_url is None:
+            continue
+        try:
+            parse_app_url(node.app_url)
+        except AppUrlError as exc:
+            add(("nodes", name, "app_url"), f"node '{name}': app_url {exc}")
 
 
 def _check_levels(state: DesiredState, add: Add) -> None:

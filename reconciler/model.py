@@ -123,6 +123,9 @@ class NodeDecl(Frozen):
     dsn: str
     admin_dsn: str | None = None
     max_slot_wal_keep_size: str | None = None
+    # The site's web application health URL, probed by `status` and `serve`
+    # (rules in app_url.py, checked by load_rules).
+    app_url: str | None = None
 
     @property
     def connect_dsn(self) -> str:
@@ -143,6 +146,9 @@ class Monitoring(Frozen):
     max_lag_bytes: ByteSize = 1024**3
     max_retained_wal: ByteSize = 5 * 1024**3
     warn_fraction: float = Field(default=0.5, gt=0, le=1)
+    # A subscription down this long, with both ends answering and its cause
+    # gone, is planned as a restart (pglogical itself retries only every 180 s).
+    restart_after_seconds: float = Field(default=30.0, ge=0, le=86400)
 
 
 class DesiredState(Frozen):

@@ -31,7 +31,9 @@ def alert_names() -> set[str]:
 def _promtool() -> str:
     found = shutil.which("promtool")
     if found is None:
-        pytest.skip("promtool not installed (Debian package `prometheus`; `make install` as root installs it)")
+        pytest.skip(
+            "promtool not installed (Debian package `prometheus`; `make install` as root installs it)"
+        )
     return found
 
 

@@ -17,7 +17,7 @@ from reconciler.cli.options import (
     load_state_or_exit,
     resolve_dir,
 )
-from reconciler.errors import PlanError
+from reconciler.errors import LoadError, PlanError
 from reconciler.files import atomic_write
 from reconciler.health.network import HealthRun, network_health
 from reconciler.render.prometheus import render_prometheus
@@ -53,7 +53,7 @@ def _run(directory: Path | None, drift: bool, parallelism: int, timeout: float) 
         return network_health(
             state, resolve_dir(directory), drift=drift, parallelism=parallelism, timeout=timeout
         )
-    except PlanError as exc:
+    except (PlanError, LoadError) as exc:  # LoadError: the operator configuration changed meanwhile
         raise fail(str(exc)) from exc
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from reconciler.health.app_probe import AppReading
 from reconciler.health.readings import NodeReading, SlotReading
 from reconciler.health.report import (
+    AppHealth,
     EdgeHealth,
     Finding,
     HealthReport,
@@ -184,16 +186,35 @@ def judge_node(state: DesiredState, reading: NodeReading, drift: int | None) -> 
     )
 
 
+def judge_app(reading: AppReading) -> AppHealth:
+    """No 2xx answer within the timeout is CRIT: the site's users cannot work, whatever replicates."""
+    found: list[Finding] = []
+    if not reading.up:
+        found.append(Finding(level=Level.CRIT, message=f"application down: {reading.reason or 'no answer'}"))
+    return AppHealth(
+        node=reading.node,
+        url=reading.url,
+        up=reading.up,
+        http_status=reading.http_status,
+        seconds=reading.seconds,
+        reason=reading.reason,
+        level=worst([f.level for f in found]),
+        findings=tuple(found),
+    )
+
+
 def judge(
     state: DesiredState,
     readings: Mapping[str, NodeReading],
     drift: Mapping[str, int] | None = None,
+    apps: Mapping[str, AppReading] | None = None,
 ) -> HealthReport:
     """Every node, declared edge and slot read, judged against `state.monitoring`.
 
     Nodes missing from `readings` count as unreachable. Drift (planned
     changes per node) is reported, not judged: `plan --detailed-exitcode`
-    and the drift metric own that signal.
+    and the drift metric own that signal. `apps`: the probed app_urls
+    (health/app_probe.py), one per node that declares one.
     """
     limits = state.monitoring
     complete = {
@@ -208,5 +229,13 @@ def judge(
         for name in sorted(complete)
         for slot in sorted(complete[name].slots, key=lambda s: s.slot)
     )
-    overall = worst([n.level for n in nodes] + [e.level for e in judged_edges] + [s.level for s in slots])
-    return HealthReport(nodes=nodes, edges=judged_edges, slots=slots, thresholds=limits, level=overall)
+    judged_apps = tuple(judge_app(reading) for _, reading in sorted((apps or {}).items()))
+    overall = worst(
+        [n.level for n in nodes]
+        + [e.level for e in judged_edges]
+        + [s.level for s in slots]
+        + [a.level for a in judged_apps]
+    )
+    return HealthReport(
+        nodes=nodes, edges=judged_edges, slots=slots, thresholds=limits, level=overall, apps=judged_apps
+    )

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler import db
+from reconciler.config import load_operator_config
+from reconciler.health.app_probe import AppReading, probe_apps
 from reconciler.health.judge import judge
 from reconciler.health.reader import read_network
 from reconciler.health.readings import NodeReading
@@ -38,19 +41,28 @@ def network_health(
     parallelism: int = 32,
     timeout: float = 10.0,
 ) -> HealthRun:
-    """Health readings and the plan's drift are read side by side, so a silent node costs one timeout."""
+    """Health readings, the plan's drift and the app_url probes side by side: a silent node or
+    site costs one timeout, not the others'.
+
+    LoadError when the operator configuration (its `[app] ca_file`) no longer loads.
+    """
     timestamp = time.time()
     started = time.monotonic()
     counts: dict[str, int] | None = None
     readings: dict[str, NodeReading] = {}
+    apps: Mapping[str, AppReading] = {}
+    ca_file = load_operator_config().app_ca_file
 
     def read(part: str) -> None:
-        nonlocal counts, readings
+        nonlocal counts, readings, apps
         if part == "drift":
             counts = drift_counts(state, directory, parallelism, timeout)
+        elif part == "apps":
+            apps = probe_apps(state, timeout=timeout, ca_file=ca_file, parallelism=parallelism)
         else:
             readings = read_network(state, parallelism=parallelism, timeout=timeout)
 
-    db.fan_out(["health", "drift"] if drift else ["health"], read, 2, name="status")
-    report = judge(state, readings, counts)
+    parts = ["health", "apps", "drift"] if drift else ["health", "apps"]
+    db.fan_out(parts, read, len(parts), name="status")
+    report = judge(state, readings, counts, apps)
     return HealthRun(report=report, seconds=round(time.monotonic() - started, 6), timestamp=timestamp)

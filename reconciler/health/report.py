@@ -74,18 +74,33 @@ class SlotHealth(Frozen):
     findings: tuple[Finding, ...]
 
 
+class AppHealth(Frozen):
+    """A node's web application (its app_url), as probed: up means a 2xx answer."""
+
+    node: str
+    url: str
+    up: bool
+    http_status: int | None  # None: no HTTP answer came
+    seconds: float  # time the probe took
+    reason: str | None  # why it is down
+    level: Level
+    findings: tuple[Finding, ...]
+
+
 class HealthReport(Frozen):
     nodes: tuple[NodeHealth, ...]  # sorted by node
     edges: tuple[EdgeHealth, ...]  # sorted by (subscriber, provider)
     slots: tuple[SlotHealth, ...]  # sorted by (node, slot)
     thresholds: Monitoring
     level: Level  # worst of everything
+    apps: tuple[AppHealth, ...] = ()  # sorted by node; only nodes that declare an app_url
 
     @property
     def unreachable(self) -> list[str]:
         return [n.node for n in self.nodes if not n.reachable]
 
     def counts(self) -> dict[Level, int]:
-        """How many nodes, edges and slots sit at each level."""
+        """How many nodes, edges, slots and applications sit at each level."""
         levels = [x.level for x in self.nodes] + [x.level for x in self.edges] + [x.level for x in self.slots]
+        levels += [x.level for x in self.apps]
         return {lv: levels.count(lv) for lv in Level}

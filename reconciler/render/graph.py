@@ -8,7 +8,7 @@ the slots it holds; an unreachable node is grey and dashed, and says so.
 from __future__ import annotations
 
 from reconciler.health.judge import format_seconds
-from reconciler.health.report import EdgeHealth, HealthReport, Level, worst
+from reconciler.health.report import AppHealth, EdgeHealth, HealthReport, Level, worst
 from reconciler.model import DesiredState, format_bytes
 from reconciler.topology import edges
 
@@ -29,7 +29,8 @@ def node_classes(report: HealthReport) -> dict[str, str]:
             result[n.node] = "unreachable"
             continue
         slots = [s.level for s in report.slots if s.node == n.node]
-        result[n.node] = worst([n.level, *slots]).value
+        apps = [a.level for a in report.apps if a.node == n.node]  # the site's web application
+        result[n.node] = worst([n.level, *slots, *apps]).value
     return result
 
 
@@ -39,22 +40,29 @@ def _edge_label(edge: EdgeHealth) -> str:
     return f"{edge.status}, lag {lag_b} / {lag_s}"
 
 
-def _node_label(state: DesiredState, node: str, cls: str | None) -> tuple[str, str]:
+def _node_label(state: DesiredState, node: str, cls: str | None, app: AppHealth | None) -> tuple[str, str]:
     """(first line, second line) of a node's box."""
     second = state.nodes[node].level
     if cls == "unreachable":
         second += ", UNREACHABLE"
     elif cls is not None:
         second += f", {cls.upper()}"
+    if app is not None:
+        second += ", app up" if app.up else ", app DOWN"
     return node, second
+
+
+def _apps(report: HealthReport | None) -> dict[str, AppHealth]:
+    return {a.node: a for a in report.apps} if report is not None else {}
 
 
 def render_mermaid(state: DesiredState, report: HealthReport | None = None) -> str:
     classes = node_classes(report) if report is not None else {}
     live = {(e.subscriber, e.provider): e for e in report.edges} if report is not None else {}
+    apps = _apps(report)
     lines = ["flowchart BT"]
     for node in sorted(state.nodes):
-        first, second = _node_label(state, node, classes.get(node))
+        first, second = _node_label(state, node, classes.get(node), apps.get(node))
         lines.append(f'    {node}["{first}<br/>{second}"]')
     styles: list[str] = []
     for index, edge in enumerate(edges(state)):
@@ -92,8 +100,9 @@ def render_dot(state: DesiredState, report: HealthReport | None = None) -> str:
         '    node [shape=box, style="rounded,filled", fillcolor="#ffffff", fontname="Helvetica"];',
         '    edge [fontname="Helvetica", fontsize=10];',
     ]
+    apps = _apps(report)
     for node in sorted(state.nodes):
-        first, second = _node_label(state, node, classes.get(node))
+        first, second = _node_label(state, node, classes.get(node), apps.get(node))
         attrs = [f"label={_dot_quote(first + DOT_NEWLINE + second)}"]
         cls = classes.get(node)
         if cls is not None:

@@ -121,6 +121,16 @@ def health_families(report: HealthReport) -> list[Metric]:
         orphan.add_metric(labels, 1.0 if s.orphan else 0.0)
         slot_health.add_metric(labels, LEVEL_VALUE[s.level])
 
+    app_up = _gauge("app_up", "1 when the node's app_url answered 2xx within the timeout", ["node"])
+    app_seconds = _gauge("app_probe_duration_seconds", "Time the probe of the node's app_url took", ["node"])
+    app_status = _gauge(
+        "app_http_status", "HTTP status of the app_url's last answer (0: no HTTP answer)", ["node"]
+    )
+    for a in report.apps:
+        app_up.add_metric([a.node], 1.0 if a.up else 0.0)
+        app_seconds.add_metric([a.node], a.seconds)
+        app_status.add_metric([a.node], float(a.http_status or 0))
+
     return [
         status,
         *(family for family, _ in thresholds),
@@ -141,6 +151,9 @@ def health_families(report: HealthReport) -> list[Metric]:
         wal_status,
         orphan,
         slot_health,
+        app_up,
+        app_seconds,
+        app_status,
     ]
 
 

@@ -15,7 +15,9 @@ JSON schema, format_version 1 (keys sorted, two-space indent, one trailing newli
       "edges": [{"subscriber", "provider", "subscription", "status", "slot",
                  "slot_active", "lag_bytes", "lag_seconds", "level", "findings"}],
       "slots": [{"node", "slot", "subscription", "orphan", "active", "wal_status",
-                 "safe_wal_size", "retained_bytes", "level", "findings"}]
+                 "safe_wal_size", "retained_bytes", "level", "findings"}],
+      "apps": [{"node", "url", "up", "http_status": int|null, "seconds",
+                "reason", "level", "findings"}]   # nodes that declare app_url
     }
 
 Adding keys is compatible; removing or changing one raises format_version.
@@ -49,6 +51,7 @@ def render_status_json(report: HealthReport, exit_code: int) -> str:
         "nodes": [n.model_dump(mode="json") for n in report.nodes],
         "edges": [e.model_dump(mode="json") for e in report.edges],
         "slots": [s.model_dump(mode="json") for s in report.slots],
+        "apps": [a.model_dump(mode="json") for a in report.apps],
     }
     # Reasons quote libpq's messages, which may quote a DSN.
     return redact_text(json.dumps(document, indent=2, sort_keys=True)) + "\n"
@@ -108,6 +111,16 @@ def render_status_text(report: HealthReport) -> str:
             f"wal_status {s.wal_status or '?'}{safe}, {'active' if s.active else 'inactive'}"
         )
         lines.extend(_findings(s.findings))
+    if report.apps:
+        lines.append("")
+        lines.append("Applications (app_url):")
+    for app in report.apps:
+        answer = "no HTTP answer" if app.http_status is None else f"HTTP {app.http_status}"
+        lines.append(
+            f"  {_tag(app.level)}  {app.node}: {app.url}: {'up' if app.up else 'DOWN'}, {answer},"
+            f" {app.seconds * 1000:.0f} ms"
+        )
+        lines.extend(_findings(app.findings))
     counts = report.counts()
     t = report.thresholds
     lines.append("")
