@@ -42,6 +42,11 @@ SETTINGS: tuple[tuple[str, str], ...] = (
     # are 0.
     ("fsync", "off"),
     ("full_page_writes", "off"),
+    # `reconcile status` reads the tail of the current log file to say why a
+    # subscription is down (pglogical writes its apply errors only there);
+    # pg_current_logfile() names a file only with the logging collector on.
+    ("logging_collector", "on"),
+    ("log_line_prefix", "'%m [%p] '"),
 )
 # Some PostgreSQL 15 builds (this project's machines) only let logical slots
 # use the output plugins listed here; pglogical's apply worker then fails with

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from reconciler.health.app_probe import AppReading
+from reconciler.health.causes import Diagnosis, diagnose, missing_columns
 from reconciler.health.readings import NodeReading, SlotReading
 from reconciler.health.report import (
     AppHealth,
@@ -120,9 +121,8 @@ def edge_slot(provider: NodeReading | None, edge: Edge) -> SlotReading | None:
     return min(mine, key=lambda s: (len(s.slot), s.slot), default=None)
 
 
-def judge_edge(
-    edge: Edge, readings: Mapping[str, NodeReading], limits: Monitoring, engine: Engine = Engine.PGLOGICAL
-) -> EdgeHealth:
+def judge_edge(edge: Edge, readings: Mapping[str, NodeReading], state: DesiredState) -> EdgeHealth:
+    limits, engine = state.monitoring, state.engine
     subscriber = readings.get(edge.subscriber)
     provider = readings.get(edge.provider)
     found: list[Finding] = []
@@ -150,6 +150,24 @@ def judge_edge(
                 found.append(finding)
         if slot.lag_seconds is None and slot.lag_seconds_error is not None:
             found.append(Finding(level=Level.WARN, message=f"lag seconds unknown: {slot.lag_seconds_error}"))
+    diagnosis = Diagnosis()
+    if status != "replicating":
+        diagnosis = diagnose(state, edge, readings, slot, status)
+    elif subscriber is not None and provider is not None and provider.reachable:
+        # Replicating, but the next change of such a column breaks the link.
+        for table, columns in missing_columns(state, edge, provider, subscriber).items():
+            found.append(
+                Finding(
+                    level=Level.WARN,
+                    message=f"{edge.provider} has column(s) {', '.join(columns)} of {table} that"
+                    f" {edge.subscriber} lacks: the link breaks at the next change of them",
+                )
+            )
+    worker = subscriber.workers.get(edge.subscription) if subscriber is not None else None
+    # Native counts its errors; pglogical's are counted from the log's tail.
+    errors = worker.apply_errors if worker is not None else None
+    if errors is None and worker is not None and worker.log is not None:
+        errors = worker.log.failures
     return EdgeHealth(
         subscriber=edge.subscriber,
         provider=edge.provider,
@@ -161,6 +179,16 @@ def judge_edge(
         lag_seconds=slot.lag_seconds if slot is not None else None,
         level=worst([f.level for f in found]),
         findings=tuple(found),
+        cause=diagnosis.cause.value if diagnosis.cause is not None else None,
+        reason=diagnosis.reason,
+        remedy=diagnosis.remedy,
+        worker_running=worker.worker_running if worker is not None else None,
+        down_seconds=diagnosis.down_seconds,
+        retry_at=diagnosis.retry_at,
+        apply_errors=errors,
+        last_error=diagnosis.last_error,
+        failed_transaction=diagnosis.failed_transaction,
+        failed_lsn=diagnosis.failed_lsn,
     )
 
 
@@ -223,7 +251,7 @@ def judge(
     }
     drift = drift or {}
     nodes = tuple(judge_node(state, complete[name], drift.get(name)) for name in sorted(complete))
-    judged_edges = tuple(judge_edge(e, complete, limits, state.engine) for e in edges(state))
+    judged_edges = tuple(judge_edge(e, complete, state) for e in edges(state))
     slots = tuple(
         judge_slot(name, slot, limits)
         for name in sorted(complete)

@@ -15,7 +15,9 @@ from reconciler import db
 from reconciler.apply import log as apply_log
 from reconciler.db import short_reason
 from reconciler.errors import ConnectError
-from reconciler.health.readings import ApplySummary, NodeReading, SlotReading
+from reconciler.health.readings import ApplySummary, NodeReading, SlotReading, WorkerReading
+from reconciler.inspect import server_log
+from reconciler.inspect.read import quote_table
 from reconciler.inspect.request import expected_slots
 from reconciler.inspect.slots import is_native_table_sync, serves, slot_name_params
 from reconciler.model import DesiredState, Engine
@@ -132,6 +134,83 @@ def read_slots(conn: Conn, state: DesiredState, node: str, pglogical: bool) -> t
     return tuple(result)
 
 
+def read_workers(conn: Conn, pglogical: bool, native: bool) -> list[dict[str, Any]]:
+    """Every subscription's worker, tables not ready and error counts (rows of the .sql files)."""
+    found: list[dict[str, Any]] = []
+    if pglogical:
+        found += [{**r, "engine": "pglogical"} for r in rows(conn, "pglogical_workers")]
+    if native:
+        found += [{**r, "engine": "native"} for r in rows(conn, "native_workers")]
+    return found
+
+
+def read_log(
+    conn: Conn, found: list[dict[str, Any]]
+) -> tuple[dict[str, server_log.WorkerLog], str | None, Any]:
+    """What the server log's tail says of each subscription; why it could not be read; the server's clock."""
+    answer = rows(conn, "server_log", {"tail": server_log.LOG_TAIL_BYTES})[0]
+    if not answer["allowed"]:
+        return (
+            {},
+            (
+                f"cannot read the server log: role {conn.info.user} may not call pg_current_logfile,"
+                " pg_stat_file and pg_read_binary_file (superuser, or GRANT EXECUTE on them)"
+            ),
+            answer["read_at"],
+        )
+    if answer["logfile"] is None:
+        return (
+            {},
+            (
+                f"cannot read the server log: no current log file (logging_collector is"
+                f" {answer['logging_collector']})"
+            ),
+            answer["read_at"],
+        )
+    if answer["tail"] is None:
+        return (
+            {},
+            "cannot read the server log: the log file rotated away while it was read",
+            answer["read_at"],
+        )
+    lines = server_log.tail_lines(answer["tail"], answer["log_timezone"])
+    logs: dict[str, server_log.WorkerLog] = {}
+    for row in found:
+        if row["engine"] == "pglogical":
+            log = server_log.pglogical_worker(
+                lines, row["database_oid"], row["subscription_id"], row["subscription"]
+            )
+        else:
+            log = server_log.native_worker(lines, row["subscription_id"], row["subscription"])
+        if log is not None:
+            logs[row["subscription"]] = log
+    return logs, None, answer["read_at"]
+
+
+def read_columns(conn: Conn, state: DesiredState) -> dict[str, dict[str, str]]:
+    """Columns (name -> type) of every declared table this node has."""
+    names = sorted({t for s in state.replication_sets.values() for t in s.tables})
+    columns: dict[str, dict[str, str]] = {}
+    for row in rows(conn, "table_columns", {"quoted": [quote_table(t) for t in names]}):
+        columns.setdefault(row["table_name"], {})[row["column_name"]] = row["column_type"]
+    return columns
+
+
+def _workers(found: list[dict[str, Any]], logs: dict[str, server_log.WorkerLog]) -> dict[str, WorkerReading]:
+    return {
+        r["subscription"]: WorkerReading(
+            subscription=r["subscription"],
+            enabled=bool(r["enabled"]),
+            worker_running=bool(r["worker_running"]),
+            tables_not_ready=tuple(r["tables_not_ready"] or ()),
+            apply_errors=r.get("apply_errors"),
+            sync_errors=r.get("sync_errors"),
+            log=logs.get(r["subscription"]),
+        )
+        for r in sorted(found, key=lambda r: (r["subscription"], r["engine"] == "native"))
+    }
+
+
 def _last_apply(conn: Conn) -> ApplySummary | None:
     record = apply_log.last(conn)
     if record is None:
@@ -169,6 +248,14 @@ def read_node(state: DesiredState, node: str, timeout: float) -> NodeReading:
                 )
             slots = read_slots(conn, state, node, pglogical)
             last = _last_apply(conn)
+            found = read_workers(conn, pglogical, state.engine is Engine.NATIVE)
+            logs: dict[str, server_log.WorkerLog] = {}
+            log_problem: str | None = None
+            read_at: Any = None
+            # The log is read only when it has something to explain.
+            if any(r["enabled"] and not r["worker_running"] for r in found):
+                logs, log_problem, read_at = read_log(conn, found)
+            columns = read_columns(conn, state)
     except psycopg.DatabaseError as exc:
         reason = short_reason(f"{exc.diag.sqlstate or ''} {exc.diag.message_primary or exc}".strip(), dsn)
         return NodeReading(
@@ -183,6 +270,10 @@ def read_node(state: DesiredState, node: str, timeout: float) -> NodeReading:
         subscriptions=dict(sorted(subscriptions.items())),
         slots=slots,
         seconds=_since(started),
+        workers=_workers(found, logs),
+        columns=columns,
+        log_problem=log_problem,
+        read_at=read_at,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from reconciler.inspect.server_log import WorkerLog
 from reconciler.model import Frozen
 
 
@@ -40,6 +41,18 @@ class SlotReading(Frozen):
     lag_seconds_error: str | None = None
 
 
+class WorkerReading(Frozen):
+    """One subscription as its subscriber runs it: its worker, tables not yet ready, errors, its log."""
+
+    subscription: str
+    enabled: bool
+    worker_running: bool
+    tables_not_ready: tuple[str, ...] = ()  # "public.technology (d)": table and its sync state
+    apply_errors: int | None = None  # native: pg_stat_subscription_stats (pglogical counts none)
+    sync_errors: int | None = None
+    log: WorkerLog | None = None  # None: the log was not read, or says nothing of it
+
+
 class NodeReading(Frozen):
     """One node as read: reachable or not (with the reason), versions, slots, subscriptions."""
 
@@ -52,3 +65,8 @@ class NodeReading(Frozen):
     subscriptions: dict[str, str] = {}  # subscription name -> show_subscription_status() status
     slots: tuple[SlotReading, ...] = ()
     seconds: float = 0.0  # time spent reading this node
+    workers: dict[str, WorkerReading] = {}  # subscription name -> how its worker runs
+    columns: dict[str, dict[str, str]] = {}  # declared table -> column -> type, as this node has it
+    # Why the server log could not be read (None: it was read, or nothing was down).
+    log_problem: str | None = None
+    read_at: datetime | None = None  # the server's clock when it was read (log times compare with it)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 
 from reconciler.health.readings import ApplySummary
@@ -59,6 +60,17 @@ class EdgeHealth(Frozen):
     lag_seconds: float | None
     level: Level
     findings: tuple[Finding, ...]
+    # Why it does not replicate (None: it does) and the remedy (health/causes.py).
+    cause: str | None = None
+    reason: str | None = None
+    remedy: str | None = None
+    worker_running: bool | None = None  # None: the subscriber was not read
+    down_seconds: float | None = None  # since its worker last failed, from the server log
+    retry_at: datetime | None = None  # pglogical's own next retry, at the latest
+    apply_errors: int | None = None  # native: pg_stat_subscription_stats; pglogical: failures in the log tail
+    last_error: str | None = None
+    failed_transaction: str | None = None  # the failing change as the log's CONTEXT names it
+    failed_lsn: str | None = None
 
 
 class SlotHealth(Frozen):

@@ -37,7 +37,8 @@ def node_classes(report: HealthReport) -> dict[str, str]:
 def _edge_label(edge: EdgeHealth) -> str:
     lag_b = "?" if edge.lag_bytes is None else format_bytes(edge.lag_bytes)
     lag_s = "?" if edge.lag_seconds is None else format_seconds(edge.lag_seconds)
-    return f"{edge.status}, lag {lag_b} / {lag_s}"
+    cause = "" if edge.cause is None else f" ({edge.cause.replace('_', ' ')})"
+    return f"{edge.status}{cause}, lag {lag_b} / {lag_s}"
 
 
 def _node_label(state: DesiredState, node: str, cls: str | None, app: AppHealth | None) -> tuple[str, str]:

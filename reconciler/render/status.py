@@ -13,7 +13,11 @@ JSON schema, format_version 1 (keys sorted, two-space indent, one trailing newli
                  "pglogical_version", "last_apply": {...}|null, "drift": int|null,
                  "level", "findings": [{"level", "message"}]}],
       "edges": [{"subscriber", "provider", "subscription", "status", "slot",
-                 "slot_active", "lag_bytes", "lag_seconds", "level", "findings"}],
+                 "slot_active", "lag_bytes", "lag_seconds", "level", "findings",
+                 # null while it replicates; cause is one of health.causes.Cause
+                 "cause", "reason", "remedy", "worker_running", "down_seconds",
+                 "retry_at", "apply_errors", "last_error", "failed_transaction",
+                 "failed_lsn"}],
       "slots": [{"node", "slot", "subscription", "orphan", "active", "wal_status",
                  "safe_wal_size", "retained_bytes", "level", "findings"}],
       "apps": [{"node", "url", "up", "http_status": int|null, "seconds",
@@ -99,6 +103,10 @@ def render_status_text(report: HealthReport) -> str:
             f"lag {_bytes(e.lag_bytes)} / {_seconds(e.lag_seconds)}{active}"
         )
         lines.extend(_findings(e.findings))
+        if e.cause is not None:
+            down = "" if e.down_seconds is None else f" (down {format_seconds(e.down_seconds)})"
+            lines.append(f"          cause: {e.cause}{down}: {e.reason}")
+            lines.append(f"          remedy: {e.remedy}")
     lines.append("")
     lines.append("Slots (per provider):")
     if not report.slots:
