@@ -17,7 +17,7 @@ import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 # \Z, not $: "$" also matches before a final newline, so "d1\n" would pass as a name.
 NAME_PATTERN = r"^[a-z][a-z0-9_]*\Z"
@@ -63,7 +63,15 @@ def parse_size(value: object) -> object:
     return value
 
 
-ByteSize = Annotated[int, BeforeValidator(parse_size), Field(ge=0)]
+# The JSON Schema (schema/desired-state.schema.json) accepts what parse_size does: bytes or "5GB".
+_SIZE_SCHEMA = {
+    "anyOf": [
+        {"type": "integer", "minimum": 0},
+        {"type": "string", "pattern": r"^\s*\d+\s*(B|kB|MB|GB|TB)?\s*$"},
+    ],
+    "description": "bytes, or a size in PostgreSQL's units (1024-based): 512MB, 5GB",
+}
+ByteSize = Annotated[int, BeforeValidator(parse_size), Field(ge=0), WithJsonSchema(_SIZE_SCHEMA)]
 
 
 def format_bytes(value: float, *, exact: bool = False) -> str:
