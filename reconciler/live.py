@@ -34,6 +34,13 @@ class SubscriptionFacts(Frozen):
     # Tables the subscription marks synced (pglogical.local_sync_status): pglogical
     # never copies such a table again when it is added to a set later.
     tables_synced: tuple[str, ...] = ()
+    # Its apply worker (pglogical): not running while enabled means `down`.
+    # down_seconds: since the worker last failed or started, or at least the
+    # age of the server log's tail that names neither (None: running, or the
+    # log could not be read). last_error: its last ERROR in that tail.
+    worker_running: bool = True
+    down_seconds: float | None = None
+    last_error: str | None = None
 
 
 class LiveNode(Frozen):
@@ -49,6 +56,9 @@ class LiveNode(Frozen):
     # A declared table holds rows, or was not read (counted as rows: a COPY
     # skipped is mended by verify --repair, a COPY onto rows fails for good).
     holds_rows: bool = False
+    # Columns of the declared tables this database has: a provider that sends
+    # one its subscriber lacks breaks the link, and restarting it would not help.
+    columns: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     system_identifier: str = ""  # nodes with the same one share a server and its settings
     max_slot_wal_keep_size: str = "-1"
 

@@ -72,6 +72,8 @@ PHASES: tuple[str, ...] = (
     # Native: subscribers pick up tables their provider's publication gained.
     "refresh_subscription",
     "replace_subscription",
+    # A link that is down comes back once everything it needs is in place.
+    "restart_subscription",
     "remove_table",
     "drop_set",
 )

@@ -54,6 +54,7 @@ def compute_plan(
     facts = inspection.facts
     desired = Desired(
         engine=state.engine,
+        restart_after_seconds=state.monitoring.restart_after_seconds,
         nodes={
             name: DesiredNode(
                 catalog=f.desired,

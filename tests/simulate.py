@@ -29,6 +29,7 @@ from reconciler.actions import (
     RemoveTable,
     ReplaceSubscription,
     ReplaceTable,
+    RestartSubscription,
     SetReplicaIdentity,
     SetWalKeepSize,
     SwitchSubscription,
@@ -242,6 +243,12 @@ class _World:
                 if action.name not in cat.subscriptions:
                     raise SimulationError(f"{key}: refresh of missing {action.name}")
                 self.refresh_due.discard((key, action.name))
+            case RestartSubscription():
+                facts = self.state[key].subscriptions.get(action.name)
+                if action.name not in cat.subscriptions or facts is None:
+                    raise SimulationError(f"{key}: restart of missing {action.name}")
+                running = facts.model_copy(update={"worker_running": True, "down_seconds": None, "last_error": None})
+                self.update(key, subscriptions={**self.state[key].subscriptions, action.name: running})
             case SetWalKeepSize():
                 for other, state in self.state.items():
                     if state.system_identifier == node.system_identifier:

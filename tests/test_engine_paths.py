@@ -37,6 +37,7 @@ from reconciler.actions import (
     RemoveTable,
     ReplaceSubscription,
     ReplaceTable,
+    RestartSubscription,
     SetReplicaIdentity,
     SetWalKeepSize,
     SwitchSubscription,
@@ -49,6 +50,7 @@ from reconciler.inspect.native import ALL_TABLES
 from reconciler.load import load_desired_state
 from reconciler.model import NodeCatalog, ReplicationSet, SetTable, Subscription
 from reconciler.topology import desired_catalogs
+from tests.support import wait_for
 
 SMALL = {"region": None, "d1": "region"}
 LEVELS = ("district", "region")
@@ -162,6 +164,7 @@ def _sample(kind: str) -> Action:
         ),
         "switch_subscription": SwitchSubscription(node="n", before=sub, after=sub),
         "refresh_subscription": RefreshSubscription(node="n", name="s", provider_node="p"),
+        "restart_subscription": RestartSubscription(node="n", name="s", provider_node="p"),
     }
     return samples[kind]
 
@@ -216,6 +219,10 @@ def test_pglogical_execute_runs_exactly_its_statements(network: Any, reset_wal_k
 
     (sub,) = catalogs["region"].subscriptions.values()
     run(CreateSubscription(node="region", subscription=sub), provider_conn=providers(net))
+    # A worker stopped by hand is started again; one that runs is left alone.
+    net.execute("region", "SELECT pglogical.alter_subscription_disable(%s, immediate := true)", (sub.name,))
+    wait_for(lambda: not apply_workers(net, "region"), "the stopped subscription's worker to exit")
+    run(RestartSubscription(node="region", name=sub.name, provider_node="d1"))
     moved = sub.model_copy(
         update={"provider_dsn": f"{net.dsn('d1')} application_name=moved", "enabled": False}
     )
@@ -271,6 +278,10 @@ def test_native_execute_runs_exactly_its_statements(network: Any, reset_wal_keep
 
     (sub,) = catalogs["region"].subscriptions.values()
     run(CreateSubscription(node="region", subscription=sub, copy_data=False))
+    net.execute("region", sql.SQL("ALTER SUBSCRIPTION {} DISABLE").format(sql.Identifier(sub.name)))
+    with psycopg.connect(net.dsn("region"), autocommit=True) as plain:
+        wait_for(lambda: not native_point.apply_worker_running(plain, sub.name), "the apply worker to exit")
+    run(RestartSubscription(node="region", name=sub.name, provider_node="d1"))
     with recording(net.dsn("region")) as conn:
         refresh = RefreshSubscription(node="region", name=sub.name, provider_node="d1")
         assert engine.execute(conn, refresh).result is Result.DONE

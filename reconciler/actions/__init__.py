@@ -30,6 +30,7 @@ from reconciler.actions.subscriptions import (
     DropSubscription,
     RefreshSubscription,
     ReplaceSubscription,
+    RestartSubscription,
     SwitchSubscription,
 )
 
@@ -51,7 +52,8 @@ Action = Annotated[
     | DropSlot
     | SetReplicaIdentity
     | SwitchSubscription
-    | RefreshSubscription,
+    | RefreshSubscription
+    | RestartSubscription,
     Field(discriminator="kind"),
 ]
 
@@ -75,6 +77,7 @@ __all__ = [
     "RemoveTable",
     "ReplaceSubscription",
     "ReplaceTable",
+    "RestartSubscription",
     "SetReplicaIdentity",
     "SetWalKeepSize",
     "SwitchSubscription",

@@ -221,3 +221,26 @@ class RefreshSubscription(ActionBase):
 
     def describe(self) -> str:
         return f"subscription {self.name} <- {self.provider_node}: refresh publication (copy new tables)"
+
+
+class RestartSubscription(ActionBase):
+    """A subscription that is down while both ends answer and its cause is gone: start its worker now.
+
+    pglogical starts a failed apply worker again only when its manager wakes,
+    every 180 s (REPLICATION-NOTES "Living networks"); disabling and enabling
+    the subscription wakes it at once. Native: ALTER SUBSCRIPTION DISABLE,
+    ENABLE. Nothing is lost: the worker resumes from its replication origin.
+    `reason` says what the plan saw (how long it has been down, the last error).
+    """
+
+    kind: Literal["restart_subscription"] = "restart_subscription"
+    name: str
+    provider_node: str
+    reason: str = ""
+
+    @property
+    def subject(self) -> str:
+        return f"subscription {self.name}"
+
+    def describe(self) -> str:
+        return f"subscription {self.name}: restart" + (f" ({self.reason})" if self.reason else "")

@@ -16,6 +16,7 @@ from reconciler.actions import Action
 from reconciler.diff.desired import Desired, DesiredNode
 from reconciler.diff.network import across_nodes, broken_subscriptions, native_across_nodes
 from reconciler.diff.nodes import diff_node
+from reconciler.diff.restarts import restarts
 from reconciler.diff.settings import server_settings
 from reconciler.live import LiveNode
 from reconciler.model import Engine, NodeCatalog
@@ -43,6 +44,7 @@ def changes(desired: Desired, live: Mapping[str, LiveNode]) -> list[Action]:
     actions = across_nodes(desired, read, actions)
     if desired.engine is Engine.NATIVE:
         actions = native_across_nodes(desired, read, actions)
+    actions += restarts(desired, read, actions)
     return order([*actions, *server_settings(desired, read)])
 
 

@@ -20,3 +20,5 @@ class Desired(Frozen):
 
     engine: Engine = Engine.PGLOGICAL
     nodes: dict[str, DesiredNode] = Field(default_factory=dict)
+    # monitoring.restart_after_seconds: a link down this long is restarted (diff/restarts.py).
+    restart_after_seconds: float = 30.0

@@ -14,6 +14,7 @@ Each engine module offers the same three functions:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -63,6 +64,29 @@ def run(conn: psycopg.Connection[Any], statements: list[sql.Composed], *, transa
         return
     for statement in statements:
         conn.execute(statement)
+
+
+# A restarted subscription's worker shows in pg_stat_activity within a second
+# or two (its manager or launcher is woken by the enable).
+WORKER_START_TIMEOUT = 10.0
+
+
+def restart(
+    conn: psycopg.Connection[Any], statements: list[sql.Composed], running: Callable[[], bool]
+) -> Outcome:
+    """Restart a subscription's worker unless it runs: the statements, then a bounded wait until it does."""
+    if running():
+        return ALREADY
+    run(conn, statements)
+    deadline = time.monotonic() + WORKER_START_TIMEOUT
+    while not running():
+        if time.monotonic() > deadline:
+            return Outcome(
+                Result.DONE,
+                f" (no worker after {WORKER_START_TIMEOUT:g} s: `reconcile status` says why)",
+            )
+        time.sleep(0.1)
+    return DONE
 
 
 def same_membership(current: SetTable, wanted: SetTable) -> bool:

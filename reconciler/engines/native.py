@@ -34,6 +34,7 @@ from reconciler.actions import (
     RemoveTable,
     ReplaceSubscription,
     ReplaceTable,
+    RestartSubscription,
     SetReplicaIdentity,
     SetWalKeepSize,
     SwitchSubscription,
@@ -46,6 +47,7 @@ from reconciler.engines import (
     Result,
     guarded,
     pg_message,
+    restart,
     run,
     same_membership,
 )
@@ -112,6 +114,10 @@ def _execute(conn: Conn, action: Action, provider_conn: ProviderConn | None) -> 
                 raise ApplyError(f"subscription {action.name!r} does not exist")
             run(conn, statements(action))
             return DONE
+        case RestartSubscription():
+            if live.subscription(conn, action.name) is None:
+                raise ApplyError(f"subscription {action.name!r} does not exist")
+            return restart(conn, statements(action), lambda: live.apply_worker_running(conn, action.name))
         case ReplaceSubscription():
             return _replace_subscription(conn, action, provider_conn)
         case SwitchSubscription():

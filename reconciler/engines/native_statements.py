@@ -30,6 +30,7 @@ from reconciler.actions import (
     RemoveTable,
     ReplaceSubscription,
     ReplaceTable,
+    RestartSubscription,
     SetReplicaIdentity,
     SetWalKeepSize,
     SwitchSubscription,
@@ -243,6 +244,10 @@ def statements(action: Action, *, recreate: ReplicationSet | None = None) -> lis
             return alter_subscription_sql(action.before, action.after)
         case RefreshSubscription():
             return [refresh_sql(action.name)]
+        case RestartSubscription():
+            # The launcher starts the apply worker of an enabled subscription
+            # at once; its own retry waits wal_retrieve_retry_interval.
+            return [enable_sql(action.name, False), enable_sql(action.name, True)]
         case ReplaceSubscription():
             # No initial copy: the subscriber holds the provider's older rows
             # and a COPY would fail on their keys; `verify --repair` fills the gap.

@@ -34,11 +34,22 @@ from reconciler.actions import (
     RemoveTable,
     ReplaceSubscription,
     ReplaceTable,
+    RestartSubscription,
     SetReplicaIdentity,
     SetWalKeepSize,
     SwitchSubscription,
 )
-from reconciler.engines import ALREADY, DONE, Outcome, ProviderConn, Result, guarded, run, same_membership
+from reconciler.engines import (
+    ALREADY,
+    DONE,
+    Outcome,
+    ProviderConn,
+    Result,
+    guarded,
+    restart,
+    run,
+    same_membership,
+)
 from reconciler.engines import pglogical_subscriptions as subs
 from reconciler.engines.pglogical_statements import statements, unsupported
 from reconciler.engines.settings import set_wal_keep_size
@@ -101,6 +112,12 @@ def _execute(conn: Conn, action: Action, provider_conn: ProviderConn | None) -> 
             return subs.drop_subscription(conn, action, provider_conn)
         case DropSlot():
             return subs.drop_slot(conn, action)
+        case RestartSubscription():
+            if live.subscription(conn, action.name) is None:
+                raise ApplyError(f"subscription {action.name!r} does not exist")
+            return restart(
+                conn, statements(action), lambda: bool(live.running_apply_workers(conn, [action.name]))
+            )
         case SetWalKeepSize():
             return set_wal_keep_size(conn, action)
         case SetReplicaIdentity() | SwitchSubscription() | RefreshSubscription():

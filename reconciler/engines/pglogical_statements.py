@@ -28,6 +28,7 @@ from reconciler.actions import (
     RemoveTable,
     ReplaceSubscription,
     ReplaceTable,
+    RestartSubscription,
     SetReplicaIdentity,
     SetWalKeepSize,
     SwitchSubscription,
@@ -233,6 +234,17 @@ def stop_subscriptions_sql(names: list[str]) -> sql.Composed:
     ).format(names=sql.Literal(names))
 
 
+def restart_subscription_sql(name: str) -> list[sql.Composed]:
+    """Disable and enable at once: the manager starts the apply worker now, not at its next 180 s wake-up.
+
+    `immediate := true` is refused inside a transaction block: each runs on its own.
+    """
+    return [
+        _sub_call("alter_subscription_disable", name, "immediate", True),
+        _sub_call("alter_subscription_enable", name, "immediate", True),
+    ]
+
+
 def alter_subscription_sql(before: Subscription, after: Subscription) -> list[sql.Composed]:
     """In-place changes, in one transaction: interface, sets, enabled.
 
@@ -337,6 +349,8 @@ def statements(action: Action) -> list[sql.Composed]:
             return [stop_subscriptions_sql([action.name]), drop_subscription_sql(action.name)]
         case DropSlot():
             return [terminate_slot_sql(action.slot), drop_slot_sql(action.slot)]
+        case RestartSubscription():
+            return restart_subscription_sql(action.name)
         case SetWalKeepSize():
             return wal_keep_size_sql(action.after)
         case SetReplicaIdentity() | SwitchSubscription() | RefreshSubscription():

@@ -85,6 +85,12 @@ def subscription(conn: Conn, name: str) -> NativeSubscription | None:
     )
 
 
+def apply_worker_running(conn: Conn, name: str) -> bool:
+    """Whether the named subscription's apply worker runs now."""
+    found = _one(conn, "apply_worker", {"name": name})
+    return bool(found and found["running"])
+
+
 def replica_identity(conn: Conn, table: str) -> ReplicaIdentity:
     r = _one(conn, "replica_identity", {"table": table})
     if r is None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from reconciler.inspect import native as native_inspect
+from reconciler.inspect import server_log
 from reconciler.inspect.facts import ColumnFacts, InspectStats, NodeFacts, TableFacts
 from reconciler.inspect.read import RawAnswer, server_facts
 from reconciler.inspect.request import NATIVE_QUERIES, FilterProbe, Request
@@ -174,6 +176,39 @@ def fingerprint(live: NodeCatalog, server: dict[str, Any], tables: dict[str, Tab
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def worker_facts(raw: RawAnswer) -> dict[str, dict[str, Any]]:
+    """Per pglogical subscription: worker_running, down_seconds and last_error (SubscriptionFacts' fields).
+
+    The log was read (pglogical/worker_log.sql) only when some enabled
+    subscription has no worker; its times are the server's, as is read_at.
+    """
+    logged = raw.rows.get("pglogical/worker_log") or []
+    lines: list[server_log.LogLine] = []
+    read_at: datetime | None = None
+    if logged and logged[0][2] is not None:
+        read_at = logged[0][0]
+        lines = server_log.tail_lines(logged[0][2], logged[0][1])
+    oldest = next((line.at for line in lines if line.at is not None), None)
+    found: dict[str, dict[str, Any]] = {}
+    for name, sub_id, database_oid, running in raw.rows.get("pglogical/workers") or []:
+        facts: dict[str, Any] = {"worker_running": bool(running)}
+        if not running and read_at is not None:
+            log = server_log.pglogical_worker(lines, database_oid, sub_id, name)
+            # Down since its last failure or start; when the tail names
+            # neither, for longer than the tail reaches back.
+            since = (
+                max((t for t in (log.failed_at, log.started_at) if t is not None), default=None)
+                if log
+                else None
+            )
+            since = since or oldest
+            if since is not None:
+                facts["down_seconds"] = max(0.0, round((read_at - since).total_seconds(), 3))
+            facts["last_error"] = log.error if log is not None else None
+        found[name] = facts
+    return found
+
+
 def node_facts(
     request: Request,
     desired: NodeCatalog,
@@ -187,8 +222,14 @@ def node_facts(
     live = pglogical_catalog(raw, orphan_slots(raw, slot_status) if raw.pglogical else sorted(slot_status))
     normalised, problems = normalise_desired(desired, request, raw.filters)
     # name, ..., slot, synced, tables synced (pglogical/subscriptions.sql)
+    workers = worker_facts(raw)
     subscriptions = {
-        row[0]: SubscriptionFacts(slot=row[6], synced=bool(row[7]), tables_synced=tuple(sorted(row[8] or [])))
+        row[0]: SubscriptionFacts(
+            slot=row[6],
+            synced=bool(row[7]),
+            tables_synced=tuple(sorted(row[8] or [])),
+            **workers.get(row[0], {}),
+        )
         for row in raw.rows.get("pglogical/subscriptions") or []
     }
     legacy: dict[str, SubscriptionFacts] = {}
@@ -209,6 +250,7 @@ def node_facts(
         legacy=dict(sorted(legacy.items())),
         slots={name: SlotStatus.of(status) for name, status in sorted(slot_status.items())},
         holds_rows=any(t.has_rows or (t.exists and t.has_rows is None) for t in tables.values()),
+        columns={name: tuple(t.columns) for name, t in sorted(tables.items()) if t.exists},
         system_identifier=server["system_identifier"],
         max_slot_wal_keep_size=server["max_slot_wal_keep_size"],
     )

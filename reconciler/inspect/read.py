@@ -29,6 +29,7 @@ import psycopg
 from reconciler.db import short_reason
 from reconciler.errors import InspectError
 from reconciler.inspect.request import NATIVE_QUERIES, FilterProbe, Request, probe_input, sql_text
+from reconciler.inspect.server_log import LOG_TAIL_BYTES
 from reconciler.inspect.slots import slot_name_params
 from reconciler.model import Engine
 
@@ -104,6 +105,8 @@ def batch(request: Request, probes: tuple[FilterProbe, ...]) -> list[Step]:
         _step("pglogical/set_tables"),
         _step("pglogical/subscriptions"),
         _step("pglogical/slot_names", slot_name_params(request.input["expected_slots"])),
+        _step("pglogical/workers"),
+        _step("pglogical/worker_log", {"tail": LOG_TAIL_BYTES}),
     ]
     if not native:
         steps.append(_step("pglogical/has_rows", {**tables, "subscriptions": list(request.subscriptions)}))

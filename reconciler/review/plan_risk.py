@@ -27,6 +27,7 @@ from reconciler.actions import (
     RemoveTable,
     ReplaceSubscription,
     ReplaceTable,
+    RestartSubscription,
     SetReplicaIdentity,
     SetWalKeepSize,
     SwitchSubscription,
@@ -102,6 +103,7 @@ def _copies(
             | DropSlot()
             | SetReplicaIdentity()
             | SwitchSubscription()
+            | RestartSubscription()
         ):
             return []  # copies no rows (their data_movement is never INITIAL_COPY)
         case _:

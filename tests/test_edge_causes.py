@@ -1,0 +1,138 @@
+"""Broken links on real servers: status names the cause and the fix, and one apply restarts the link."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+
+from reconciler.sandbox_server import ensure_server, stop_server
+from tests.support import cli, plan_actions, wait_for
+
+pytestmark = pytest.mark.server
+
+CHAIN = {"nation": None, "region": "nation", "d1": "region"}
+GRACE = 1.0  # monitoring.restart_after_seconds for these tests
+
+
+def with_grace(net: Any) -> None:
+    """monitoring.restart_after_seconds = GRACE, where the network's files keep `monitoring:`."""
+    yaml = YAML(typ="safe")
+    for path in sorted(Path(net.dir).glob("*.yaml")):
+        data = yaml.load(path.read_text())
+        if "monitoring" in data:
+            data["monitoring"]["restart_after_seconds"] = GRACE
+            with path.open("w") as out:
+                yaml.dump(data, out)
+            return
+    raise AssertionError("no monitoring: section in the desired state")
+
+
+def status(net: Any) -> dict[str, Any]:
+    result = cli("status", "-d", str(net.dir), "--no-drift", "--format", "json", "--timeout", "5")
+    assert result.exit_code in (0, 2, 3), result.output
+    document: dict[str, Any] = json.loads(result.stdout)
+    return document
+
+
+def edge(document: dict[str, Any], subscriber: str) -> dict[str, Any]:
+    return next(e for e in document["edges"] if e["subscriber"] == subscriber)
+
+
+def sub_status(net: Any, node: str) -> str:
+    rows = net.execute(node, "SELECT status FROM pglogical.show_subscription_status()")
+    return str(rows[0][0]) if rows else "missing"
+
+
+def insert(net: Any, node: str, **extra: str) -> str:
+    key = str(uuid.uuid4())
+    columns = ", ".join(["id", "title", "district", "approved", *extra])
+    values = ", ".join(["%s"] * (4 + len(extra)))
+    net.execute(
+        node,
+        f"INSERT INTO public.technology ({columns}) VALUES ({values})",  # test-only, fixed names
+        (key, "cause test", node, True, *extra.values()),
+    )
+    return key
+
+
+def arrived(net: Any, node: str, key: str) -> bool:
+    return bool(net.execute(node, "SELECT count(*) FROM public.technology WHERE id = %s", (key,))[0][0])
+
+
+def applied(net: Any) -> None:
+    result = cli("apply", "-d", str(net.dir), "--auto-approve")
+    assert result.exit_code == 0, result.output
+
+
+def test_a_column_added_below_is_named_with_its_fix_and_one_apply_brings_both_tiers_back(
+    network: Any,
+) -> None:
+    """Leaf -> middle (extra at d1) and middle -> top (extra2 at region), both at once."""
+    net = network(CHAIN)
+    with_grace(net)
+    applied(net)
+    wait_for(lambda: sub_status(net, "region") == sub_status(net, "nation") == "replicating", "replicating")
+    net.execute("d1", "ALTER TABLE public.technology ADD COLUMN extra text")
+    net.execute("region", "ALTER TABLE public.technology ADD COLUMN extra2 text")
+    from_leaf = insert(net, "d1", extra="e")
+    from_middle = insert(net, "region", extra2="e2")
+    wait_for(lambda: sub_status(net, "region") == sub_status(net, "nation") == "down", "both links down")
+
+    document = status(net)
+    region, nation = edge(document, "region"), edge(document, "nation")
+    assert region["cause"] == nation["cause"] == "schema_mismatch", document["edges"]
+    assert "public.technology.extra" in region["reason"] and "unknown column name extra" in region["reason"]
+    assert region["remedy"].startswith("add column extra text to public.technology at nation, then region")
+    assert nation["remedy"].startswith("add column extra2 text to public.technology at nation")
+    text = cli("status", "-d", str(net.dir), "--no-drift").stdout
+    assert "cause: schema_mismatch" in text and "remedy: add column extra text" in text
+    assert "schema mismatch" in cli("graph", "-d", str(net.dir), "--live").stdout
+
+    # The fix, by hand, top-down; then one apply restarts both links.
+    # (d1 gets extra2 as well: preflight wants the same columns on both ends of an edge.)
+    for node, column in (("nation", "extra"), ("nation", "extra2"), ("region", "extra"), ("d1", "extra2")):
+        net.execute(node, f"ALTER TABLE public.technology ADD COLUMN {column} text")  # test-only names
+    time.sleep(GRACE)
+    kinds = {(a["kind"], a["node"]) for a in plan_actions(net.dir)}
+    assert {("restart_subscription", "region"), ("restart_subscription", "nation")} <= kinds, kinds
+    started = time.monotonic()
+    applied(net)
+    wait_for(
+        lambda: arrived(net, "nation", from_leaf) and arrived(net, "nation", from_middle),
+        "rows at the top",
+        30,
+    )
+    print(f"\ncolumn fixed top-down: rows at the top {time.monotonic() - started:.1f} s after apply started")
+    assert status(net)["level"] == "ok"
+
+
+def test_after_a_provider_restart_one_apply_brings_the_link_back(network: Any, pg_servers: Any) -> None:
+    net = network({"region": None, "d1": "region"}, levels=("district", "region"))
+    with_grace(net)
+    applied(net)
+    wait_for(lambda: sub_status(net, "region") == "replicating", "replicating")
+    pgdata = pg_servers.data_dir / str(pg_servers.port(0))  # d1's server
+    net.close()
+    stop_server(pgdata)
+    try:
+        wait_for(lambda: sub_status(net, "region") == "down", "the link down while d1 is stopped")
+        document = status(net)
+        assert edge(document, "region")["cause"] == "provider_unreachable", document["edges"]
+        # Past pglogical's first retry (5 s after the failure): from then on it waits 180 s.
+        time.sleep(6)
+    finally:
+        ensure_server(pg_servers.port(0), pgdata)
+    key = insert(net, "d1")
+    time.sleep(GRACE)
+    assert sub_status(net, "region") == "down"  # pglogical waits for its next wake-up
+    assert edge(status(net), "region")["remedy"].startswith("restart: `reconcile apply` restarts it")
+    started = time.monotonic()
+    applied(net)
+    wait_for(lambda: arrived(net, "region", key), "the row written after the restart", 30)
+    print(f"\nprovider restarted: the link replicates {time.monotonic() - started:.1f} s after apply started")
