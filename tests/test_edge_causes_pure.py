@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from reconciler.health.causes import Cause, Diagnosis, diagnose, rollout
 from reconciler.health.judge import judge
 from reconciler.health.readings import NodeReading, SlotReading, WorkerReading
 from reconciler.inspect.server_log import WorkerLog, native_worker, parse, pglogical_worker
 from reconciler.load import load_desired_texts
 from reconciler.model import DesiredState
+from reconciler.render.prometheus import render_prometheus
 from reconciler.topology import edges
 
 # As measured on PostgreSQL 15 + pglogical 2.4.2 (a column the subscriber lacks),
@@ -251,3 +254,29 @@ def test_a_replicating_edge_whose_provider_has_an_extra_column_warns() -> None:
     edge = next(e for e in judge(s, readings).edges if e.subscriber == "region")
     assert edge.cause is None
     assert any("extra" in f.message and "breaks at the next change" in f.message for f in edge.findings)
+
+
+def test_metrics_carry_the_cause_the_down_time_and_the_worker() -> None:
+    s = state()
+    sub = next(e for e in edges(s) if e.subscriber == "region").subscription
+    wider = {"public.technology": {**COLUMNS["public.technology"], "extra": "text"}}
+    log = WorkerLog(
+        error="unknown column name extra", failed_at=datetime(2026, 12, 1, 11, 59, 0, tzinfo=UTC), failures=2
+    )
+    readings = {
+        "d1": node("d1", columns=wider, slots=(slot(sub),)),
+        "region": node("region", subscriptions={sub: "down"}, workers={sub: down_worker(sub, log)}),
+        "nation": node("nation"),
+    }
+    text = render_prometheus(judge(s, readings), seconds=0.1, timestamp=0.0)
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    edge = (("provider", "d1"), ("subscriber", "region"))
+    assert samples[("reconcile_edge_cause", tuple(sorted((*edge, ("cause", "schema_mismatch")))))] == 1
+    assert samples[("reconcile_edge_cause", tuple(sorted((*edge, ("cause", "none")))))] == 0
+    assert samples[("reconcile_edge_down_seconds", edge)] == 60
+    assert samples[("reconcile_edge_worker_running", edge)] == 0
+    assert samples[("reconcile_edge_apply_errors_total", edge)] == 2

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from reconciler.health.causes import Cause
 from reconciler.health.report import HealthReport, Level
 
 EDGE_STATUSES = ("replicating", "initializing", "down", "disabled", "missing", "unknown")
@@ -145,6 +146,7 @@ def health_families(report: HealthReport) -> list[Metric]:
         edge_health,
         lag_bytes,
         lag_seconds,
+        *edge_cause_families(report),
         retained,
         safe,
         active,
@@ -155,6 +157,44 @@ def health_families(report: HealthReport) -> list[Metric]:
         app_seconds,
         app_status,
     ]
+
+
+def edge_cause_families(report: HealthReport) -> list[Metric]:
+    """Why each edge does not replicate (health/causes.py), for alerts that carry the cause.
+
+    reconcile_edge_cause is one series per cause of the fixed vocabulary plus
+    "none", 1 for the current one. apply_errors_total counts native errors
+    (pg_stat_subscription_stats); for pglogical, the worker's failures in the
+    server log's tail, which falls back when the log rotates (a counter reset).
+    """
+    labels = ["subscriber", "provider"]
+    cause = _gauge(
+        "edge_cause",
+        "Why the edge does not replicate, one series per cause (none: it does)",
+        [*labels, "cause"],
+    )
+    errors = CounterMetricFamily(
+        "reconcile_edge_apply_errors",
+        "Errors of the edge's workers (native: since the stats reset; pglogical: in the log tail)",
+        labels=labels,
+    )
+    down = _gauge(
+        "edge_down_seconds", "Time since the edge's worker last failed, from the server log", labels
+    )
+    running = _gauge("edge_worker_running", "1 when the subscription's apply worker runs", labels)
+    causes = ("none", *(c.value for c in Cause))
+    for e in report.edges:
+        values = [e.subscriber, e.provider]
+        current = e.cause or "none"
+        for name in causes if current in causes else (*causes, current):
+            cause.add_metric([*values, name], 1.0 if name == current else 0.0)
+        if e.apply_errors is not None:
+            errors.add_metric(values, float(e.apply_errors))
+        if e.down_seconds is not None:
+            down.add_metric(values, e.down_seconds)
+        if e.worker_running is not None:
+            running.add_metric(values, 1.0 if e.worker_running else 0.0)
+    return [cause, errors, down, running]
 
 
 # Why a reading failed, as the `reason` label of reconcile_read_success 0
