@@ -16,7 +16,7 @@ from test_health_judge import healthy, state, with_slot
 from reconciler.cli.status import write_textfile
 from reconciler.health.judge import judge
 from reconciler.health.readings import NodeReading, SlotReading
-from reconciler.health.serve import CachedCollector
+from reconciler.health.serve import CachedCollector, Reading, ReadingCache
 from reconciler.render.prometheus import read_families, render_prometheus
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -113,18 +113,20 @@ def test_textfile_replaces_whole_file(tmp_path: Path) -> None:
 def test_cache_reads_once_per_period() -> None:
     calls: list[float] = []
 
-    def read() -> list:  # type: ignore[type-arg]
+    def read() -> Reading:
         calls.append(time.monotonic())
-        return read_families(True, 0.1, time.time())
+        return Reading(read_families(True, 0.1, time.time()), time.time(), 0.1)
 
-    collector = CachedCollector(read, cache_seconds=60)
+    cache = ReadingCache(read, cache_seconds=60)
+    collector = CachedCollector(cache)
     first = list(collector.collect())
     second = list(collector.collect())
-    assert len(calls) == 1 and collector.readings == 1
+    assert cache.get() is cache.get()  # the status page shows the same reading
+    assert len(calls) == 1 and cache.readings == 1
     assert [f.name for f in first] == [f.name for f in second]
-    fresh = CachedCollector(read, cache_seconds=0)
-    list(fresh.collect())
-    list(fresh.collect())
+    fresh = ReadingCache(read, cache_seconds=0)
+    list(CachedCollector(fresh).collect())
+    list(CachedCollector(fresh).collect())
     assert fresh.readings == 2
 
 

@@ -1,4 +1,4 @@
-"""`reconcile serve`: the status as Prometheus metrics on /metrics; logs failed readings on stderr."""
+"""`reconcile serve`: the status as metrics on /metrics and as a page on /; logs failed readings on stderr."""
 
 from __future__ import annotations
 
@@ -34,7 +34,9 @@ def _reading_failed(exc: ReconcileError) -> None:
 
 def serve_command(
     directory: DirOption = None,
-    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port for /metrics.")] = 9847,
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="TCP port for /metrics and the status page.")
+    ] = 9847,
     address: Annotated[
         str, typer.Option("--address", help="Address to listen on (0.0.0.0 for every interface).")
     ] = "127.0.0.1",
@@ -45,7 +47,8 @@ def serve_command(
     parallelism: ParallelismOption = 32,
     timeout: HealthTimeoutOption = 10.0,
 ) -> None:
-    """Serve the status as Prometheus metrics on /metrics; the network is read once per cache period."""
+    """Serve the status as Prometheus metrics on /metrics and as an HTML page on /; the network is read
+    once per cache period."""
     load_state_or_exit(directory)  # refuse to start on an invalid desired state
     try:
         serve(
@@ -57,7 +60,9 @@ def serve_command(
             parallelism=parallelism,
             timeout=timeout,
             on_failure=_reading_failed,
-            on_listening=lambda bound: _log(f"/metrics on http://{address}:{bound}/metrics"),
+            on_listening=lambda bound: _log(
+                f"/metrics on http://{address}:{bound}/metrics, the status page on http://{address}:{bound}/"
+            ),
         )
     except OSError as exc:
         raise fail(f"cannot listen on {address}:{port}: {exc.strerror}") from exc

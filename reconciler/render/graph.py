@@ -34,14 +34,14 @@ def node_classes(report: HealthReport) -> dict[str, str]:
     return result
 
 
-def _edge_label(edge: EdgeHealth) -> str:
+def edge_label(edge: EdgeHealth) -> str:
     lag_b = "?" if edge.lag_bytes is None else format_bytes(edge.lag_bytes)
     lag_s = "?" if edge.lag_seconds is None else format_seconds(edge.lag_seconds)
     cause = "" if edge.cause is None else f" ({edge.cause.replace('_', ' ')})"
     return f"{edge.status}{cause}, lag {lag_b} / {lag_s}"
 
 
-def _node_label(state: DesiredState, node: str, cls: str | None, app: AppHealth | None) -> tuple[str, str]:
+def node_label(state: DesiredState, node: str, cls: str | None, app: AppHealth | None) -> tuple[str, str]:
     """(first line, second line) of a node's box."""
     second = state.nodes[node].level
     if cls == "unreachable":
@@ -63,12 +63,12 @@ def render_mermaid(state: DesiredState, report: HealthReport | None = None) -> s
     apps = _apps(report)
     lines = ["flowchart BT"]
     for node in sorted(state.nodes):
-        first, second = _node_label(state, node, classes.get(node), apps.get(node))
+        first, second = node_label(state, node, classes.get(node), apps.get(node))
         lines.append(f'    {node}["{first}<br/>{second}"]')
     styles: list[str] = []
     for index, edge in enumerate(edges(state)):
         health = live.get((edge.subscriber, edge.provider))
-        label = _edge_label(health) if health is not None else edge.subscription
+        label = edge_label(health) if health is not None else edge.subscription
         lines.append(f'    {edge.provider} -->|"{label}"| {edge.subscriber}')
         if health is not None:
             styles.append(f"    linkStyle {index} stroke:{COLOURS[health.level.value][1]},stroke-width:2px")
@@ -103,7 +103,7 @@ def render_dot(state: DesiredState, report: HealthReport | None = None) -> str:
     ]
     apps = _apps(report)
     for node in sorted(state.nodes):
-        first, second = _node_label(state, node, classes.get(node), apps.get(node))
+        first, second = node_label(state, node, classes.get(node), apps.get(node))
         attrs = [f"label={_dot_quote(first + DOT_NEWLINE + second)}"]
         cls = classes.get(node)
         if cls is not None:
@@ -114,7 +114,7 @@ def render_dot(state: DesiredState, report: HealthReport | None = None) -> str:
         lines.append(f"    {_dot_quote(node)} [{', '.join(attrs)}];")
     for edge in edges(state):
         health = live.get((edge.subscriber, edge.provider))
-        label = _edge_label(health) if health is not None else edge.subscription
+        label = edge_label(health) if health is not None else edge.subscription
         attrs = [f"label={_dot_quote(label)}"]
         if health is not None:
             attrs.append(f"color={_dot_quote(COLOURS[health.level.value][1])}")
