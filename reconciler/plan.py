@@ -80,6 +80,11 @@ PHASES: tuple[str, ...] = (
 _PHASE_INDEX = {kind: i for i, kind in enumerate(PHASES)}
 
 
+def phase_index(kind: str) -> int:
+    """Where an action kind sits in PHASES (lower runs first)."""
+    return _PHASE_INDEX[kind]
+
+
 def order(actions: Iterable[Action]) -> list[Action]:
     """Actions in execution order: phase, node, subject; the full JSON breaks any remaining tie."""
     return sorted(

@@ -4,8 +4,9 @@ Usage: python tests/apply_killed.py DIRECTORY N
 
 The fault comes from outside the library, through apply's progress callback
 (as a crash or `kill -9` from an operator would): apply announces each action
-with a line ending in " ..." before running it, so the (N+1)th announcement
-means the first N actions are done, and nothing of the next has been sent.
+with a line ending in " ..." before running it, so at the (N+1)th
+announcement N actions have started (actions on other nodes run
+concurrently: some of them may still be in flight) and the next has sent nothing.
 The process dies with SIGKILL there (exit status -9 to the parent); it exits
 1 when apply ended before that, so a test cannot pass by accident.
 """
@@ -17,7 +18,7 @@ import signal
 import sys
 from pathlib import Path
 
-from reconciler.apply import ApplyOptions, apply_plan
+from reconciler.apply import ApplyOptions, Event, apply_plan
 from reconciler.load import load_desired_state
 from reconciler.planner import compute_plan
 
@@ -27,9 +28,9 @@ def main(directory: Path, kill_after: int) -> int:
     plan = compute_plan(state, directory).plan
     started = 0
 
-    def progress(message: str) -> None:
+    def progress(event: Event) -> None:
         nonlocal started
-        if message.endswith(" ..."):  # an action is about to run
+        if event.line.endswith(" ..."):  # an action is about to run
             started += 1
             if started > kill_after:
                 os.kill(os.getpid(), signal.SIGKILL)

@@ -24,6 +24,11 @@ SMALL = {"nation": None, "region": "nation", "d1": "region", "d2": "region"}
 TIMEOUT = 2.0
 # Timeout + process start-up and the other nodes' reads, generously.
 BOUND = TIMEOUT + 15.0
+# apply's deadline per action (server and client side) for the cut-link test.
+STATEMENT_TIMEOUT = 4.0
+# A cut link costs apply at most the action's deadline (+ the watchdog's 5 s
+# margin), then one connect timeout for each re-read of the region.
+APPLY_BOUND = STATEMENT_TIMEOUT + 5.0 + 3 * TIMEOUT + 15.0
 
 
 @pytest.fixture
@@ -97,22 +102,7 @@ def test_status_with_a_partitioned_node_exits_3_in_time(network: Any, proxy: Net
     assert code == 0, out
 
 
-@pytest.mark.parametrize(
-    "mode",
-    [
-        "refuse",
-        pytest.param(
-            "drop",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="apply has no client-side deadline: a session whose link stalls mid-apply "
-                "blocks; TCP keepalives (apply.py) end a dead peer's session, but not one behind "
-                "a middlebox that keeps TCP alive, as this proxy's `drop` does; --timeout only "
-                "bounds connecting",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("mode", ["refuse", "drop"])
 def test_apply_with_a_link_cut_half_way_reports_per_node_and_the_rerun_converges(
     network: Any, proxy: NetProxy, mode: str
 ) -> None:
@@ -124,7 +114,7 @@ def test_apply_with_a_link_cut_half_way_reports_per_node_and_the_rerun_converges
     assert total > 4
     proc = subprocess.Popen(
         [sys.executable, "-m", "reconciler", "apply", "-d", str(net.dir), "--auto-approve",
-         "--allow-dirty", "--timeout", str(TIMEOUT)],
+         "--allow-dirty", "--timeout", str(TIMEOUT), "--statement-timeout", str(STATEMENT_TIMEOUT)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -141,12 +131,12 @@ def test_apply_with_a_link_cut_half_way_reports_per_node_and_the_rerun_converges
         if cut_at is None and started >= total // 2:
             link.partition(mode)  # type: ignore[arg-type]
             cut_at = time.monotonic()
-        if cut_at is not None and time.monotonic() - cut_at > BOUND:
+        if cut_at is not None and time.monotonic() - cut_at > APPLY_BOUND:
             proc.kill()
             proc.wait()
             reader.join(5)
             proc.stdout.close()
-            pytest.fail(f"apply still running {BOUND:g} s after the link failed ({mode}):\n" + "".join(lines))
+            pytest.fail(f"apply still running {APPLY_BOUND:g} s after the link failed ({mode}):\n" + "".join(lines))
         time.sleep(0.05)
     reader.join(10)
     proc.stdout.close()
@@ -159,6 +149,14 @@ def test_apply_with_a_link_cut_half_way_reports_per_node_and_the_rerun_converges
     # A clear per-node report: what failed (or could not be re-read) names the region.
     assert ("failed:" in out and "region" in out) or "could not re-read region" in out, out
     assert "Apply:" in out or "error:" in out, out
+    # Failure isolation: while the link is still cut, all that is left is the
+    # region's own work and what waits on it (the nation's subscription to it).
+    if "Apply:" in out:
+        code, rest, _ = reconcile("plan", "-d", str(net.dir), "--timeout", str(TIMEOUT), "--format", "json")
+        document = json.loads(rest[: rest.rindex("}") + 1])
+        assert list(document["unreachable"]) == ["region"], rest
+        for action in document["actions"]:
+            assert action["node"] == "region" or "<- region" in action["description"], action
     link.heal()
     code, out, _ = reconcile("apply", "-d", str(net.dir), "--auto-approve", "--allow-dirty")
     assert code == 0, out

@@ -94,7 +94,7 @@ Not planned: 1 node did not answer:
   district_b: timeout after 10 s
 
 Note: 1 action(s) marked [needs verify] change which rows a subscriber should hold without \
-copying them; run `reconcile verify` after apply.
+copying them; apply verifies and repairs those tables at the end (unless --no-repair).
 Note: 1 destructive action(s) run only with `reconcile apply --allow-destroy`.
 
 Plan: 4 to add, 2 to change, 1 to destroy.
@@ -249,24 +249,24 @@ def test_renders_are_byte_identical_whatever_the_dict_order(
         assert summary == "No changes. Live state matches the desired state."
 
 
-def test_apply_report_counts_each_outcome_and_says_what_is_left() -> None:
+def test_apply_report_says_per_node_what_failed_once_and_what_waits_on_whom() -> None:
     create, drop = ACTIONS[0], ACTIONS[5]
     after_failure = ApplyReport(
         outcomes=[
             Outcome(create, Status.DONE),
             Outcome(ACTIONS[1], Status.FAILED, "boom"),
-            Outcome(ACTIONS[2], Status.NOT_ATTEMPTED),
+            Outcome(ACTIONS[2], Status.WAITING, "not run", waiting_on="district_a"),
             Outcome(drop, Status.HELD_BACK),
         ],
         remaining=[ACTIONS[1], ACTIONS[2], drop],
         unreachable_after={"region": "refused"},
-        failed=True,
     )
     assert render_apply_report(after_failure) == (
         "\n"
-        "Apply: 1 done, 1 failed, 1 not attempted, 1 held back.\n"
-        "  failed:        district_a: + replication set approved (insert,update,delete): boom\n"
-        "  not attempted: district_a: + table public.t in set approved filter=(approved) IS NOT FALSE\n"
+        "Apply: 1 done, 1 failed, 1 waiting, 0 not started, 1 held back.\n"
+        "  district_a: failed: + replication set approved (insert,update,delete): boom\n"
+        "  district_a: not run after that failure: 1 action(s)\n"
+        "      + table public.t in set approved filter=(approved) IS NOT FALSE\n"
         "  held back (needs --allow-destroy): region: - subscription region_from_old <- old\n"
         "  could not re-read region: refused\n"
         "Still different after apply:\n"
@@ -275,8 +275,21 @@ def test_apply_report_counts_each_outcome_and_says_what_is_left() -> None:
         "  region: - subscription region_from_old <- old\n"
         "Rerun `reconcile apply` once the cause is fixed: it converges from where this stopped.\n"
     )
+    # A node waiting on another names it, with its actions listed under it.
+    waiting = ApplyReport(
+        outcomes=[
+            Outcome(ACTIONS[1], Status.FAILED, "boom"),
+            Outcome(drop, Status.WAITING, "waiting on district_a", waiting_on="district_a"),
+        ],
+        remaining=[ACTIONS[1], drop],
+    )
+    assert "  region: waiting on district_a: 1 action(s)\n      - subscription region_from_old <- old\n" in (
+        render_apply_report(waiting)
+    )
     # Only the held-back drop is left: converged, and it says what was held back.
     held = ApplyReport(
         outcomes=[Outcome(create, Status.DONE), Outcome(drop, Status.HELD_BACK)], remaining=[drop]
     )
-    assert render_apply_report(held).endswith("\nconverged (except what was held back)\n")
+    assert render_apply_report(held).endswith(
+        "\nconverged: catalogs and rows (except what was held back)\n  rows: no action needed a check\n"
+    )

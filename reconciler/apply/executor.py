@@ -1,13 +1,20 @@
-"""Run a plan: lock every node touched, check the plan is still current, run it in order, record it.
+"""Run a plan: lock every node touched, check the plan is still current, walk it concurrently, record it,
+then verify and repair the rows its changes may have left behind.
 
-Safety comes from three things, in this order:
+Safety comes from these, in this order:
 1. Locks: every node an action runs on is locked (advisory lock, held by one
-   connection per node for the whole apply), so two applies never interleave.
+   session per node for the whole apply), so two applies never interleave,
+   and that session runs the node's actions one after another, in plan order.
 2. Staleness: after locking, the touched nodes are read again; if any node's
    catalog fingerprint differs from the plan's, nothing is done.
-3. Idempotent actions in plan order: each action is safe to repeat, so an
-   apply killed at any point is completed by the next run, which plans again
-   from what is live.
+3. The dependency graph (graph.py, from the plan's phase table and edges):
+   actions on different nodes run concurrently, an action starts only after
+   everything it waits for is done, and a failure stops only what waits for it.
+4. Deadlines: every statement has one on the server (statement_timeout) and
+   on the client (a watchdog that shuts the socket), so a link that
+   black-holes costs its node at most the deadline.
+5. Idempotent actions: an apply killed or interrupted at any point is
+   completed by the next run, which plans again from what is live.
 The library never prints: progress goes to a callback the CLI provides.
 """
 
@@ -16,7 +23,10 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+import threading
+import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -27,25 +37,22 @@ from reconciler import db
 from reconciler.actions import Action
 from reconciler.apply import locks
 from reconciler.apply import log as apply_log
+from reconciler.apply.graph import dependencies
+from reconciler.apply.rows import RowScope, row_scope
 from reconciler.engines import engine_for
 from reconciler.errors import ApplyError, ConnectError
 from reconciler.model import DesiredState
 from reconciler.plan import Plan
 from reconciler.planner import compute_plan
 from reconciler.secrets import redact
+from reconciler.verify import run as verify_run
 
-Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class ApplyOptions:
-    allow_destroy: bool = False
-    lock_timeout: float | None = None
-    timeout: float = 10.0
-    parallelism: int = 32
-    # The desired-state directory has uncommitted changes (--allow-dirty):
-    # the apply record must not claim the committed state was applied.
-    dirty: bool = False
+# The client's deadline is the server's plus this: the server's cancel (a
+# clear error) normally comes first; the watchdog is for a link that carries
+# nothing at all, not even the cancel's answer.
+WATCHDOG_MARGIN = 5.0
+# How often the walk looks for an interrupt while actions run.
+POLL_SECONDS = 0.2
 
 
 class Status(StrEnum):
@@ -53,7 +60,8 @@ class Status(StrEnum):
 
     DONE = "done"
     FAILED = "failed"
-    NOT_ATTEMPTED = "not attempted"  # an earlier action failed
+    WAITING = "waiting"  # something it waits for failed or could not run
+    INTERRUPTED = "interrupted"  # not started: the apply was interrupted
     HELD_BACK = "held back"  # destructive, and no --allow-destroy
 
 
@@ -62,17 +70,64 @@ class Outcome:
     action: Action
     status: Status
     detail: str = ""
+    # WAITING: the node whose failure it waits on.
+    waiting_on: str | None = None
+    # Monotonic clock, for the order of actions (never printed as such).
+    started: float | None = None
+    ended: float | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    """A progress event: an action starts or ends, or apply says something about a node."""
+
+    node: str
+    text: str
+    action: Action | None = None
+    status: Status | None = None  # None: the action starts (or a note)
+
+    @property
+    def line(self) -> str:
+        """The event as one plain line (an action's start ends with ' ...')."""
+        if self.action is not None and self.status is None:
+            return f"{self.node}: {self.action.symbol} {self.action.describe()} ..."
+        return f"{self.node}:   {self.text}"
+
+
+Progress = Callable[[Event], None]
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    allow_destroy: bool = False
+    lock_timeout: float | None = None
+    timeout: float = 10.0  # connecting, seconds
+    statement_timeout: float = 60.0  # each action, seconds
+    parallelism: int = 32
+    require_all: bool = False  # refuse when a node to change does not answer
+    repair: bool = True  # verify and repair the rows the actions may have left behind
+    # The desired-state directory has uncommitted changes (--allow-dirty):
+    # the apply record must not claim the committed state was applied.
+    dirty: bool = False
 
 
 @dataclass
 class ApplyReport:
     outcomes: list[Outcome] = field(default_factory=list)
     remaining: list[Action] = field(default_factory=list)
+    unreachable_at_start: dict[str, str] = field(default_factory=dict)
     unreachable_after: dict[str, str] = field(default_factory=dict)
-    failed: bool = False
+    interrupted: bool = False
+    rows: RowScope = field(default_factory=RowScope)
+    verify: verify_run.VerifyReport | None = None
+    rows_skipped: str | None = None  # why the rows were not verified, when they should have been
 
     @property
-    def converged(self) -> bool:
+    def failed(self) -> bool:
+        return any(o.status in (Status.FAILED, Status.WAITING, Status.INTERRUPTED) for o in self.outcomes)
+
+    @property
+    def catalogs_converged(self) -> bool:
         held = {o.action.model_dump_json() for o in self.outcomes if o.status is Status.HELD_BACK}
         return (
             not self.failed
@@ -80,51 +135,112 @@ class ApplyReport:
             and all(a.model_dump_json() in held for a in self.remaining)
         )
 
+    @property
+    def rows_converged(self) -> bool:
+        """The rows the actions may have left wrong were verified and are right (or there were none)."""
+        if not self.rows.tables:
+            return True
+        if self.verify is None:
+            return False
+        return not self.verify.unreachable and all(
+            t.status is verify_run.Status.CONSISTENT or (t.final is not None and t.final.consistent)
+            for t in self.verify.tables
+        )
+
+    @property
+    def converged(self) -> bool:
+        """Catalogs and rows: what the desired state says, live."""
+        return self.catalogs_converged and self.rows_converged
+
+    @property
+    def done_as_asked(self) -> bool:
+        """Converged, or converged catalogs with the rows check left out on request (--no-repair)."""
+        return self.catalogs_converged and (self.rows_converged or self.rows_skipped is not None)
+
+
+def _kill_socket(conn: psycopg.Connection) -> None:
+    """Shut a connection's socket from another thread: a call blocked on it fails at once."""
+    try:
+        fd = conn.fileno()
+    except (psycopg.Error, ValueError):
+        return
+    try:
+        sock = socket.socket(fileno=os.dup(fd))
+    except OSError:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed
+    finally:
+        sock.close()
+
 
 class _Sessions:
-    """One connection per node: locked ones for touched nodes, plain ones for providers."""
+    """One locked session per touched node, and per node its own connections to providers.
 
-    def __init__(self, state: DesiredState, timeout: float, application_name: str) -> None:
+    A node's actions run one at a time, so its session and its provider
+    connections are never used by two threads at once.
+    """
+
+    def __init__(self, state: DesiredState, options: ApplyOptions, application_name: str) -> None:
         self.state = state
-        self.timeout = timeout
+        self.options = options
         self.application_name = application_name
         self.conns: dict[str, psycopg.Connection] = {}
+        self.providers: dict[tuple[str, str], psycopg.Connection | None] = {}
+        self.guard = threading.Lock()
 
-    def connect(self, node: str) -> psycopg.Connection:
-        """The node's session (opened once); ConnectError when it cannot be had.
+    def _open(self, node: str) -> psycopg.Connection:
+        # db.connect: keepalives, tcp_user_timeout, triggers that fire
+        # (writes=True), the server-side statement deadline; the
+        # application_name names this apply to whoever waits for its lock.
+        return db.connect(
+            self.state.nodes[node].connect_dsn,
+            timeout=self.options.timeout,
+            application_name=self.application_name,
+            writes=True,
+            statement_timeout=self.options.statement_timeout,
+        )
 
-        db.connect gives it keepalives and tcp_user_timeout (a link that dies
-        mid-apply ends the session instead of hanging it) and, since apply
-        writes, triggers that fire (session_replication_role = origin). The
-        application_name names this apply to whoever waits for its lock.
-        """
-        if node not in self.conns:
-            self.conns[node] = db.connect(
-                self.state.nodes[node].connect_dsn,
-                timeout=self.timeout,
-                application_name=self.application_name,
-                writes=True,
-            )
+    def lock(self, node: str) -> psycopg.Connection:
+        """Open the node's session and take its apply lock; ConnectError or ApplyError."""
+        conn = self._open(node)
+        try:
+            locks.acquire(conn, node, self.options.lock_timeout)
+        except psycopg.Error as exc:
+            conn.close()
+            raise ApplyError(f"node {node}: cannot take the apply lock: {exc}; nothing was done") from exc
+        except ApplyError:
+            conn.close()
+            raise
+        with self.guard:
+            self.conns[node] = conn
+        return conn
+
+    def session(self, node: str) -> psycopg.Connection:
         return self.conns[node]
 
-    def provider(self, node: str) -> psycopg.Connection | None:
-        """A connection to another node (e.g. a provider whose slot must go), or None if it is down."""
-        if node not in self.state.nodes:
-            return None
-        try:
-            return self.connect(node)
-        except ConnectError:
-            return None
+    def provider(self, node: str, provider: str) -> psycopg.Connection | None:
+        """`node`'s own connection to another node (e.g. a provider whose slot must go); None if down."""
+        key = (node, provider)
+        if key not in self.providers:
+            conn: psycopg.Connection | None = None
+            if provider in self.state.nodes:
+                try:
+                    conn = self._open(provider)
+                except ConnectError:
+                    conn = None
+            self.providers[key] = conn
+        return self.providers[key]
 
     def close(self) -> None:
-        for conn in self.conns.values():
-            conn.close()  # also releases the session's advisory locks
-        self.conns.clear()
-
-
-def _connect_error(node: str, dsn: str, exc: ConnectError) -> ApplyError:
-    # ConnectError's message is already one line without secrets (db.short_reason).
-    return ApplyError(f"node {node}: cannot connect ({redact(dsn)}): {exc}; nothing was done")
+        with self.guard:
+            for conn in [*self.conns.values(), *self.providers.values()]:
+                if conn is not None:
+                    conn.close()  # also releases the session's advisory locks
+            self.conns.clear()
+            self.providers.clear()
 
 
 def _record(action: Action, status: str) -> dict[str, str]:
@@ -143,10 +259,16 @@ def apply_plan(
     plan: Plan,
     options: ApplyOptions,
     progress: Progress,
+    stop: threading.Event | None = None,
 ) -> ApplyReport:
-    """Run `plan` against the live network; raise ApplyError before touching anything if unsafe."""
+    """Run `plan` against the live network; raise ApplyError before touching anything if unsafe.
+
+    `stop`, once set (the CLI sets it on SIGINT/SIGTERM), starts no new
+    action; the ones running end within their deadline.
+    """
     if plan.blockers:
         raise ApplyError("the plan has blocking errors; nothing was done (run `reconcile plan`)")
+    stop = stop if stop is not None else threading.Event()
     runnable = plan.runnable(options.allow_destroy)
     held = plan.held_back(options.allow_destroy)
     report = ApplyReport(outcomes=[Outcome(a, Status.HELD_BACK) for a in held])
@@ -155,46 +277,140 @@ def apply_plan(
     touched = sorted({a.node for a in runnable})
     user = getpass.getuser()
     host = socket.gethostname()
-    sessions = _Sessions(state, options.timeout, f"reconcile apply {user}@{host} pid {os.getpid()}"[:63])
+    sessions = _Sessions(state, options, f"reconcile apply {user}@{host} pid {os.getpid()}"[:63])
     try:
-        for node in touched:
-            try:
-                conn = sessions.connect(node)
-            except ConnectError as exc:
-                raise _connect_error(node, state.nodes[node].connect_dsn, exc) from exc
-            try:
-                locks.acquire(conn, node, options.lock_timeout)
-            except psycopg.Error as exc:
-                raise ApplyError(f"node {node}: cannot take the apply lock: {exc}; nothing was done") from exc
-        _check_fresh(state, directory, plan, touched, options)
-        _run(state, plan, runnable, sessions, report, progress, user, host, options.dirty)
+        _lock_all(state, touched, sessions, options, report)
+        locked = [n for n in touched if n not in report.unreachable_at_start]
+        report.unreachable_at_start.update(_check_fresh(state, directory, plan, locked, options))
+        for node, reason in sorted(report.unreachable_at_start.items()):
+            progress(Event(node, f"unreachable, its actions wait: {reason}"))
+        _run(state, plan, runnable, sessions, report, progress, stop, user, host, options)
     finally:
         sessions.close()
-    _verify(state, directory, touched, options, report)
+    report.interrupted = stop.is_set()
+    if report.interrupted:
+        return report
+    _reread(state, directory, touched, options, report)
+    _converge_rows(state, report, options, progress)
+    untouched = sorted(set(plan.nodes) - set(touched) - set(plan.unreachable))
+    settle_records(state, untouched, plan, options)
     return report
 
 
-def _check_fresh(
-    state: DesiredState, directory: Path, plan: Plan, touched: Sequence[str], options: ApplyOptions
+def settle_records(state: DesiredState, nodes: Sequence[str], plan: Plan, options: ApplyOptions) -> list[str]:
+    """On each node that needs no change but whose newest apply record is not ok, record an ok apply.
+
+    An apply that failed, was interrupted or was killed leaves its record
+    behind, and `status` warns about it; once a later apply finds nothing to
+    change there, that warning is over. Returns the nodes recorded.
+    """
+
+    def settle(node: str) -> bool:
+        try:
+            conn = db.connect(
+                state.nodes[node].connect_dsn,
+                timeout=options.timeout,
+                writes=True,
+                statement_timeout=options.statement_timeout,
+            )
+        except ConnectError:
+            return False
+        with conn:
+            try:
+                last = apply_log.last(conn)
+                if last is None or last.result == apply_log.Result.OK:
+                    return False
+                locks.acquire(conn, node, None)  # another apply is on it: leave its record alone
+                record = apply_log.start(
+                    conn,
+                    os_user=getpass.getuser(),
+                    client_host=socket.gethostname(),
+                    tool_version=plan.tool_version,
+                    desired_commit=plan.desired_commit,
+                    dirty=options.dirty,
+                    actions=[],
+                )
+                apply_log.finish(
+                    conn,
+                    record,
+                    result=apply_log.Result.OK,
+                    actions=[],
+                    message=f"nothing to change (after a {last.result} apply)",
+                )
+            except (psycopg.Error, ApplyError):
+                return False
+        return True
+
+    done = db.fan_out(list(nodes), settle, options.parallelism, name="reconcile-settle")
+    return [n for n, ok in zip(nodes, done, strict=True) if ok]
+
+
+def _lock_all(
+    state: DesiredState,
+    touched: Sequence[str],
+    sessions: _Sessions,
+    options: ApplyOptions,
+    report: ApplyReport,
 ) -> None:
-    """Refuse when a touched node changed since the plan was computed (read under the locks)."""
-    now = compute_plan(
-        state, directory, nodes=touched, parallelism=options.parallelism, timeout=options.timeout
-    )
-    silent = sorted(set(now.plan.unreachable) & set(touched))
-    if silent:
+    """Open and lock every touched node at once; nodes that do not answer are noted, a held lock refuses."""
+
+    def lock(node: str) -> str | ApplyError | None:
+        try:
+            sessions.lock(node)
+        except ConnectError as exc:
+            # ConnectError's message is already one line without secrets (db.short_reason).
+            return f"cannot connect ({redact(state.nodes[node].connect_dsn)}): {exc}"
+        except ApplyError as exc:
+            return exc
+        return None
+
+    results = db.fan_out(list(touched), lock, options.parallelism, name="reconcile-lock")
+    refusals = [r for r in results if isinstance(r, ApplyError)]
+    if refusals:
+        raise refusals[0]
+    report.unreachable_at_start = {n: r for n, r in zip(touched, results, strict=True) if isinstance(r, str)}
+    if report.unreachable_at_start and options.require_all:
         raise ApplyError(
-            "nodes stopped answering before apply: "
-            + "; ".join(f"{n}: {now.plan.unreachable[n]}" for n in silent)
+            "node(s) to change do not answer: "
+            + "; ".join(f"{n}: {r}" for n, r in sorted(report.unreachable_at_start.items()))
+            + "; nothing was done (--require-all)"
+        )
+    if len(report.unreachable_at_start) == len(touched):
+        raise ApplyError(
+            "no node to change answers: "
+            + "; ".join(f"{n}: {r}" for n, r in sorted(report.unreachable_at_start.items()))
             + "; nothing was done"
         )
-    changed = [n for n in touched if plan.fingerprints.get(n) != now.plan.fingerprints.get(n)]
+
+
+def _check_fresh(
+    state: DesiredState, directory: Path, plan: Plan, locked: Sequence[str], options: ApplyOptions
+) -> dict[str, str]:
+    """Refuse when a locked node changed since the plan was computed (read under the locks).
+
+    Returns the nodes that could not be read again (they are treated as
+    unreachable: their actions wait, the rest goes on).
+    """
+    now = compute_plan(
+        state, directory, nodes=locked, parallelism=options.parallelism, timeout=options.timeout
+    )
+    silent = {n: f"stopped answering: {now.plan.unreachable[n]}" for n in locked if n in now.plan.unreachable}
+    changed = [
+        n for n in locked if n not in silent and plan.fingerprints.get(n) != now.plan.fingerprints.get(n)
+    ]
     if changed:
         raise ApplyError(
             "live state changed since the plan was made on node(s) "
             + ", ".join(changed)
             + "; nothing was done: run `reconcile plan` again"
         )
+    if silent and options.require_all:
+        raise ApplyError(
+            "node(s) to change stopped answering: "
+            + "; ".join(f"{n}: {r}" for n, r in sorted(silent.items()))
+            + "; nothing was done (--require-all)"
+        )
+    return silent
 
 
 def _run(
@@ -204,51 +420,136 @@ def _run(
     sessions: _Sessions,
     report: ApplyReport,
     progress: Progress,
+    stop: threading.Event,
     user: str,
     host: str,
-    dirty: bool,
+    options: ApplyOptions,
 ) -> None:
-    records = _start_records(plan, runnable, sessions, progress, user, host, dirty)
-    per_node: dict[str, list[dict[str, str]]] = {}
-    failure: str | None = None
-    not_attempted: Sequence[Action] = ()
-    for index, action in enumerate(runnable):
-        progress(f"{action.node}: {action.symbol} {action.describe()} ...")
-        try:
-            detail = str(
-                engine_for(state.engine).execute(
-                    sessions.connect(action.node), action, provider_conn=sessions.provider
-                )
+    records = _start_records(plan, runnable, sessions, progress, user, host, options)
+    engine = engine_for(state.engine)
+    deadline = options.statement_timeout + WATCHDOG_MARGIN
+
+    def run_one(action: Action) -> Outcome:
+        if action.node in report.unreachable_at_start:
+            return Outcome(action, Status.FAILED, f"unreachable: {report.unreachable_at_start[action.node]}")
+        conn = sessions.session(action.node)
+        if conn.closed:
+            # An earlier action's deadline closed it: said once, on that action.
+            return Outcome(
+                action, Status.WAITING, "not run: the node's session was lost", waiting_on=action.node
             )
+        progress(Event(action.node, "", action))
+        used = [conn]
+        expired = threading.Event()
+
+        def provider_conn(provider: str) -> psycopg.Connection | None:
+            pconn = sessions.provider(action.node, provider)
+            if pconn is not None:
+                used.append(pconn)
+            return pconn
+
+        def expire() -> None:
+            expired.set()
+            for c in used:
+                _kill_socket(c)
+
+        watchdog = threading.Timer(deadline, expire)
+        watchdog.daemon = True
+        started = time.monotonic()
+        watchdog.start()
+        try:
+            detail = str(engine.execute(conn, action, provider_conn=provider_conn))
+            status = Status.DONE
         except (ApplyError, ConnectError, psycopg.Error) as exc:
-            failure = f"{action.node}: {action.symbol} {action.describe()}: {exc}"
-            report.outcomes.append(Outcome(action, Status.FAILED, str(exc)))
-            per_node.setdefault(action.node, []).append(_record(action, Status.FAILED))
-            progress(f"{action.node}:   failed: {exc}")
-            not_attempted = runnable[index + 1 :]
-            break
-        report.outcomes.append(Outcome(action, Status.DONE, str(detail)))
-        per_node.setdefault(action.node, []).append(_record(action, Status.DONE))
-        progress(f"{action.node}:   {detail}")
-    for action in not_attempted:
-        report.outcomes.append(Outcome(action, Status.NOT_ATTEMPTED))
-        per_node.setdefault(action.node, []).append(_record(action, Status.NOT_ATTEMPTED))
-    if failure is not None:
-        report.failed = True
-    for node, record in sorted(records.items()):
-        actions = per_node.get(node, [])
-        try:
-            apply_log.finish(
-                sessions.connect(node),
-                record,
-                result=apply_log.Result.FAILED
-                if any(a["status"] != Status.DONE for a in actions)
-                else apply_log.Result.OK,
-                actions=actions,
-                message=failure,
+            status = Status.FAILED
+            # The report names node and action itself: the reason alone, once.
+            detail = (
+                f"no answer within {deadline:g} s (--statement-timeout {options.statement_timeout:g} s):"
+                " the session was closed; the link may be down"
+                if expired.is_set()
+                else str(exc).removeprefix(f"{action.node}: {action.symbol} {action.describe()}: ")
             )
-        except psycopg.Error as exc:
-            progress(f"{node}: warning: could not complete the apply record: {exc}")
+        finally:
+            watchdog.cancel()
+        outcome = Outcome(action, status, detail, started=started, ended=time.monotonic())
+        progress(Event(action.node, detail if status is Status.DONE else f"failed: {detail}", action, status))
+        return outcome
+
+    outcomes = _walk(runnable, run_one, options.parallelism, stop)
+    report.outcomes.extend(outcomes)
+    _finish_records(records, outcomes, sessions, progress, stop)
+
+
+def _walk(
+    actions: Sequence[Action],
+    run_one: Callable[[Action], Outcome],
+    parallelism: int,
+    stop: threading.Event,
+) -> list[Outcome]:
+    """Run every action once all it waits for is done, at most `parallelism` at once; one outcome each.
+
+    `run_one` never raises. A failed action's dependents (and theirs) are
+    WAITING on its node; once `stop` is set nothing new starts and whatever
+    did not start is INTERRUPTED.
+    """
+    waits = dependencies(actions)
+    dependents: list[list[int]] = [[] for _ in actions]
+    for index, before in enumerate(waits):
+        for other in before:
+            dependents[other].append(index)
+    pending = [set(w) for w in waits]
+    outcomes: list[Outcome | None] = [None] * len(actions)
+    ready = [i for i, w in enumerate(waits) if not w]
+    running: dict[Future[Outcome], int] = {}
+    busy: set[str] = set()
+
+    def block(index: int, node: str) -> None:
+        todo = list(dependents[index])
+        while todo:
+            k = todo.pop()
+            if outcomes[k] is None:
+                detail = (
+                    "not run: an earlier action on this node did not complete"
+                    if actions[k].node == node
+                    else f"waiting on {node}"
+                )
+                outcomes[k] = Outcome(actions[k], Status.WAITING, detail, waiting_on=node)
+                todo.extend(dependents[k])
+
+    with ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="reconcile-apply") as pool:
+        while True:
+            if not stop.is_set():
+                for index in sorted(ready):
+                    node = actions[index].node
+                    if len(running) >= parallelism or node in busy or outcomes[index] is not None:
+                        continue
+                    ready.remove(index)
+                    busy.add(node)
+                    running[pool.submit(run_one, actions[index])] = index
+            if not running:
+                break
+            try:
+                finished, _ = wait(running, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+            except KeyboardInterrupt:
+                # Without the CLI's handler: the same as `stop`; running actions end within their deadline.
+                stop.set()
+                continue
+            for future in finished:
+                index = running.pop(future)
+                busy.discard(actions[index].node)
+                outcome = future.result()
+                outcomes[index] = outcome
+                if outcome.status is Status.DONE:
+                    for k in dependents[index]:
+                        pending[k].discard(index)
+                        if not pending[k] and outcomes[k] is None:
+                            ready.append(k)
+                else:
+                    block(index, actions[index].node)
+    return [
+        o if o is not None else Outcome(a, Status.INTERRUPTED, "not started: the apply was interrupted")
+        for a, o in zip(actions, outcomes, strict=True)
+    ]
 
 
 def _start_records(
@@ -258,30 +559,80 @@ def _start_records(
     progress: Progress,
     user: str,
     host: str,
-    dirty: bool,
+    options: ApplyOptions,
 ) -> dict[str, int]:
-    """A 'running' record on every node to be touched, before anything changes there."""
+    """A 'running' record on every locked node to be touched, before anything changes there."""
     planned: dict[str, list[dict[str, str]]] = {}
     for action in runnable:
-        planned.setdefault(action.node, []).append(_record(action, "planned"))
-    records: dict[str, int] = {}
-    for node, actions in sorted(planned.items()):
+        if action.node in sessions.conns:
+            planned.setdefault(action.node, []).append(_record(action, "planned"))
+
+    def start(item: tuple[str, list[dict[str, str]]]) -> int | None:
+        node, actions = item
         try:
-            records[node] = apply_log.start(
-                sessions.connect(node),
+            return apply_log.start(
+                sessions.session(node),
                 os_user=user,
                 client_host=host,
                 tool_version=plan.tool_version,
                 desired_commit=plan.desired_commit,
-                dirty=dirty,
+                dirty=options.dirty,
                 actions=actions,
             )
         except psycopg.Error as exc:
-            progress(f"{node}: warning: could not write the apply record: {exc}")
-    return records
+            progress(
+                Event(node, f"warning: could not write the apply record: {db.short_reason(str(exc), '')}")
+            )
+            return None
+
+    items = sorted(planned.items())
+    ids = db.fan_out(items, start, options.parallelism, name="reconcile-record")
+    return {node: record for (node, _), record in zip(items, ids, strict=True) if record is not None}
 
 
-def _verify(
+def _finish_records(
+    records: dict[str, int],
+    outcomes: Sequence[Outcome],
+    sessions: _Sessions,
+    progress: Progress,
+    stop: threading.Event,
+) -> None:
+    """Complete each node's record: ok, failed (with its first failure) or interrupted."""
+    per_node: dict[str, list[Outcome]] = {}
+    for o in outcomes:
+        per_node.setdefault(o.action.node, []).append(o)
+
+    def finish(node: str) -> None:
+        mine = per_node.get(node, [])
+        failure = next((o for o in mine if o.status is Status.FAILED), None)
+        waiting = next((o for o in mine if o.status is Status.WAITING), None)
+        if all(o.status is Status.DONE for o in mine):
+            result, message = apply_log.Result.OK, None
+        elif failure is not None:
+            result = apply_log.Result.FAILED
+            message = f"{failure.action.symbol} {failure.action.describe()}: {failure.detail}"
+        elif stop.is_set():
+            result, message = apply_log.Result.INTERRUPTED, "interrupted: actions not started are listed"
+        else:
+            result = apply_log.Result.FAILED
+            message = waiting.detail if waiting is not None else None
+        try:
+            apply_log.finish(
+                sessions.session(node),
+                records[node],
+                result=result,
+                actions=[_record(o.action, o.status) for o in mine],
+                message=message,
+            )
+        except psycopg.Error as exc:
+            progress(
+                Event(node, f"warning: could not complete the apply record: {db.short_reason(str(exc), '')}")
+            )
+
+    db.fan_out(sorted(records), finish, name="reconcile-record")
+
+
+def _reread(
     state: DesiredState, directory: Path, touched: Sequence[str], options: ApplyOptions, report: ApplyReport
 ) -> None:
     """Re-read what was touched: whatever still differs is reported, not guessed."""
@@ -290,3 +641,23 @@ def _verify(
     )
     report.remaining = list(after.plan.actions)
     report.unreachable_after = dict(after.plan.unreachable)
+
+
+def _converge_rows(
+    state: DesiredState, report: ApplyReport, options: ApplyOptions, progress: Progress
+) -> None:
+    """Verify and repair exactly the tables, on exactly the subscribers, the done actions may leave wrong."""
+    report.rows = row_scope(state, [o.action for o in report.outcomes if o.status is Status.DONE])
+    if not report.rows.tables:
+        return
+    if not options.repair:
+        report.rows_skipped = "--no-repair"
+        return
+    for subscriber, tables in sorted(report.rows.tables.items()):
+        progress(Event(subscriber, f"verify and repair {', '.join(sorted(tables))} ..."))
+    report.verify = verify_run.run_verify(
+        state,
+        scope=report.rows.tables,
+        do_repair=True,
+        options=verify_run.Options(timeout=options.timeout),
+    )

@@ -10,6 +10,8 @@ from enum import StrEnum
 import psycopg
 from psycopg import sql
 
+from reconciler.apply import locks
+
 # The tool's own schema; pglogical never replicates it (it is in no set).
 _DDL = [
     sql.SQL("CREATE SCHEMA IF NOT EXISTS reconcile"),
@@ -34,6 +36,9 @@ class Result(StrEnum):
     RUNNING = "running"
     OK = "ok"
     FAILED = "failed"
+    # Stopped by SIGINT/SIGTERM; also how `last` reads a `running` record
+    # whose apply session is gone (killed: nobody holds the apply lock).
+    INTERRUPTED = "interrupted"
 
 
 @dataclass(frozen=True)
@@ -109,13 +114,30 @@ def finish(
 
 
 def last(conn: psycopg.Connection) -> ApplyRecord | None:
-    """The newest record on this node, or None when it was never applied to."""
+    """The newest record on this node, or None when it was never applied to.
+
+    A `running` record whose apply no longer holds the node's lock (the
+    process was killed) reads as `interrupted`.
+    """
     exists = conn.execute("SELECT to_regclass('reconcile.apply_log') IS NOT NULL").fetchone()
     if exists is None or not exists[0]:
         return None
     row = conn.execute(
-        "SELECT applied_at, os_user, client_host, tool_version, desired_commit, result,"
-        " actions, message FROM reconcile.apply_log ORDER BY id DESC LIMIT 1"
+        sql.SQL(
+            "SELECT applied_at, os_user, client_host, tool_version, desired_commit,"
+            " CASE WHEN result = {running} AND NOT EXISTS ("
+            "   SELECT 1 FROM pg_catalog.pg_locks l"
+            "   WHERE l.locktype = 'advisory' AND l.granted AND l.classid = {classid}"
+            "   AND l.objid = {objid} AND l.objsubid = 1 AND l.database ="
+            "   (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()))"
+            " THEN {interrupted} ELSE result END,"
+            " actions, message FROM reconcile.apply_log ORDER BY id DESC LIMIT 1"
+        ).format(
+            running=sql.Literal(Result.RUNNING.value),
+            interrupted=sql.Literal(Result.INTERRUPTED.value),
+            classid=sql.Literal(locks.APPLY_LOCK_KEY >> 32),
+            objid=sql.Literal(locks.APPLY_LOCK_KEY & 0xFFFFFFFF),
+        )
     ).fetchone()
     if row is None:
         return None

@@ -2,29 +2,53 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
 
 from reconciler import gitops
-from reconciler.apply import ApplyOptions, apply_plan
+from reconciler.apply import ApplyOptions, apply_plan, settle_records
 from reconciler.cli.exit_codes import ExitCode
 from reconciler.cli.options import (
     DirOption,
     NodeOption,
-    ParallelismOption,
     TimeoutOption,
     fail,
     load_state_or_exit,
     resolve_dir,
 )
+from reconciler.cli.progress import ApplyProgress, echo_text
 from reconciler.errors import ApplyError, PlanError
 from reconciler.model import DesiredState
 from reconciler.plan import Plan, foreign_dsns, load_plan
 from reconciler.planner import compute_plan
 from reconciler.render.apply import render_apply_report, render_unplanned
 from reconciler.render.plan_text import render_text
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """SIGINT and SIGTERM set the event (no new action starts) instead of killing the process."""
+    stop = threading.Event()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    if threading.current_thread() is not threading.main_thread():
+        yield stop  # only the main thread may set handlers (an embedding caller keeps its own)
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _check_saved_plan(plan: Plan, state: DesiredState, commit: str | None) -> None:
@@ -73,13 +97,39 @@ def apply_command(
         ),
     ] = None,
     node: NodeOption = None,
-    parallelism: ParallelismOption = 32,
+    parallelism: Annotated[
+        int,
+        typer.Option(
+            "--parallelism", min=1, help="Nodes read, and changed, at the same time (one session per node)."
+        ),
+    ] = 32,
     timeout: TimeoutOption = 10.0,
+    statement_timeout: Annotated[
+        float,
+        typer.Option(
+            "--statement-timeout",
+            min=1,
+            help="Deadline of each action, in seconds, on the server and on the client.",
+        ),
+    ] = 60.0,
+    require_all: Annotated[
+        bool,
+        typer.Option("--require-all", help="Refuse, doing nothing, when a node to change does not answer."),
+    ] = False,
+    no_repair: Annotated[
+        bool,
+        typer.Option(
+            "--no-repair",
+            help="Do not verify and repair the rows that [needs verify] actions may leave wrong.",
+        ),
+    ] = False,
 ) -> None:
-    """Converge the live network: lock, re-check, run the plan in dependency order, record it.
+    """Converge the live network: lock, re-check, run the plan's dependency graph concurrently, record it,
+    then verify and repair the rows the changes may have left wrong.
 
-    Exit codes: 0 done (converged), 1 failed or refused (what was done and
-    what was not is printed; rerunning converges).
+    Exit codes: 0 done (converged: catalogs and rows), 1 failed or refused
+    (what was done and what was not is printed; rerunning converges), 130
+    interrupted (SIGINT/SIGTERM: no new action started; rerunning converges).
     """
     state = load_state_or_exit(directory)
     root = resolve_dir(directory)
@@ -98,10 +148,20 @@ def apply_command(
             plan = compute_plan(state, root, nodes=node, parallelism=parallelism, timeout=timeout).plan
     except PlanError as exc:
         raise fail(str(exc)) from exc
-    typer.echo(render_text(plan), nl=False)
+    echo_text(render_text(plan))
     if plan.blockers:
         raise fail("the plan has blocking errors; nothing was done.")
+    if plan.unreachable and not set(plan.nodes) - set(plan.unreachable):
+        raise fail("no node answered, so nothing can be applied; nothing was done.")
     if not plan.actions:
+        settled = settle_records(
+            state,
+            sorted(set(plan.nodes) - set(plan.unreachable)),
+            plan,
+            ApplyOptions(timeout=timeout, parallelism=parallelism, dirty=bool(revision.dirty_files)),
+        )
+        if settled:
+            typer.echo(f"Recorded an ok apply on {', '.join(settled)} (their last apply had not completed).")
         raise typer.Exit(ExitCode.ERROR if plan.unreachable else ExitCode.OK)
     if plan_file is None and not auto_approve:
         answer = typer.prompt(
@@ -116,16 +176,27 @@ def apply_command(
         allow_destroy=allow_destroy,
         lock_timeout=lock_timeout,
         timeout=timeout,
+        statement_timeout=statement_timeout,
         parallelism=parallelism,
+        require_all=require_all,
+        repair=not no_repair,
         # --allow-dirty: the record must not claim the committed state was applied.
         dirty=bool(revision.dirty_files),
     )
+    if plan.unreachable:
+        # Said first, in one line: the rest is applied all the same.
+        typer.echo(
+            f"Not reachable, so not planned: {', '.join(sorted(plan.unreachable))}; applying the rest."
+        )
     try:
-        report = apply_plan(state, root, plan, options, progress=typer.echo)
+        with _stop_on_signals() as stop, ApplyProgress(plan, len(plan.runnable(allow_destroy))) as progress:
+            report = apply_plan(state, root, plan, options, progress=progress, stop=stop)
     except (ApplyError, PlanError) as exc:
         raise fail(str(exc)) from exc
-    typer.echo(render_apply_report(report), nl=False)
+    echo_text(render_apply_report(report))
+    if report.interrupted:
+        raise typer.Exit(ExitCode.INTERRUPTED)
     if plan.unreachable:
         typer.echo(render_unplanned(plan), nl=False)
         raise typer.Exit(ExitCode.ERROR)
-    raise typer.Exit(ExitCode.OK if report.converged else ExitCode.ERROR)
+    raise typer.Exit(ExitCode.OK if report.done_as_asked else ExitCode.ERROR)

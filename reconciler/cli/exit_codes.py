@@ -22,6 +22,8 @@ class ExitCode(IntEnum):
     UNREACHABLE = 3
     DEGRADED = 2
     DIFFERENCES = 2
+    # SIGINT/SIGTERM (128 + 2, as a shell reports Ctrl-C): apply stopped, a rerun converges.
+    INTERRUPTED = 130
 
 
 def for_plan(plan: Plan, detailed: bool) -> ExitCode:

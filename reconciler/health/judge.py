@@ -199,7 +199,9 @@ def judge_node(state: DesiredState, reading: NodeReading, drift: int | None) -> 
     elif reading.pglogical_version is None and state.engine is Engine.PGLOGICAL:
         found.append(Finding(level=Level.CRIT, message="pglogical extension not installed"))
     if reading.last_apply is not None and reading.last_apply.result != "ok":
-        found.append(Finding(level=Level.WARN, message="last apply failed"))
+        # failed, interrupted (stopped, or killed: its `running` record holds no lock): until
+        # an apply completes on this node (even one with nothing to change) supersedes it.
+        found.append(Finding(level=Level.WARN, message=f"last apply {reading.last_apply.result}"))
     return NodeHealth(
         node=reading.node,
         level_name=state.nodes[reading.node].level,

@@ -54,7 +54,8 @@ def _notes(plan: Plan) -> list[str]:
     if verify:
         notes.append(
             f"Note: {verify} action(s) marked [needs verify] change which rows a subscriber"
-            " should hold without copying them; run `reconcile verify` after apply."
+            " should hold without copying them; apply verifies and repairs those tables"
+            " at the end (unless --no-repair)."
         )
     destroys = len(plan.destroys)
     if destroys:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -181,6 +181,7 @@ def run_verify(
     *,
     tables: Sequence[str] | None = None,
     nodes: Sequence[str] | None = None,
+    scope: Mapping[str, Collection[str]] | None = None,
     do_repair: bool = False,
     options: Options | None = None,
 ) -> VerifyReport:
@@ -191,7 +192,7 @@ def run_verify(
     checked only after the region's slots confirmed it (bounded wait).
     """
     opts = options or Options()
-    checks = subscriber_checks(state, tables, nodes)
+    checks = subscriber_checks(state, tables, nodes, scope)
     sessions = _Sessions(state, opts, writable=do_repair)
     report = VerifyReport(repair=do_repair)
     try:

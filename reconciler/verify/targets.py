@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from reconciler.model import DesiredState
@@ -82,8 +82,12 @@ def subscriber_checks(
     state: DesiredState,
     tables: Sequence[str] | None = None,
     nodes: Sequence[str] | None = None,
+    scope: Mapping[str, Collection[str]] | None = None,
 ) -> list[SubscriberCheck]:
     """Every subscriber to verify, lowest level first, then by name.
+
+    `scope` (subscriber -> declared tables; what an apply may have left
+    wrong) narrows the checks to exactly those tables on those subscribers.
 
     `nodes` selects subscribers: a node that has providers selects itself, a
     node with an upstream selects that upstream (the subscriber holding its
@@ -109,9 +113,15 @@ def subscriber_checks(
     all_tables = sorted({t for s in state.replication_sets.values() for t in s.tables})
     wanted = {_match_table(t, all_tables) for t in tables} if tables else None
     result = []
+    if scope is not None:
+        selected &= set(scope)
     for subscriber in sorted(selected):
         checks = _table_checks(state, sets[subscriber])
-        chosen = tuple(c for name, c in sorted(checks.items()) if wanted is None or name in wanted)
+        chosen = tuple(
+            c
+            for name, c in sorted(checks.items())
+            if (wanted is None or name in wanted) and (scope is None or name in scope[subscriber])
+        )
         if not chosen:
             continue
         result.append(

@@ -1,0 +1,158 @@
+"""Pure: which planned actions wait for which, derived from the plan's phase table and the edges.
+
+The plan's order (plan.PHASES, then node, then subject) is the one place
+that states the order. Apply keeps exactly the part of it that matters:
+
+* on one node, every action waits for the one before it (one session runs
+  them in plan order);
+* across nodes, an action waits for the earlier-phase actions of the nodes
+  it is linked to: a subscription action (create, alter, replace, switch,
+  refresh, drop) links its subscriber to its provider, so a subscription
+  waits for its provider's node, sets, tables and interface, and a provider's
+  slot or node drop waits for the subscriber's subscription drop (removals
+  in reverse).
+
+Actions on nodes that share no edge in the plan wait for nothing of each
+other: they run concurrently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import assert_never
+
+from reconciler.actions import (
+    Action,
+    AddTable,
+    AlterSet,
+    AlterSubscription,
+    ChangeNodeDsn,
+    CreateNode,
+    CreateSet,
+    CreateSubscription,
+    DropNode,
+    DropSet,
+    DropSlot,
+    DropSubscription,
+    RefreshSubscription,
+    RemoveTable,
+    ReplaceSubscription,
+    ReplaceTable,
+    RestartSubscription,
+    SetReplicaIdentity,
+    SetWalKeepSize,
+    SwitchSubscription,
+)
+from reconciler.plan import phase_index
+
+
+def provider_of(action: Action) -> str | None:
+    """The other node a subscription action involves (its provider); None for node-local actions."""
+    match action:
+        case CreateSubscription():
+            return action.subscription.provider_node
+        case AlterSubscription() | ReplaceSubscription() | SwitchSubscription():
+            return action.after.provider_node
+        case DropSubscription() | RefreshSubscription() | RestartSubscription():
+            return action.provider_node
+        case (
+            SetWalKeepSize()
+            | CreateNode()
+            | ChangeNodeDsn()
+            | DropNode()
+            | CreateSet()
+            | AlterSet()
+            | DropSet()
+            | AddTable()
+            | ReplaceTable()
+            | RemoveTable()
+            | DropSlot()
+            | SetReplicaIdentity()
+        ):
+            return None
+        case _:
+            assert_never(action)
+
+
+# Subscription actions that no later action of their node needs: several of
+# them between two other actions of a node wait only for the one before them,
+# so one provider that fails holds back its own subscription, not its
+# subscriber's other subscriptions. (A drop_subscription is not one of them:
+# a drop_node of that database needs it gone.)
+INDEPENDENT = frozenset(
+    {
+        "create_subscription",
+        "alter_subscription",
+        "replace_subscription",
+        "switch_subscription",
+        "refresh_subscription",
+        "restart_subscription",
+    }
+)
+
+
+def _same_node_waits(actions: Sequence[Action], on_node: dict[str, list[int]]) -> dict[int, set[int]]:
+    """Within a node: each action waits for the last other action before it; that one, for all before it."""
+    waits: dict[int, set[int]] = {}
+    for indices in on_node.values():
+        barrier: int | None = None
+        since: list[int] = []  # independent actions after the barrier
+        for index in indices:
+            before = {barrier} if barrier is not None else set()
+            if actions[index].kind in INDEPENDENT:
+                waits[index] = before
+                since.append(index)
+            else:
+                waits[index] = before | set(since)
+                barrier, since = index, []
+    return waits
+
+
+def dependencies(actions: Sequence[Action]) -> list[tuple[int, ...]]:
+    """For each action (in plan order), the indices of the actions it waits for, sorted.
+
+    Only direct waits are listed. On the same node: the last action before
+    it (independent subscription actions in a row wait only for what
+    precedes the row; the action after the row waits for all of it). Across
+    nodes: a subscription action waits for the last earlier-phase action of
+    its provider (which waits, in turn, for everything before it there); any
+    other action waits for the earlier-phase subscription actions whose
+    provider it runs on (a slot, set or node drop after the subscriber let go).
+    One session runs a node's actions one at a time, in plan order where
+    nothing holds one back.
+    """
+    # A subscription names its provider's pglogical node; a database that holds
+    # its node under an old name (dropped here, drop_node) is that node.
+    aliases = {a.name: a.node for a in actions if isinstance(a, DropNode)}
+
+    def provider(action: Action) -> str | None:
+        name = provider_of(action)
+        return aliases.get(name, name) if name is not None else None
+
+    on_node: dict[str, list[int]] = {}
+    subscribing: dict[str, list[int]] = {}  # provider -> its subscribers' subscription actions
+    for index, action in enumerate(actions):
+        on_node.setdefault(action.node, []).append(index)
+        other = provider(action)
+        if other is not None and other != action.node:
+            subscribing.setdefault(other, []).append(index)
+    same_node = _same_node_waits(actions, on_node)
+    result: list[tuple[int, ...]] = []
+    for index, action in enumerate(actions):
+        waits = set(same_node[index])
+        phase = phase_index(action.kind)
+        other = provider(action)
+        if other is not None and other != action.node:
+            earlier = [i for i in on_node.get(other, ()) if i < index and _phase(actions[i]) < phase]
+            if earlier:
+                waits.add(earlier[-1])
+        elif other is None:
+            waits.update(
+                i for i in subscribing.get(action.node, ()) if i < index and _phase(actions[i]) < phase
+            )
+        result.append(tuple(sorted(waits)))
+    return result
+
+
+def _phase(action: Action) -> int:
+    return phase_index(action.kind)

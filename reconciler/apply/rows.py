@@ -1,0 +1,110 @@
+"""Pure: which tables, on which subscribers, an apply may have left without rows they should hold.
+
+An action whose data movement is RESYNC_NEEDED changed what a subscriber
+receives without copying what it already should have: a subscription
+created or replaced without a copy (the subscriber held older rows, a COPY
+would fail on their keys), sets added to a subscription, a table added again
+where it is marked synced, a table's filter or columns replaced. Apply ends
+by verifying and repairing exactly those tables on exactly those subscribers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import assert_never
+
+from reconciler.actions import (
+    Action,
+    AddTable,
+    AlterSet,
+    AlterSubscription,
+    ChangeNodeDsn,
+    CreateNode,
+    CreateSet,
+    CreateSubscription,
+    DataMovement,
+    DropNode,
+    DropSet,
+    DropSlot,
+    DropSubscription,
+    RefreshSubscription,
+    RemoveTable,
+    ReplaceSubscription,
+    ReplaceTable,
+    RestartSubscription,
+    SetReplicaIdentity,
+    SetWalKeepSize,
+    SwitchSubscription,
+)
+from reconciler.model import DesiredState
+from reconciler.topology import edges
+
+
+@dataclass(frozen=True)
+class RowScope:
+    """Subscriber -> the declared tables to verify there, and the actions that put them in scope."""
+
+    tables: dict[str, frozenset[str]] = field(default_factory=dict)
+    because: tuple[str, ...] = ()
+
+
+def _set_tables(state: DesiredState, sets: Iterable[str]) -> set[str]:
+    return {t for s in sets if s in state.replication_sets for t in state.replication_sets[s].tables}
+
+
+def _affected(state: DesiredState, action: Action) -> dict[str, set[str]]:
+    """Subscriber -> tables for one action (empty when it leaves no rows behind)."""
+    if action.data_movement is not DataMovement.RESYNC_NEEDED:
+        return {}
+    match action:
+        case CreateSubscription():
+            return {action.node: _set_tables(state, action.subscription.replication_sets)}
+        case ReplaceSubscription():
+            return {action.node: _set_tables(state, action.after.replication_sets)}
+        case AlterSubscription():
+            added = set(action.after.replication_sets) - set(action.before.replication_sets)
+            return {action.node: _set_tables(state, added)}
+        case AddTable() | ReplaceTable():
+            # Every declared subscriber of this provider that takes the set.
+            return {
+                e.subscriber: {action.table}
+                for e in edges(state)
+                if e.provider == action.node and action.set_name in e.sets
+            }
+        case (
+            SetWalKeepSize()
+            | CreateNode()
+            | ChangeNodeDsn()
+            | DropNode()
+            | CreateSet()
+            | AlterSet()
+            | DropSet()
+            | RemoveTable()
+            | DropSubscription()
+            | DropSlot()
+            | SetReplicaIdentity()
+            | SwitchSubscription()
+            | RefreshSubscription()
+            | RestartSubscription()
+        ):
+            return {}
+        case _:
+            assert_never(action)
+
+
+def row_scope(state: DesiredState, done: Iterable[Action]) -> RowScope:
+    """The tables to verify on each subscriber after `done` ran; only declared subscribers and tables."""
+    tables: dict[str, set[str]] = {}
+    because: list[str] = []
+    for action in done:
+        affected = {s: t for s, t in _affected(state, action).items() if s in state.nodes and t}
+        if not affected:
+            continue
+        because.append(f"{action.node}: {action.symbol} {action.describe()}")
+        for subscriber, names in affected.items():
+            tables.setdefault(subscriber, set()).update(names)
+    return RowScope(
+        tables={s: frozenset(t) for s, t in sorted(tables.items())},
+        because=tuple(because),
+    )
