@@ -10,6 +10,7 @@ from reconciler.cli.plan import plan_command
 from reconciler.cli.review import review_command
 from reconciler.cli.sandbox import sandbox_app
 from reconciler.cli.serve import serve_command
+from reconciler.cli.skip import skip_command
 from reconciler.cli.status import status_command
 from reconciler.cli.validate import topology_command, validate_command
 from reconciler.cli.verify import verify_command
@@ -30,6 +31,7 @@ app.command("serve")(serve_command)
 app.command("graph")(graph_command)
 app.command("verify")(verify_command)
 app.command("review")(review_command)
+app.command("skip")(skip_command)
 
 
 def main() -> None:
