@@ -136,3 +136,44 @@ def test_after_a_provider_restart_one_apply_brings_the_link_back(network: Any, p
     applied(net)
     wait_for(lambda: arrived(net, "region", key), "the row written after the restart", 30)
     print(f"\nprovider restarted: the link replicates {time.monotonic() - started:.1f} s after apply started")
+
+
+def test_a_role_that_cannot_read_the_server_log_gets_a_cause_not_a_crash(network: Any) -> None:
+    """The subscriber read by a role without the log functions: status says so, and skip asks for --lsn."""
+    net = network({"region": None, "d1": "region"}, levels=("district", "region"))
+    applied(net)
+    wait_for(lambda: sub_status(net, "region") == "replicating", "replicating")
+    # A transaction the region can never apply: its worker stays down.
+    net.execute("region", "ALTER TABLE public.technology ADD CONSTRAINT no_poison CHECK (title <> 'poison')")
+    net.execute(
+        "d1",
+        "INSERT INTO public.technology (id, title, district, approved) VALUES (%s, 'poison', 'd1', true)",
+        (str(uuid.uuid4()),),
+    )
+    wait_for(lambda: sub_status(net, "region") == "down", "the link down")
+    role = f"nolog_{uuid.uuid4().hex[:8]}"  # roles are server-wide: one of its own
+    net.execute("region", f"CREATE ROLE {role} LOGIN IN ROLE pg_monitor")  # test-only name
+    try:
+        for grant in (
+            f"GRANT USAGE ON SCHEMA pglogical, reconcile TO {role}",
+            f"GRANT SELECT ON ALL TABLES IN SCHEMA pglogical, reconcile TO {role}",
+        ):
+            net.execute("region", grant)
+        topology = Path(net.dir) / "topology.yaml"
+        yaml = YAML(typ="safe")
+        data = yaml.load(topology.read_text())
+        data["nodes"]["region"]["dsn"] = net.dsn("region").replace("user=postgres", f"user={role}")
+        with topology.open("w") as out:
+            yaml.dump(data, out)
+
+        region = edge(status(net), "region")
+        assert region["cause"] == "unknown", (region, status(net)["nodes"])
+        assert region["reason"].startswith(f"unknown: cannot read the server log: role {role} may not call")
+        assert "server log" in region["remedy"]
+        refused = cli("skip", "region", "d1", "-d", str(net.dir), "--auto-approve", "--timeout", "5")
+        assert refused.exit_code == 1, refused.output
+        assert "pass --lsn" in refused.output and "Traceback" not in refused.output
+    finally:
+        net.close()  # the role's sessions: none of the tool's outlive a command
+        net.execute("region", f"DROP OWNED BY {role}")
+        net.execute("region", f"DROP ROLE {role}")

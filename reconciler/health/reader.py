@@ -148,16 +148,17 @@ def read_log(
     conn: Conn, found: list[dict[str, Any]]
 ) -> tuple[dict[str, server_log.WorkerLog], str | None, Any]:
     """What the server log's tail says of each subscription; why it could not be read; the server's clock."""
-    answer = rows(conn, "server_log", {"tail": server_log.LOG_TAIL_BYTES})[0]
-    if not answer["allowed"]:
+    access = rows(conn, "server_log_access")[0]
+    if not access["allowed"]:
         return (
             {},
             (
                 f"cannot read the server log: role {conn.info.user} may not call pg_current_logfile,"
                 " pg_stat_file and pg_read_binary_file (superuser, or GRANT EXECUTE on them)"
             ),
-            answer["read_at"],
+            access["read_at"],
         )
+    answer = rows(conn, "server_log", {"tail": server_log.LOG_TAIL_BYTES})[0]
     if answer["logfile"] is None:
         return (
             {},
