@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -90,6 +91,19 @@ def test_lost_slot_is_replaced_and_verify_repair_restores_the_rows(
     wait_for(lost, "d1's slot to be invalidated", timeout=60)
     district_server.execute("ALTER SYSTEM RESET max_slot_wal_keep_size")
     district_server.execute("SELECT pg_reload_conf()")
+
+    # The region comes back: status names the lost slot and the re-copy, not a mere restart.
+    net.execute("region", "SELECT pglogical.alter_subscription_enable('region_from_d1', true)")
+
+    def region_from_d1() -> dict[str, Any]:
+        result = cli("status", "-d", str(net.dir), "--no-drift", "--format", "json", "--timeout", "5")
+        document = json.loads(result.stdout)
+        return next(e for e in document["edges"] if e["subscription"] == "region_from_d1")
+
+    wait_for(lambda: region_from_d1()["cause"] == "slot_lost", "status naming the lost slot", timeout=30)
+    found = region_from_d1()
+    assert "is lost (past max_slot_wal_keep_size)" in found["reason"], found
+    assert found["remedy"].startswith("re-copy needed: `reconcile apply --allow-destroy` replaces"), found
 
     planned = plan_actions(net.dir)
     # d1's slot is lost; d2's may be too (1MB is less than its walsender's lag at times).
