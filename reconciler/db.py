@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Sequence
+import socket
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from functools import cache
 from importlib.resources import files
 from typing import Any, TypeVar
@@ -37,6 +40,14 @@ Result = TypeVar("Result")
 # operator may allow those, see dsn.py), over those too (the last -c wins).
 # All are settable by any role: a setting only a superuser may set would
 # make the server refuse the connection of every other role.
+# The advisory lock every reconcile apply takes on each node it changes
+# (apply/locks.py): one bigint key, "reconcil" in ASCII. PostgreSQL shows a
+# bigint advisory key in pg_locks as classid (high half) and objid (low
+# half) with objsubid = 1. Here because inspection reads it too.
+APPLY_LOCK_KEY = 0x7265636F6E63696C
+APPLY_LOCK_CLASSID = APPLY_LOCK_KEY >> 32
+APPLY_LOCK_OBJID = APPLY_LOCK_KEY & 0xFFFFFFFF
+
 PINNED: tuple[tuple[str, str], ...] = (
     # off: a backslash in '...' starts an escape, so literals in the tool's
     # .sql files and in row filters would mean something else.
@@ -126,12 +137,14 @@ def connect(
     statement_timeout: float | None = None,
     lock_timeout: float | None = None,
     read_only: bool = False,
+    idle_in_transaction_timeout: float | None = None,
 ) -> psycopg.Connection[Any]:
     """Open a connection to a node; ConnectError (no secret in it) when it cannot be had.
 
     `timeout` bounds the connection attempt; `statement_timeout` (seconds,
     None: no limit) every statement of the session, `lock_timeout` every
-    wait for a lock; `read_only` makes the
+    wait for a lock, `idle_in_transaction_timeout` a transaction the client
+    left open; `read_only` makes the
     server refuse any write (default_transaction_read_only); `writes`
     (apply, repair) makes sure the session fires triggers
     (session_replication_role = origin).
@@ -162,6 +175,12 @@ def connect(
         session.append(("lock_timeout", str(milliseconds(lock_timeout))))
     if read_only:
         session.append(("default_transaction_read_only", "on"))
+    if idle_in_transaction_timeout is not None:
+        # A client that vanished mid-transaction (its socket closed by a
+        # deadline, the link black-holed) must not hold its locks for hours.
+        session.append(
+            ("idle_in_transaction_session_timeout", str(milliseconds(idle_in_transaction_timeout)))
+        )
     try:
         conn = psycopg.connect(
             dsn,
@@ -284,3 +303,64 @@ def fan_out(
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name) as pool:
         futures = [pool.submit(fn, item) for item in items]
         return [future.result() for future in futures]
+
+
+def kill_socket(conn: psycopg.Connection[Any]) -> None:
+    """Shut a connection's socket from another thread: a call blocked on it fails at once."""
+    try:
+        fd = conn.fileno()
+    except (psycopg.Error, ValueError):
+        return
+    try:
+        sock = socket.socket(fileno=os.dup(fd))
+    except OSError:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed
+    finally:
+        sock.close()
+
+
+@contextmanager
+def deadline(
+    seconds: float,
+    conns: Callable[[], Iterable[psycopg.Connection[Any]]],
+    then: float | None = None,
+    last: Callable[[], Iterable[psycopg.Connection[Any]]] | None = None,
+) -> Iterator[threading.Event]:
+    """A client-side deadline for the block: past `seconds`, the sockets of `conns()` are shut.
+
+    A link that black-holes (a middlebox keeps TCP up, nothing is forwarded)
+    answers keepalives, so neither libpq nor the server's statement_timeout
+    ever ends a call blocked on it; this does. `last()`, when given, is shut
+    `then` seconds later still (e.g. a node's own session, after the
+    provider connections it waited on). The event yielded is set once the
+    deadline fired; a block that ended first is never touched.
+    """
+    fired = threading.Event()
+    guard = threading.Lock()
+    done = False
+
+    def expire(targets: Callable[[], Iterable[psycopg.Connection[Any]]]) -> None:
+        with guard:
+            if done:
+                return
+            fired.set()
+            for conn in list(targets()):
+                kill_socket(conn)
+
+    timers = [threading.Timer(seconds, expire, (conns,))]
+    if last is not None:
+        timers.append(threading.Timer(seconds + (then or 0.0), expire, (last,)))
+    for timer in timers:
+        timer.daemon = True
+        timer.start()
+    try:
+        yield fired
+    finally:
+        with guard:
+            done = True
+        for timer in timers:
+            timer.cancel()

@@ -125,6 +125,9 @@ class Plan(Frozen):
     unreachable: dict[str, str] = pydantic.Field(default_factory=dict)
     fingerprints: dict[str, str] = pydantic.Field(default_factory=dict)
     nodes: tuple[str, ...] = ()
+    # Nodes whose newest apply record is not ok (failed, interrupted, running):
+    # the next apply that completes there supersedes it.
+    unsettled: dict[str, str] = pydantic.Field(default_factory=dict)
 
     @property
     def summary(self) -> Summary:

@@ -77,6 +77,11 @@ def compute_plan(
         unreachable=dict(sorted(inspection.unreachable.items())),
         fingerprints={name: facts[name].fingerprint for name in sorted(facts)},
         nodes=tuple(selected),
+        unsettled={
+            name: str(f.last_apply)
+            for name, f in sorted(facts.items())
+            if f.last_apply is not None and f.last_apply != "ok"
+        },
     )
     return PlanRun(plan=plan, inspection=inspection)
 

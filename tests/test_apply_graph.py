@@ -24,6 +24,7 @@ from reconciler.actions import (
     CreateSet,
     CreateSubscription,
     DropNode,
+    DropSubscription,
     ReplaceSubscription,
 )
 from reconciler.apply.graph import dependencies, provider_of
@@ -81,9 +82,16 @@ def test_any_order_the_graph_allows_converges(
             a, b = actions[w], actions[index]
             if a.node != b.node:
                 # A subscription waits on its provider; a provider's action on a subscriber's subscription.
-                aliases = {x.name: x.node for x in actions if isinstance(x, DropNode)}
+                nodes = {x.node for x in actions}
+                aliases = {x.name: x.node for x in actions if isinstance(x, DropNode) and x.name not in nodes}
                 pa, pb = provider_of(a), provider_of(b)
-                assert aliases.get(pb or "", pb) == a.node or aliases.get(pa or "", pa) == b.node, (a, b)
+                moved = a.kind == "drop_subscription" and aliases.get(pa or "", pa) == aliases.get(
+                    pb or "", pb
+                )
+                assert aliases.get(pb or "", pb) == a.node or aliases.get(pa or "", pa) == b.node or moved, (
+                    a,
+                    b,
+                )
                 assert phase_index(a.kind) < phase_index(b.kind), (a, b)
     # A random walk of the graph: any action whose waits are all done may go next.
     done: set[int] = set()
@@ -116,11 +124,24 @@ def test_row_scope_is_the_subscriber_and_the_sets_tables_of_a_subscription_made_
     )
     scope = row_scope(state, [without_copy, with_copy, replaced])
     tables = frozenset(state.replication_sets["approved"].tables)
+    # region_east's repair travels on to the nation, which is checked too.
     assert scope.tables == {"nation": tables, "region_east": tables}
+    assert row_scope(state, [without_copy]).tables == {"nation": tables, "region_east": tables}
     # A table added again where a subscription marks it synced: that provider's subscribers, that table.
     again = AddTable(
         node="district_a", set_name="approved", table="public.technology", spec=SetTable(),
         synced_at=("region_east_from_district_a",),
     )  # fmt: skip
-    assert row_scope(state, [again]).tables == {"region_east": frozenset({"public.technology"})}
+    assert row_scope(state, [again]).tables == {
+        "region_east": frozenset({"public.technology"}),
+        "nation": frozenset({"public.technology"}),
+    }
     assert row_scope(state, [with_copy]).tables == {}
+
+
+def test_a_moved_node_gets_its_new_path_only_after_the_old_one_is_gone() -> None:
+    old = DropSubscription(node="r1", name="r1_from_b", provider_node="b")
+    new = CreateSubscription(node="r2", subscription=_sub("r2", "b"))
+    actions = order([new, old])
+    waits = dependencies(actions)
+    assert [actions[w] for w in waits[actions.index(new)]] == [old]

@@ -179,6 +179,9 @@ def test_a_running_record_whose_apply_is_gone_reads_interrupted_and_a_no_change_
     )
     status = cli("status", "-d", str(net.dir), "--format", "json")
     assert '"interrupted"' in status.output, status.output
+    plan = cli("plan", "-d", str(net.dir))
+    assert "No changes." in plan.output, plan.output
+    assert "the last apply did not complete on d2 (interrupted)" in plan.output, plan.output
     result = cli("apply", "-d", str(net.dir), "--auto-approve", "--allow-dirty")
     assert result.exit_code == 0, result.output
     assert "Recorded an ok apply on d2" in result.output, result.output
@@ -242,6 +245,11 @@ def test_a_widened_filter_ends_with_the_rows_it_now_passes_repaired_upstream(net
         net.execute(
             "d1", "INSERT INTO public.technology (id, title, district) VALUES (%s, 'shared', 'd1')", (key,)
         )
+    # A row the region holds that no district passes: apply's repair keeps it (a delete would replicate up).
+    stray = str(uuid.uuid4())
+    net.execute(
+        "region", "INSERT INTO public.technology (id, title, district) VALUES (%s, 'stray', 'zz')", (stray,)
+    )
     sets = net.dir / "replication.yaml"
     sets.write_text(
         sets.read_text().replace('row_filter: "approved"', "row_filter: \"approved OR title = 'shared'\"")
@@ -267,6 +275,13 @@ def test_a_widened_filter_ends_with_the_rows_it_now_passes_repaired_upstream(net
         "the repaired rows at the nation",
         60,
     )
+    assert (
+        "kept rows no provider passes" in result.output
+        and "1 in public.technology at region" in result.output
+    )
+    assert net.execute("region", "SELECT count(*) FROM public.technology WHERE id = %s", (stray,))[0][0] == 1
+    # What the report advises removes it, and then everything verifies.
+    assert cli("verify", "-d", str(net.dir), "--repair").exit_code == 0
     assert cli("verify", "-d", str(net.dir)).exit_code == 0
 
 

@@ -20,7 +20,7 @@ import psycopg
 from psycopg import sql
 from ruamel.yaml import YAML
 
-from reconciler.apply import ApplyOptions, ApplyReport, apply_plan
+from reconciler.apply import ApplyOptions, ApplyReport, Progress, apply_plan, settle_records
 from reconciler.load import load_desired_state
 from reconciler.model import DesiredState
 from reconciler.planner import compute_plan
@@ -192,17 +192,24 @@ def converge(
     directory: Path,
     *,
     nodes: Iterable[str] | None = None,
-    progress: Callable[[str], None] = lambda _line: None,
+    parallelism: int = 32,
+    progress: Progress = lambda _event: None,
 ) -> tuple[float, int, ApplyReport | None]:
-    """Plan and apply until converged (like `reconcile apply --auto-approve`): seconds, actions, report."""
+    """Plan and apply until converged (like `reconcile apply --auto-approve`): seconds, actions, report.
+
+    With nothing to change it does what the CLI does then: records an ok
+    apply where the plan saw the last one had not completed (settle_records).
+    """
     t0 = time.monotonic()
     selected = sorted(nodes) if nodes is not None else None
-    plan = compute_plan(state, directory, nodes=selected).plan
+    plan = compute_plan(state, directory, nodes=selected, parallelism=parallelism).plan
     if plan.blockers:
         raise RuntimeError(f"plan has blockers: {plan.blockers}")
     if plan.unreachable:
         raise RuntimeError(f"unreachable nodes: {plan.unreachable}")
+    options = ApplyOptions(parallelism=parallelism)
     if not plan.actions:
+        settle_records(state, sorted(plan.unsettled), plan, options)
         return time.monotonic() - t0, 0, None
-    report = apply_plan(state, directory, plan, ApplyOptions(), progress)
+    report = apply_plan(state, directory, plan, options, progress)
     return time.monotonic() - t0, len(plan.actions), report

@@ -25,7 +25,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -51,6 +51,8 @@ from reconciler.verify import run as verify_run
 # clear error) normally comes first; the watchdog is for a link that carries
 # nothing at all, not even the cancel's answer.
 WATCHDOG_MARGIN = 5.0
+# After a deadline shut an action's provider connections, how long before its own session goes too.
+SESSION_GRACE = 2.0
 # How often the walk looks for an interrupt while actions run.
 POLL_SECONDS = 0.2
 
@@ -123,6 +125,10 @@ class ApplyReport:
     rows_skipped: str | None = None  # why the rows were not verified, when they should have been
 
     @property
+    def done_actions(self) -> list[Action]:
+        return [o.action for o in self.outcomes if o.status is Status.DONE]
+
+    @property
     def failed(self) -> bool:
         return any(o.status in (Status.FAILED, Status.WAITING, Status.INTERRUPTED) for o in self.outcomes)
 
@@ -142,10 +148,7 @@ class ApplyReport:
             return True
         if self.verify is None:
             return False
-        return not self.verify.unreachable and all(
-            t.status is verify_run.Status.CONSISTENT or (t.final is not None and t.final.consistent)
-            for t in self.verify.tables
-        )
+        return not self.verify.unreachable and all(rows_whole(t) for t in self.verify.tables)
 
     @property
     def converged(self) -> bool:
@@ -156,24 +159,6 @@ class ApplyReport:
     def done_as_asked(self) -> bool:
         """Converged, or converged catalogs with the rows check left out on request (--no-repair)."""
         return self.catalogs_converged and (self.rows_converged or self.rows_skipped is not None)
-
-
-def _kill_socket(conn: psycopg.Connection) -> None:
-    """Shut a connection's socket from another thread: a call blocked on it fails at once."""
-    try:
-        fd = conn.fileno()
-    except (psycopg.Error, ValueError):
-        return
-    try:
-        sock = socket.socket(fileno=os.dup(fd))
-    except OSError:
-        return
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # already closed
-    finally:
-        sock.close()
 
 
 class _Sessions:
@@ -193,14 +178,16 @@ class _Sessions:
 
     def _open(self, node: str) -> psycopg.Connection:
         # db.connect: keepalives, tcp_user_timeout, triggers that fire
-        # (writes=True), the server-side statement deadline; the
-        # application_name names this apply to whoever waits for its lock.
+        # (writes=True), the server-side statement deadline, and an open
+        # transaction of a vanished client ended; the application_name names
+        # this apply to whoever waits for its lock.
         return db.connect(
             self.state.nodes[node].connect_dsn,
             timeout=self.options.timeout,
             application_name=self.application_name,
             writes=True,
             statement_timeout=self.options.statement_timeout,
+            idle_in_transaction_timeout=self.options.statement_timeout,
         )
 
     def lock(self, node: str) -> psycopg.Connection:
@@ -224,6 +211,9 @@ class _Sessions:
     def provider(self, node: str, provider: str) -> psycopg.Connection | None:
         """`node`'s own connection to another node (e.g. a provider whose slot must go); None if down."""
         key = (node, provider)
+        cached = self.providers.get(key)
+        if cached is not None and (cached.closed or cached.broken):
+            del self.providers[key]  # shut by a deadline: open a new one
         if key not in self.providers:
             conn: psycopg.Connection | None = None
             if provider in self.state.nodes:
@@ -241,6 +231,19 @@ class _Sessions:
                     conn.close()  # also releases the session's advisory locks
             self.conns.clear()
             self.providers.clear()
+
+
+def rows_whole(t: verify_run.TableReport) -> bool:
+    """The subscriber holds every row its providers pass, as they hold it (stale rows aside)."""
+    final = t.final
+    if t.status is verify_run.Status.CONSISTENT:
+        return True
+    return final is not None and not any(final.missing.values()) and not any(final.differing.values())
+
+
+def stale_kept(t: verify_run.TableReport) -> int:
+    """Rows the subscriber holds that no provider passes, left by apply's repair (it never deletes)."""
+    return len(t.final.stale) if t.final is not None else 0
 
 
 def _record(action: Action, status: str) -> dict[str, str]:
@@ -285,15 +288,18 @@ def apply_plan(
         for node, reason in sorted(report.unreachable_at_start.items()):
             progress(Event(node, f"unreachable, its actions wait: {reason}"))
         _run(state, plan, runnable, sessions, report, progress, stop, user, host, options)
+        report.interrupted = stop.is_set()
+        if report.interrupted:
+            return report
+        # Still under the locks: no other apply (or skip) writes while the
+        # result is read back and the rows are repaired.
+        _reread(state, directory, touched, options, report)
+        _converge_rows(state, report, options, progress)
     finally:
         sessions.close()
-    report.interrupted = stop.is_set()
-    if report.interrupted:
-        return report
-    _reread(state, directory, touched, options, report)
-    _converge_rows(state, report, options, progress)
-    untouched = sorted(set(plan.nodes) - set(touched) - set(plan.unreachable))
-    settle_records(state, untouched, plan, options)
+    # Nodes this plan does not change at all, whose last apply had not completed.
+    untouched = set(plan.unsettled) - {a.node for a in plan.actions}
+    settle_records(state, sorted(untouched), plan, options)
     return report
 
 
@@ -315,7 +321,7 @@ def settle_records(state: DesiredState, nodes: Sequence[str], plan: Plan, option
             )
         except ConnectError:
             return False
-        with conn:
+        with conn, db.deadline(options.statement_timeout + WATCHDOG_MARGIN, lambda: [conn]):
             try:
                 last = apply_log.last(conn)
                 if last is None or last.result == apply_log.Result.OK:
@@ -425,7 +431,9 @@ def _run(
     host: str,
     options: ApplyOptions,
 ) -> None:
-    records = _start_records(plan, runnable, sessions, progress, user, host, options)
+    records = _start_records(
+        plan, runnable, sessions, progress, user, host, options, report.unreachable_at_start
+    )
     engine = engine_for(state.engine)
     deadline = options.statement_timeout + WATCHDOG_MARGIN
 
@@ -433,14 +441,13 @@ def _run(
         if action.node in report.unreachable_at_start:
             return Outcome(action, Status.FAILED, f"unreachable: {report.unreachable_at_start[action.node]}")
         conn = sessions.session(action.node)
-        if conn.closed:
+        if conn.closed or conn.broken:
             # An earlier action's deadline closed it: said once, on that action.
             return Outcome(
                 action, Status.WAITING, "not run: the node's session was lost", waiting_on=action.node
             )
         progress(Event(action.node, "", action))
-        used = [conn]
-        expired = threading.Event()
+        used: list[psycopg.Connection] = []
 
         def provider_conn(provider: str) -> psycopg.Connection | None:
             pconn = sessions.provider(action.node, provider)
@@ -448,36 +455,30 @@ def _run(
                 used.append(pconn)
             return pconn
 
-        def expire() -> None:
-            expired.set()
-            for c in used:
-                _kill_socket(c)
-
-        watchdog = threading.Timer(deadline, expire)
-        watchdog.daemon = True
         started = time.monotonic()
-        watchdog.start()
-        try:
-            detail = str(engine.execute(conn, action, provider_conn=provider_conn))
-            status = Status.DONE
-        except (ApplyError, ConnectError, psycopg.Error) as exc:
-            status = Status.FAILED
-            # The report names node and action itself: the reason alone, once.
-            detail = (
-                f"no answer within {deadline:g} s (--statement-timeout {options.statement_timeout:g} s):"
-                " the session was closed; the link may be down"
-                if expired.is_set()
-                else str(exc).removeprefix(f"{action.node}: {action.symbol} {action.describe()}: ")
-            )
-        finally:
-            watchdog.cancel()
+        # Past the deadline the provider connections it waits on are shut
+        # first; the node's own session (and its lock) only if that did not
+        # end the action: a silent provider must not cost the subscriber its session.
+        with db.deadline(deadline, lambda: used, then=SESSION_GRACE, last=lambda: [conn]) as expired:
+            try:
+                detail = str(engine.execute(conn, action, provider_conn=provider_conn))
+                status = Status.DONE
+            except (ApplyError, ConnectError, psycopg.Error) as exc:
+                status = Status.FAILED
+                # The report names node and action itself: the reason alone, once.
+                detail = (
+                    f"no answer within {deadline:g} s (--statement-timeout {options.statement_timeout:g} s):"
+                    " the connection was closed; the link may be down"
+                    if expired.is_set()
+                    else str(exc).removeprefix(f"{action.node}: {action.symbol} {action.describe()}: ")
+                )
         outcome = Outcome(action, status, detail, started=started, ended=time.monotonic())
         progress(Event(action.node, detail if status is Status.DONE else f"failed: {detail}", action, status))
         return outcome
 
     outcomes = _walk(runnable, run_one, options.parallelism, stop)
     report.outcomes.extend(outcomes)
-    _finish_records(records, outcomes, sessions, progress, stop)
+    _finish_records(records, outcomes, sessions, progress, stop, deadline)
 
 
 def _walk(
@@ -531,7 +532,10 @@ def _walk(
             try:
                 finished, _ = wait(running, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
             except KeyboardInterrupt:
-                # Without the CLI's handler: the same as `stop`; running actions end within their deadline.
+                # Without the CLI's handler: the same as `stop`; running actions end within
+                # their deadline. A second one is not waited for.
+                if stop.is_set():
+                    raise
                 stop.set()
                 continue
             for future in finished:
@@ -560,25 +564,28 @@ def _start_records(
     user: str,
     host: str,
     options: ApplyOptions,
+    silent: Mapping[str, str],
 ) -> dict[str, int]:
     """A 'running' record on every locked node to be touched, before anything changes there."""
     planned: dict[str, list[dict[str, str]]] = {}
     for action in runnable:
-        if action.node in sessions.conns:
+        if action.node in sessions.conns and action.node not in silent:
             planned.setdefault(action.node, []).append(_record(action, "planned"))
 
     def start(item: tuple[str, list[dict[str, str]]]) -> int | None:
         node, actions = item
+        conn = sessions.session(node)
         try:
-            return apply_log.start(
-                sessions.session(node),
-                os_user=user,
-                client_host=host,
-                tool_version=plan.tool_version,
-                desired_commit=plan.desired_commit,
-                dirty=options.dirty,
-                actions=actions,
-            )
+            with db.deadline(options.statement_timeout + WATCHDOG_MARGIN, lambda: [conn]):
+                return apply_log.start(
+                    conn,
+                    os_user=user,
+                    client_host=host,
+                    tool_version=plan.tool_version,
+                    desired_commit=plan.desired_commit,
+                    dirty=options.dirty,
+                    actions=actions,
+                )
         except psycopg.Error as exc:
             progress(
                 Event(node, f"warning: could not write the apply record: {db.short_reason(str(exc), '')}")
@@ -596,8 +603,9 @@ def _finish_records(
     sessions: _Sessions,
     progress: Progress,
     stop: threading.Event,
+    seconds: float,
 ) -> None:
-    """Complete each node's record: ok, failed (with its first failure) or interrupted."""
+    """Complete each node's record: ok, failed (with its first failure) or interrupted; each bounded."""
     per_node: dict[str, list[Outcome]] = {}
     for o in outcomes:
         per_node.setdefault(o.action.node, []).append(o)
@@ -616,14 +624,20 @@ def _finish_records(
         else:
             result = apply_log.Result.FAILED
             message = waiting.detail if waiting is not None else None
+        conn = sessions.session(node)
+        if conn.closed or conn.broken:
+            # Its record stays `running` and reads `interrupted` once the server lets the lock go.
+            progress(Event(node, "warning: the apply record could not be completed: the session was lost"))
+            return
         try:
-            apply_log.finish(
-                sessions.session(node),
-                records[node],
-                result=result,
-                actions=[_record(o.action, o.status) for o in mine],
-                message=message,
-            )
+            with db.deadline(seconds, lambda: [conn]):
+                apply_log.finish(
+                    conn,
+                    records[node],
+                    result=result,
+                    actions=[_record(o.action, o.status) for o in mine],
+                    message=message,
+                )
         except psycopg.Error as exc:
             progress(
                 Event(node, f"warning: could not complete the apply record: {db.short_reason(str(exc), '')}")
@@ -659,5 +673,13 @@ def _converge_rows(
         state,
         scope=report.rows.tables,
         do_repair=True,
-        options=verify_run.Options(timeout=options.timeout),
+        options=verify_run.Options(
+            timeout=options.timeout,
+            statement_timeout=max(options.statement_timeout, 60.0),
+            # Never a delete: it replicates upstream, and a row stale here (a
+            # moved district's history at its old region) may be one the
+            # tier above must keep. Stale rows are reported instead.
+            delete_stale=False,
+            catch_up_first=True,
+        ),
     )

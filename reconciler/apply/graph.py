@@ -115,15 +115,19 @@ def dependencies(actions: Sequence[Action]) -> list[tuple[int, ...]]:
     it (independent subscription actions in a row wait only for what
     precedes the row; the action after the row waits for all of it). Across
     nodes: a subscription action waits for the last earlier-phase action of
-    its provider (which waits, in turn, for everything before it there); any
-    other action waits for the earlier-phase subscription actions whose
-    provider it runs on (a slot, set or node drop after the subscriber let go).
+    its provider (which waits, in turn, for everything before it there), and
+    a new or replaced one for the other subscribers' drops of subscriptions
+    to that provider (a move: never two paths up at once); any other action
+    waits for the earlier-phase subscription actions whose provider it runs
+    on (a slot, set or node drop after the subscriber let go).
     One session runs a node's actions one at a time, in plan order where
     nothing holds one back.
     """
     # A subscription names its provider's pglogical node; a database that holds
-    # its node under an old name (dropped here, drop_node) is that node.
-    aliases = {a.name: a.node for a in actions if isinstance(a, DropNode)}
+    # its node under an old name (dropped here, drop_node) is that node, unless
+    # the old name is another node's (a restored clone): then it is that one.
+    nodes = {a.node for a in actions}
+    aliases = {a.name: a.node for a in actions if isinstance(a, DropNode) and a.name not in nodes}
 
     def provider(action: Action) -> str | None:
         name = provider_of(action)
@@ -146,6 +150,14 @@ def dependencies(actions: Sequence[Action]) -> list[tuple[int, ...]]:
             earlier = [i for i in on_node.get(other, ()) if i < index and _phase(actions[i]) < phase]
             if earlier:
                 waits.add(earlier[-1])
+            if action.kind in ("create_subscription", "replace_subscription", "switch_subscription"):
+                # A node moving to a new parent: the old parent's subscription to
+                # the same provider goes first, or the tier above gets its rows twice.
+                waits.update(
+                    i
+                    for i in subscribing.get(other, ())
+                    if i < index and actions[i].kind == "drop_subscription" and actions[i].node != action.node
+                )
         elif other is None:
             waits.update(
                 i for i in subscribing.get(action.node, ()) if i < index and _phase(actions[i]) < phase

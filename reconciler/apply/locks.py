@@ -5,14 +5,13 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
+from reconciler import db
 from reconciler.errors import ApplyError
 
-# One bigint key for every reconcile apply: "reconcil" in ASCII. PostgreSQL
-# shows a bigint advisory key in pg_locks as classid (high half) and objid
-# (low half) with objsubid = 1.
-APPLY_LOCK_KEY = 0x7265636F6E63696C
-_CLASSID = APPLY_LOCK_KEY >> 32
-_OBJID = APPLY_LOCK_KEY & 0xFFFFFFFF
+# The key and how pg_locks shows it live in db.py (inspection reads them too).
+APPLY_LOCK_KEY = db.APPLY_LOCK_KEY
+_CLASSID = db.APPLY_LOCK_CLASSID
+_OBJID = db.APPLY_LOCK_OBJID
 
 
 def holder(conn: psycopg.Connection) -> str:

@@ -5,7 +5,8 @@ receives without copying what it already should have: a subscription
 created or replaced without a copy (the subscriber held older rows, a COPY
 would fail on their keys), sets added to a subscription, a table added again
 where it is marked synced, a table's filter or columns replaced. Apply ends
-by verifying and repairing exactly those tables on exactly those subscribers.
+by verifying and repairing exactly those tables on exactly those subscribers,
+and on the tiers above them (the repaired rows travel on up).
 """
 
 from __future__ import annotations
@@ -104,6 +105,13 @@ def row_scope(state: DesiredState, done: Iterable[Action]) -> RowScope:
         because.append(f"{action.node}: {action.symbol} {action.describe()}")
         for subscriber, names in affected.items():
             tables.setdefault(subscriber, set()).update(names)
+    # Rows a repair writes at a subscriber replicate on up its chain: the tiers
+    # above are checked too (lowest first, after their slots caught up).
+    for subscriber in list(tables):
+        above = state.nodes[subscriber].upstream
+        while above is not None and above in state.nodes:
+            tables.setdefault(above, set()).update(tables[subscriber])
+            above = state.nodes[above].upstream
     return RowScope(
         tables={s: frozenset(t) for s, t in sorted(tables.items())},
         because=tuple(because),

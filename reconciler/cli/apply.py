@@ -38,6 +38,8 @@ def _stop_on_signals() -> Iterator[threading.Event]:
     stop = threading.Event()
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt  # a second one: stop waiting for the records and the re-read
         stop.set()
 
     if threading.current_thread() is not threading.main_thread():
@@ -156,7 +158,7 @@ def apply_command(
     if not plan.actions:
         settled = settle_records(
             state,
-            sorted(set(plan.nodes) - set(plan.unreachable)),
+            sorted(plan.unsettled),
             plan,
             ApplyOptions(timeout=timeout, parallelism=parallelism, dirty=bool(revision.dirty_files)),
         )
@@ -193,6 +195,13 @@ def apply_command(
             report = apply_plan(state, root, plan, options, progress=progress, stop=stop)
     except (ApplyError, PlanError) as exc:
         raise fail(str(exc)) from exc
+    except KeyboardInterrupt:
+        typer.echo(
+            "\nInterrupted twice: stopped once the running actions ended; the records read `interrupted`."
+            " Rerun `reconcile apply`: it converges from here.",
+            err=True,
+        )
+        raise typer.Exit(ExitCode.INTERRUPTED) from None
     echo_text(render_apply_report(report))
     if report.interrupted:
         raise typer.Exit(ExitCode.INTERRUPTED)

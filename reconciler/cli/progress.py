@@ -100,7 +100,7 @@ class ApplyProgress:
                     self.failed += 1
                     self.live.console.print(_styled(event.line))
             else:
-                self.live.console.print(event.line)
+                self.live.console.print(Text(event.line))  # text, never rich markup
             self.live.update(self._panel())
 
     def _panel(self) -> Table:

@@ -218,6 +218,11 @@ def drop_subscription_sql(name: str) -> sql.Composed:
     return _sub_call("drop_subscription", name, "ifexists", True)
 
 
+def enable_subscription_sql(name: str) -> sql.Composed:
+    """Start a subscription again now (outside a transaction block, as `immediate` needs)."""
+    return _sub_call("alter_subscription_enable", name, "immediate", True)
+
+
 def stop_subscriptions_sql(names: list[str]) -> sql.Composed:
     """Disable those of the named subscriptions that exist, and stop their apply workers now.
 

@@ -25,7 +25,7 @@ from reconciler.actions import (
     ReplaceSubscription,
 )
 from reconciler.engines import ALREADY, DONE, Outcome, ProviderConn, Result, pg_message, run
-from reconciler.engines.pglogical_statements import statements
+from reconciler.engines.pglogical_statements import enable_subscription_sql, statements
 from reconciler.errors import ApplyError
 from reconciler.inspect import pglogical_point as live
 from reconciler.inspect.pglogical_point import Conn
@@ -148,11 +148,16 @@ def replace_subscription(
     stop, *replace = statements(action)
     _stop_workers(conn, stop, sorted(dropped))
     # One transaction: if the create fails (or the process dies), the drop of
-    # the local subscription rolls back too (left disabled by the stop: the
-    # next plan shows the replace again); only the provider's slot may be
-    # gone, which the next plan sees and replaces again, never with a COPY.
-    with _slot_warnings(conn) as warnings, conn.transaction():
-        run(conn, replace)
+    # the local subscription rolls back too, and the stop is undone (enabled
+    # again; if even that fails, the next plan shows the replace again); only
+    # the provider's slot may be gone, which the next plan sees and replaces
+    # again, never with a COPY.
+    try:
+        with _slot_warnings(conn) as warnings, conn.transaction():
+            run(conn, replace)
+    except psycopg.Error:
+        _enable_again(conn, [sub for sub in dropped.values() if sub is not None and sub.enabled])
+        raise
     notes = [
         "done" + _left_slot(sub, provider_conn)
         for _, sub in sorted(dropped.items())
@@ -177,6 +182,19 @@ def _stop_workers(conn: Conn, stop: sql.Composed, names: list[str]) -> None:
                 f" {WORKER_STOP_TIMEOUT:g} s; nothing was dropped (the subscription is disabled)"
             )
         time.sleep(0.1)
+
+
+def _enable_again(conn: Conn, subscriptions: list[live.LiveSubscription]) -> None:
+    """After a replace that failed (rolled back), start the old subscriptions the stop disabled.
+
+    Best effort: when the session itself is gone the old subscription stays
+    disabled, and the next plan shows the replace again.
+    """
+    for sub in subscriptions:
+        try:
+            run(conn, [enable_subscription_sql(sub.name)])
+        except psycopg.Error:
+            return
 
 
 def _slot_usable(provider_conn: ProviderConn | None, provider: str, slot_name: str) -> bool:

@@ -39,6 +39,9 @@ __all__ = [
 ]
 
 
+# Beyond its statements' own deadlines, how long a node's read may take before its socket is shut.
+READ_MARGIN = 5.0
+
 # Answers a node's facts relied on: connection key -> table -> installed filter -> answer.
 Answers = dict[str, dict[str, dict[str, Answer]]]
 
@@ -78,7 +81,13 @@ def _inspect(
     started = time.monotonic()
     # lock_timeout: the probe's CREATE TABLE ... LIKE takes ACCESS SHARE on
     # the real table; never queue behind an ACCESS EXCLUSIVE for long.
-    with connect(dsn, timeout=timeout, statement_timeout=timeout, lock_timeout=timeout) as conn:
+    with (
+        connect(dsn, timeout=timeout, statement_timeout=timeout, lock_timeout=timeout) as conn,
+        # Client-side too: a link that black-holes mid-read (TCP kept up by a
+        # middlebox) is never ended by the server's timeouts. At most two
+        # round trips, each bounded on the server by `timeout`.
+        db.deadline(2 * timeout + READ_MARGIN, lambda: [conn]),
+    ):
         unknown = tuple(p for p, a in remembered.items() if a is None)
         raw = read_catalogs(conn, dsn, request, unknown, trace_fd)
         round_trips = 1

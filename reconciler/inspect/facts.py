@@ -60,6 +60,8 @@ class NodeFacts(Frozen):
     fingerprint: str  # sha256 of the live catalog and facts (not of desired, not of stats)
     stats: InspectStats
     output_plugin_libraries: str | None = None  # None: the server has no such setting
+    # The newest apply record's result (ok, failed, interrupted, running); None: never applied.
+    last_apply: str | None = None
 
     @property
     def live(self) -> NodeCatalog:

@@ -160,13 +160,25 @@ def normalise_desired(
     return desired.model_copy(update={"sets": sets}), sorted(problems)
 
 
+# server.sql's facts about the tool's own apply records: not what a plan depends on.
+NOT_CATALOG = frozenset({"last_apply_result", "apply_lock_held"})
+
+
+def last_apply(server: dict[str, Any]) -> str | None:
+    """The newest apply record's result; `running` without the apply lock held reads `interrupted`."""
+    result = server.get("last_apply_result")
+    if result == "running" and not server.get("apply_lock_held"):
+        return "interrupted"
+    return str(result) if result is not None else None
+
+
 def fingerprint(live: NodeCatalog, server: dict[str, Any], tables: dict[str, TableFacts]) -> str:
     """sha256 of the canonical JSON of what the node holds (never of desired state or timings)."""
     document = {
         "live": live.model_dump(mode="json"),
         # Slots come and go with syncs, and wal_status moves with WAL volume:
         # neither is catalog state a saved plan depends on (they are not here).
-        "server": {k: server[k] for k in sorted(server)},
+        "server": {k: server[k] for k in sorted(server) if k not in NOT_CATALOG},
         # Rows come and go all day; a saved plan depends on catalogs, not data.
         "tables": {
             name: t.model_dump(mode="json", exclude={"has_rows"}) for name, t in sorted(tables.items())
@@ -269,6 +281,7 @@ def node_facts(
         tables=tables,
         filter_problems=problems,
         fingerprint=fingerprint(live, server, tables),
+        last_apply=last_apply(server),
         stats=stats,
         output_plugin_libraries=server["output_plugin_libraries"],
     )

@@ -26,6 +26,7 @@ from typing import Any
 
 import psycopg
 
+from reconciler import db
 from reconciler.db import short_reason
 from reconciler.errors import InspectError
 from reconciler.inspect.request import NATIVE_QUERIES, FilterProbe, Request, probe_input, sql_text
@@ -88,7 +89,7 @@ def batch(request: Request, probes: tuple[FilterProbe, ...]) -> list[Step]:
     native = request.engine is Engine.NATIVE
     steps = [
         _begin(bool(probes)),
-        _step("server"),
+        _step("server", {"lock_classid": db.APPLY_LOCK_CLASSID, "lock_objid": db.APPLY_LOCK_OBJID}),
         _step("slots"),
         _step("relations", {**tables, "asked": native}),
         _step("columns", tables),

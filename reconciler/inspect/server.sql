@@ -16,4 +16,17 @@ SELECT current_setting('server_version') AS server_version,
        current_user AS role,
        array_to_string(current_schemas(true), ',') AS search_path,
        (SELECT extversion FROM pg_extension WHERE extname = 'pglogical') AS pglogical_version,
-       (SELECT oid FROM pg_database WHERE datname = current_database()) AS database_oid
+       (SELECT oid FROM pg_database WHERE datname = current_database()) AS database_oid,
+       -- The newest apply record's result (reconcile.apply_log does not exist before the
+       -- first apply: query_to_xml runs its query only when it does, so this never fails).
+       CASE WHEN to_regclass('reconcile.apply_log') IS NOT NULL THEN
+         (xpath('/row/result/text()', query_to_xml(
+           'SELECT result FROM reconcile.apply_log ORDER BY id DESC LIMIT 1', false, true, '')))[1]::text
+       END AS last_apply_result,
+       -- Whether an apply holds this node's lock now (apply/locks.py's key, as pg_locks shows a
+       -- bigint advisory key): a `running` record without it is an interrupted apply.
+       EXISTS (SELECT 1 FROM pg_locks l
+               WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %(lock_classid)s
+                 AND l.objid = %(lock_objid)s AND l.objsubid = 1
+                 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
+         AS apply_lock_held

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from reconciler.actions import DataMovement
 from reconciler.apply import ApplyReport, Outcome, Status
+from reconciler.apply.executor import rows_whole, stale_kept
 from reconciler.plan import Plan
-from reconciler.verify.run import Status as VerifyStatus
 
 
 def _line(o: Outcome) -> str:
@@ -47,14 +48,17 @@ def _rows_line(report: ApplyReport) -> str:
     if report.verify is None:
         return f"rows: not verified: {where}"
     repaired = sum(t.repaired.writes for t in report.verify.tables if t.repaired is not None)
-    bad = [
-        t
-        for t in report.verify.tables
-        if not (t.status is VerifyStatus.CONSISTENT or (t.final is not None and t.final.consistent))
-    ]
+    bad = [t for t in report.verify.tables if not rows_whole(t)]
     text = f"rows: verified {where}, {repaired} row(s) repaired"
     if bad:
         text += "; still different: " + ", ".join(f"{t.table} at {t.subscriber}" for t in bad)
+    stale = [(t, stale_kept(t)) for t in report.verify.tables if stale_kept(t)]
+    if stale:
+        text += (
+            "; kept rows no provider passes (apply never deletes: a delete replicates upstream): "
+            + ", ".join(f"{n} in {t.table} at {t.subscriber}" for t, n in stale)
+            + "; `reconcile verify --repair` removes them once you have checked"
+        )
     for node, reason in sorted(report.verify.unreachable.items()):
         text += f"; could not verify at {node}: {reason}"
     return text
@@ -85,6 +89,11 @@ def render_apply_report(report: ApplyReport) -> str:
         lines.append(
             "Interrupted: no new action was started. Rerun `reconcile apply`: it converges from here."
         )
+        if any(a.data_movement is DataMovement.RESYNC_NEEDED for a in report.done_actions):
+            lines.append(
+                "  rows: NOT verified (interrupted): the rerun plans no change for them; run"
+                " `reconcile verify --repair` after it"
+            )
         return "\n".join(lines) + "\n"
     for node, reason in sorted(report.unreachable_after.items()):
         lines.append(f"  could not re-read {node}: {reason}")

@@ -36,7 +36,7 @@ def render_text(plan: Plan) -> str:
             lines.append(f"  {node}: {redact_text(reason)}")
 
     if not plan.actions and not blockers and not plan.unreachable:
-        return NO_CHANGES + "\n"
+        return NO_CHANGES + "\n" + "".join(line + "\n" for line in _unsettled(plan))
 
     notes = _notes(plan)
     if notes:
@@ -48,8 +48,16 @@ def render_text(plan: Plan) -> str:
     return "\n".join(lines).lstrip("\n") + "\n"
 
 
+def _unsettled(plan: Plan) -> list[str]:
+    """Nodes whose newest apply record is not ok: said, since `status` warns about them."""
+    if not plan.unsettled:
+        return []
+    which = ", ".join(f"{node} ({result})" for node, result in sorted(plan.unsettled.items()))
+    return [f"Note: the last apply did not complete on {which}; the next apply records ok there."]
+
+
 def _notes(plan: Plan) -> list[str]:
-    notes = []
+    notes = _unsettled(plan)
     verify = sum(1 for a in plan.actions if a.data_movement is DataMovement.RESYNC_NEEDED)
     if verify:
         notes.append(

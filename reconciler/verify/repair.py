@@ -65,13 +65,20 @@ def delete_statement(table: str, key: str) -> sql.Composed:
 
 
 def repair(
-    subscriber: TableSide, providers: Mapping[str, TableSide], outcome: Outcome, batch: int = BATCH
+    subscriber: TableSide,
+    providers: Mapping[str, TableSide],
+    outcome: Outcome,
+    batch: int = BATCH,
+    delete_stale: bool = True,
 ) -> RepairResult:
     """Make the subscriber hold exactly the providers' passing rows found different in `outcome`.
 
     Values are fetched from the provider at repair time, and only rows that
     still pass there are written. Stale keys are re-checked at every provider
     right before the delete: a row approved since the comparison is spared.
+    `delete_stale=False` writes only missing and differing rows: a delete
+    replicates upstream, and a row stale here (a moved district's history at
+    its old region) may be one the tier above must keep.
     """
     inserted = updated = deleted = spared = 0
     upsert = upsert_statement(subscriber.table, subscriber.key, subscriber.columns)
@@ -88,7 +95,7 @@ def repair(
                 else:
                     updated += 1
     delete = delete_statement(subscriber.table, subscriber.key)
-    for chunk in _chunks(list(outcome.stale), batch):
+    for chunk in _chunks(list(outcome.stale) if delete_stale else [], batch):
         passing: set[str] = set()
         for side in providers.values():
             passing |= side.passing(chunk)

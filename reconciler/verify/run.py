@@ -57,6 +57,11 @@ class Options:
     timeout: float = 10.0  # connect timeout per node, seconds
     statement_timeout: float = 600.0
     wait_timeout: float = 30.0  # for replication to confirm a repair before the next level
+    # Apply's repair: never delete (a delete replicates upstream), and let each
+    # provider's slots catch up first (a row still in flight, written here by
+    # the repair, would make the native apply worker fail on its key).
+    delete_stale: bool = True
+    catch_up_first: bool = False
 
 
 POLL_SECONDS = 0.2
@@ -132,7 +137,7 @@ def _layout(check: TableCheck, sessions: dict[str, NodeSession]) -> tuple[str, t
 
 
 def _check_table(
-    sub: SubscriberCheck, check: TableCheck, sessions: _Sessions, do_repair: bool
+    sub: SubscriberCheck, check: TableCheck, sessions: _Sessions, do_repair: bool, delete_stale: bool = True
 ) -> TableReport:
     report = TableReport(sub.subscriber, check.table, sub.providers, Status.UNDECIDED)
     subscriber = sessions.get(sub.subscriber)
@@ -153,7 +158,7 @@ def _check_table(
         report.found = compare(mine, theirs)
         report.status = Status.CONSISTENT if report.found.consistent else Status.DIFFERENCES
         if do_repair and not report.found.consistent:
-            report.repaired = repair(mine, theirs, report.found)
+            report.repaired = repair(mine, theirs, report.found, delete_stale=delete_stale)
             report.after = compare(mine, theirs)
     except CheckError as exc:
         report.status, report.reason = Status.ERROR, str(exc)
@@ -199,9 +204,17 @@ def run_verify(
         levels = sorted({c.level for c in checks})
         for level in levels:
             wrote: list[str] = []
+            if opts.catch_up_first:
+                for provider in sorted({p for c in checks if c.level == level for p in c.providers}):
+                    session = sessions.get(provider)
+                    if session is not None and not _wait_for_subscribers(session, opts.wait_timeout):
+                        report.notes.append(
+                            f"{provider}: its subscribers had not caught up within {opts.wait_timeout:g} s;"
+                            " compared anyway"
+                        )
             for sub in (c for c in checks if c.level == level):
                 for check in sub.tables:
-                    table_report = _check_table(sub, check, sessions, do_repair)
+                    table_report = _check_table(sub, check, sessions, do_repair, opts.delete_stale)
                     report.tables.append(table_report)
                     if table_report.repaired and table_report.repaired.writes and sub.subscriber not in wrote:
                         wrote.append(sub.subscriber)
