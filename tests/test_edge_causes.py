@@ -167,7 +167,7 @@ def test_a_role_that_cannot_read_the_server_log_gets_a_cause_not_a_crash(network
             yaml.dump(data, out)
 
         region = edge(status(net), "region")
-        assert region["cause"] == "unknown", (region, status(net)["nodes"])
+        assert region["cause"] == "unknown", region
         assert region["reason"].startswith(f"unknown: cannot read the server log: role {role} may not call")
         assert "server log" in region["remedy"]
         refused = cli("skip", "region", "d1", "-d", str(net.dir), "--auto-approve", "--timeout", "5")
@@ -177,3 +177,55 @@ def test_a_role_that_cannot_read_the_server_log_gets_a_cause_not_a_crash(network
         net.close()  # the role's sessions: none of the tool's outlive a command
         net.execute("region", f"DROP OWNED BY {role}")
         net.execute("region", f"DROP ROLE {role}")
+
+
+@pytest.mark.parametrize("engine", ["pglogical", "native"])
+def test_a_table_stuck_in_its_initial_copy_is_named(network: Any, engine: str) -> None:
+    """The subscriber's table is locked against writes while the subscription copies it: status names it."""
+    net = network({"region": None, "d1": "region"}, levels=("district", "region"))
+    if engine == "native":
+        topology = Path(net.dir) / "topology.yaml"
+        yaml = YAML(typ="safe")
+        data = yaml.load(topology.read_text())
+        data["engine"] = "native"
+        with topology.open("w") as out:
+            yaml.dump(data, out)
+    applied(net)
+    key = insert(net, "d1")
+    wait_for(lambda: arrived(net, "region", key), "replicating")
+    # The subscription goes (bounded: pglogical waits for its worker without
+    # limit) and the region's copy of the rows with it: the next apply creates
+    # it again, and its initial copy is what gets stuck.
+    net.execute("region", "SET statement_timeout = '20s'")
+    if engine == "native":
+        net.execute("region", "DROP SUBSCRIPTION region_from_d1")
+    else:
+        net.execute("region", "SELECT pglogical.drop_subscription('region_from_d1')")
+    net.execute("region", "DELETE FROM public.technology")
+    # SHARE blocks the copy's inserts but not the reads of plan and status.
+    blocker = net.connect("region")
+    blocker.autocommit = False
+    blocker.execute("LOCK TABLE public.technology IN SHARE MODE")
+    try:
+        result = cli("apply", "-d", str(net.dir), "--auto-approve", "--no-repair")
+        assert result.exit_code == 0, result.output
+
+        # pglogical copies every table of the sets in one initial copy and
+        # keeps no per-table state until it ends; native copies per table.
+        named = "public.technology" if engine == "native" else "the initial copy of sets {approved}"
+
+        def stuck() -> bool:
+            found = edge(status(net), "region")
+            reason = found["reason"] or ""
+            return (
+                found["cause"] == "tables_not_ready" and named in reason and "public.approach" not in reason
+            )
+
+        wait_for(stuck, "status naming the table stuck in its copy", 30)
+        found = edge(status(net), "region")
+        assert found["status"] == "initializing", (found["status"], found["reason"])
+        assert "waiting for a lock" in found["reason"], found["reason"]
+        assert found["remedy"].startswith("wait for their initial copy"), found["remedy"]
+    finally:
+        blocker.rollback()
+    wait_for(lambda: edge(status(net), "region")["cause"] is None, "the copy finishing once the lock is gone")
