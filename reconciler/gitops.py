@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import git
 
+from reconciler import migrations
 from reconciler.errors import ReconcileError
 from reconciler.load import load_desired_texts
 from reconciler.load_input import (
@@ -74,6 +75,8 @@ class RevisionFiles:
     prefix: str  # the desired-state directory relative to the repository root ("" at the root)
     files: dict[str, FileData]
     exists: bool  # False when the directory is absent from that commit's tree
+    # The `*.sql` entries of its migrations/ directory, judged as the working tree's are.
+    migrations: dict[str, FileData] = field(default_factory=dict)
 
 
 def _prefix(repo: git.Repo, directory: Path) -> str:
@@ -125,7 +128,36 @@ def revision_files(directory: Path, ref: str) -> RevisionFiles:
             total += len(data)
         if len(files) > MAX_FILES:
             break  # one more than the limit is enough for the loader to refuse
-    return RevisionFiles(commit=commit.hexsha, prefix=prefix, files=files, exists=True)
+    return RevisionFiles(
+        commit=commit.hexsha, prefix=prefix, files=files, exists=True, migrations=_migrations(tree)
+    )
+
+
+def _migrations(tree: git.Tree) -> dict[str, FileData]:
+    """The migrations/ entries of a desired-state tree: blobs within the limits, anything else refused."""
+    try:
+        sub = tree / migrations.DIRECTORY
+    except KeyError:
+        return {}
+    if not isinstance(sub, git.Tree):
+        return {str(sub.path): not_regular("not a directory")}
+    found: dict[str, FileData] = {}
+    total = 0
+    for item in sorted(sub, key=lambda entry: str(entry.name)):
+        if not migrations.is_migration_file(str(item.name)):
+            continue
+        if len(found) >= migrations.MAX_MIGRATIONS:
+            found[str(item.path)] = NotRead(0)  # one more than the limit: the loader refuses
+            break
+        if isinstance(item, git.Blob) and item.mode != _SYMLINK and (
+            item.size > migrations.MAX_MIGRATION_BYTES or total + item.size > migrations.MAX_TOTAL_BYTES
+        ):
+            found[str(item.path)] = NotRead(item.size)
+            continue
+        found[str(item.path)] = data = _entry_data(item, 1, 0)
+        if isinstance(data, bytes):
+            total += len(data)
+    return found
 
 
 def _entry_data(item: git.Blob | git.Tree | git.Submodule, count: int, total: int) -> FileData:
@@ -152,4 +184,4 @@ def _entry_data(item: git.Blob | git.Tree | git.Submodule, count: int, total: in
 def load_revision(directory: Path, ref: str) -> DesiredState:
     """The desired state of `directory` at `ref`; LoadError names repository-relative file:line:column."""
     found = revision_files(directory, ref)
-    return load_desired_texts(found.files, origin=found.prefix or ".")
+    return load_desired_texts(found.files, origin=found.prefix or ".", migrations=found.migrations)

@@ -59,6 +59,8 @@ class LiveNode(Frozen):
     # Columns of the declared tables this database has: a provider that sends
     # one its subscriber lacks breaks the link, and restarting it would not help.
     columns: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    # Schema migrations this database ran (reconcile.schema_migrations): name -> checksum.
+    migrations: dict[str, str] = Field(default_factory=dict)
     system_identifier: str = ""  # nodes with the same one share a server and its settings
     max_slot_wal_keep_size: str = "-1"
 

@@ -21,6 +21,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from reconciler.errors import LoadError, Location, Problem
 from reconciler.load_input import FileData, decode_files, parse_yaml, read_directory
 from reconciler.load_rules import Path_, rule_problems
+from reconciler.migrations import parse_migrations, read_migrations
 from reconciler.model import (
     DesiredState,
     Monitoring,
@@ -70,11 +71,15 @@ class _Locator:
 
 
 def load_desired_state(directory: Path) -> DesiredState:
-    """Read, merge and validate `directory`; raise LoadError listing every problem."""
-    return load_desired_texts(read_directory(directory), origin=str(directory))
+    """Read, merge and validate `directory` (and its migrations/); raise LoadError listing every problem."""
+    return load_desired_texts(
+        read_directory(directory), origin=str(directory), migrations=read_migrations(directory)
+    )
 
 
-def load_desired_texts(files: Mapping[str, FileData], origin: str) -> DesiredState:
+def load_desired_texts(
+    files: Mapping[str, FileData], origin: str, migrations: Mapping[str, FileData] | None = None
+) -> DesiredState:
     """Validate desired-state YAML given as {file name: text or bytes} (e.g. blobs of a git revision).
 
     Entries a reader left unread (not regular files, over a size limit) are
@@ -89,8 +94,18 @@ def load_desired_texts(files: Mapping[str, FileData], origin: str) -> DesiredSta
         raise LoadError(problems)
     merged, owners, problems = _merge(sources)
     locate = _Locator(owners, sources[0].file if sources else origin)
+    if "migrations" in merged:
+        problems.append(
+            Problem(
+                locate(("migrations",), key=True),
+                "migrations are SQL files in the migrations/ directory, not a YAML key",
+            )
+        )
+    parsed, found = parse_migrations(migrations or {})
+    problems += found
     if problems:
         raise LoadError(problems)
+    merged["migrations"] = parsed
     try:
         state = DesiredState.model_validate(merged)
     except ValidationError as exc:

@@ -159,6 +159,25 @@ class Monitoring(Frozen):
     restart_after_seconds: float = Field(default=30.0, ge=0, le=86400)
 
 
+class Migration(Frozen):
+    """One file of the desired state's migrations/ directory, parsed (reconciler/migrations.py).
+
+    `id` is its number (1 for 0001_add_summary.sql), `name` the file name
+    without .sql, `checksum` the sha256 of its bytes: a migration that
+    changed after it ran somewhere is a blocking error there.
+    """
+
+    id: int
+    name: str
+    checksum: str
+    statements: tuple[str, ...]
+    text: str
+    # `-- reconcile: leaves-first`: it drops or narrows what providers send,
+    # so it runs from the leaves up; the default (additive) runs top-down.
+    leaves_first: bool = False
+    creates: tuple[str, ...] = ()  # "schema.table" of every CREATE TABLE in it
+
+
 class DesiredState(Frozen):
     """The merged desired-state directory, validated."""
 
@@ -169,6 +188,9 @@ class DesiredState(Frozen):
     replication_sets: dict[str, SetDecl]
     monitoring: Monitoring = Field(default_factory=Monitoring)
     level_settings: dict[str, LevelSettings] = Field(default_factory=dict)
+    # Not a YAML key: read from the directory's migrations/*.sql (load.py
+    # refuses the key in YAML, schema.py leaves it out), in id order.
+    migrations: tuple[Migration, ...] = ()
 
     def level_index(self, level: str) -> int:
         """0 for the leaf level, len(levels)-1 for the top."""

@@ -57,6 +57,11 @@ PHASES: tuple[str, ...] = (
     "drop_node",
     "create_node",
     "change_node_dsn",
+    # Schema migrations: after the node exists (a drop_node of a renamed one
+    # went first), before any set, table or subscription that needs what a
+    # migration creates (a new table added to a set, a column in a list).
+    # Across nodes apply/graph.py orders them tier by tier (RunMigration.after).
+    "run_migration",
     "create_set",
     "alter_set",
     # Native: before a filtered table is published, or PostgreSQL refuses the
@@ -86,10 +91,11 @@ def phase_index(kind: str) -> int:
 
 
 def order(actions: Iterable[Action]) -> list[Action]:
-    """Actions in execution order: phase, node, subject; the full JSON breaks any remaining tie."""
+    """Actions in execution order: phase, rank (a migration's rollout step), node, subject; the full
+    JSON breaks any remaining tie."""
     return sorted(
         actions,
-        key=lambda a: (_PHASE_INDEX[a.kind], a.node, a.subject, a.model_dump_json()),
+        key=lambda a: (_PHASE_INDEX[a.kind], a.rank, a.node, a.subject, a.model_dump_json()),
     )
 
 
@@ -128,6 +134,11 @@ class Plan(Frozen):
     # Nodes whose newest apply record is not ok (failed, interrupted, running):
     # the next apply that completes there supersedes it.
     unsettled: dict[str, str] = pydantic.Field(default_factory=dict)
+    # Schema migrations: nodes whose pending migrations wait (on a tier not read,
+    # or itself waiting), and migrations a node ran that the desired state does
+    # not know (drift: a newer branch applied, or a file removed).
+    migrations_waiting: dict[str, str] = pydantic.Field(default_factory=dict)
+    migrations_unknown: dict[str, tuple[str, ...]] = pydantic.Field(default_factory=dict)
 
     @property
     def summary(self) -> Summary:

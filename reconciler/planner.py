@@ -8,7 +8,7 @@ from pathlib import Path
 
 from reconciler import gitops
 from reconciler.actions import Action
-from reconciler.diff import Desired, DesiredNode, changes
+from reconciler.diff import Desired, DesiredNode, Rollout, changes, rollout
 from reconciler.engines import engine_for
 from reconciler.errors import PlanError
 from reconciler.inspect import InspectResult, inspect_network
@@ -55,6 +55,7 @@ def compute_plan(
     desired = Desired(
         engine=state.engine,
         restart_after_seconds=state.monitoring.restart_after_seconds,
+        migrations=state.migrations,
         nodes={
             name: DesiredNode(
                 catalog=f.desired,
@@ -66,14 +67,27 @@ def compute_plan(
     )
     # Nodes not read (unreachable, or left out with --node): their declared
     # subscriptions still tell which sets have subscribers.
-    unread = {n: DesiredNode(catalog=c) for n, c in desired_catalogs(state).items() if n not in facts}
+    # (Their upstream: a migration below an unread node waits for it.)
+    unread = {
+        n: DesiredNode(catalog=c, upstream=state.nodes[n].upstream)
+        for n, c in desired_catalogs(state).items()
+        if n not in facts
+    }
     desired = desired.model_copy(update={"nodes": {**desired.nodes, **unread}})
-    actions = changes(desired, {name: f.state for name, f in facts.items()})
+    live = {name: f.state for name, f in facts.items()}
+    actions = changes(desired, live)
+    migrations = rollout(desired, live)
     plan = Plan(
         tool_version=tool_version(),
         desired_commit=gitops.revision(directory).commit,
         actions=tuple(actions),
-        blockers=(*preflight(state, inspection), *unsupported(state, actions)),
+        blockers=(
+            *preflight(state, inspection),
+            *unsupported(state, actions),
+            *migration_blockers(migrations),
+        ),
+        migrations_waiting=migrations.waiting,
+        migrations_unknown=migrations.unknown,
         unreachable=dict(sorted(inspection.unreachable.items())),
         fingerprints={name: facts[name].fingerprint for name in sorted(facts)},
         nodes=tuple(selected),
@@ -84,6 +98,21 @@ def compute_plan(
         },
     )
     return PlanRun(plan=plan, inspection=inspection)
+
+
+def migration_blockers(migrations: Rollout) -> list[Blocker]:
+    """A migration whose file changed after it ran: blocks the network, naming every node it ran on."""
+    return [
+        Blocker(
+            node=node,
+            message=(
+                f"migration {name} changed after it ran on {', '.join(nodes)} (its checksum differs):"
+                " a migration that ran is never edited; restore the file and add a new migration"
+            ),
+        )
+        for name, nodes in migrations.drifted.items()
+        for node in nodes
+    ]
 
 
 def unsupported(state: DesiredState, actions: list[Action]) -> list[Blocker]:

@@ -18,6 +18,10 @@ class Blocker(Frozen):
     node: str
     table: str | None = None
     message: str
+    # Set for a problem of one edge (node subscribes to provider): it holds back
+    # only that edge's actions and what waits on them; any other blocker holds
+    # back the whole apply.
+    provider: str | None = None
 
 
 def preflight(state: DesiredState, result: InspectResult) -> list[Blocker]:

@@ -22,6 +22,9 @@ def desired_state_schema() -> dict[str, Any]:
     """The schema of one file of a desired state, as a JSON document."""
     schema = DesiredState.model_json_schema(mode="validation")
     schema.pop("required", None)  # per file: any subset of the top-level keys
+    # Migrations are SQL files beside the YAML, never a key in it.
+    schema["properties"].pop("migrations", None)
+    schema.get("$defs", {}).pop("Migration", None)
     return {
         # Draft 7: what yaml-language-server (editors) supports; pydantic's
         # "$defs" are plain JSON pointers there.

@@ -30,6 +30,7 @@ from reconciler.actions import (
     ReplaceSubscription,
     ReplaceTable,
     RestartSubscription,
+    RunMigration,
     SetReplicaIdentity,
     SetWalKeepSize,
     SwitchSubscription,
@@ -249,6 +250,16 @@ class _World:
                     raise SimulationError(f"{key}: restart of missing {action.name}")
                 running = facts.model_copy(update={"worker_running": True, "down_seconds": None, "last_error": None})
                 self.update(key, subscriptions={**self.state[key].subscriptions, action.name: running})
+            case RunMigration():
+                m = action.migration
+                if m.name in node.migrations:
+                    raise SimulationError(f"{key}: migration {m.name} runs twice")
+                # Tier by tier: the nodes named to go first have it (an additive one
+                # reaches every subscriber before its provider sends the new shape).
+                for other in action.after:
+                    if m.name not in self.state[other].migrations:
+                        raise SimulationError(f"{key}: migration {m.name} before {other}")
+                self.update(key, migrations={**node.migrations, m.name: m.checksum})
             case SetWalKeepSize():
                 for other, state in self.state.items():
                     if state.system_identifier == node.system_identifier:

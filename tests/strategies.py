@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from reconciler.diff import Desired, DesiredNode
 from reconciler.live import LiveNode, SlotStatus, SubscriptionFacts
-from reconciler.model import Engine, NodeCatalog, ReplicationSet, SetTable, Subscription
+from reconciler.model import Engine, Migration, NodeCatalog, ReplicationSet, SetTable, Subscription
 
 NODE_KEYS = ("n0", "n1", "n2")
 OLD_NAMES = ("old0", "old1")  # pglogical node names a database may hold instead of its own
@@ -16,6 +16,14 @@ FILTERS = (None, "(approved) IS NOT FALSE", "((status = 'approved'::text)) IS NO
 COLUMNS = (None, ("id", "title"), ("approved", "id"))
 FORWARD = ((), ("all",))
 SLOTS = ("pgl_db_old0_sub", "pgl_db_n1_gone")
+MIGRATIONS = (
+    Migration(id=1, name="0001_add_summary", checksum="c1", statements=("ALTER TABLE public.tool ADD x int",),
+              text="", creates=()),
+    Migration(id=2, name="0002_tool", checksum="c2", statements=("CREATE TABLE public.tool ()",), text="",
+              creates=("public.tool",)),
+    Migration(id=3, name="0003_drop", checksum="c3", statements=("ALTER TABLE public.tool DROP x",), text="",
+              leaves_first=True),
+)  # fmt: skip
 
 
 def dsn(key: str) -> st.SearchStrategy[str]:
@@ -184,6 +192,16 @@ def networks(draw: st.DrawFn, engine: Engine = Engine.PGLOGICAL) -> tuple[Desire
     """A desired network and a live one: drifted catalogs, lost or missing slots, unfinished
     syncs, tables already marked synced, rows or none, WAL settings off, per node."""
     desired = draw(desired_networks(engine))
+    # A tree over the nodes (each upstream an earlier key) and the first migrations of a release.
+    keys = sorted(desired.nodes)
+    upstream = {k: draw(st.sampled_from((None, *keys[:i]))) for i, k in enumerate(keys)}
+    migrations = MIGRATIONS[: draw(st.integers(0, len(MIGRATIONS)))]
+    desired = desired.model_copy(
+        update={
+            "migrations": migrations,
+            "nodes": {k: n.model_copy(update={"upstream": upstream[k]}) for k, n in desired.nodes.items()},
+        }
+    )
     catalogs: dict[str, NodeCatalog] = {}
     for key, node in desired.nodes.items():
         live = draw(st.one_of(st.just(node.catalog), live_catalog(key)))
@@ -223,6 +241,8 @@ def networks(draw: st.DrawFn, engine: Engine = Engine.PGLOGICAL) -> tuple[Desire
             subscriptions=facts[key],
             slots=slots[key],
             holds_rows=draw(st.booleans()),
+            # Whatever ran here already, in any order (a half rolled-out release, a hand-run one).
+            migrations={m.name: m.checksum for m in migrations if draw(st.booleans())},
             system_identifier=draw(st.sampled_from(SYSTEMS)),
             max_slot_wal_keep_size=draw(st.sampled_from(WAL_SIZES)),
         )

@@ -38,6 +38,7 @@ from reconciler.actions import (
     ReplaceSubscription,
     ReplaceTable,
     RestartSubscription,
+    RunMigration,
     SetReplicaIdentity,
     SetWalKeepSize,
     SwitchSubscription,
@@ -48,13 +49,28 @@ from reconciler.engines import pglogical as pglogical_engine
 from reconciler.inspect import inspect_node, native_point
 from reconciler.inspect.native import ALL_TABLES
 from reconciler.load import load_desired_state
-from reconciler.model import NodeCatalog, ReplicationSet, SetTable, Subscription
+from reconciler.model import Migration, NodeCatalog, ReplicationSet, SetTable, Subscription
 from reconciler.topology import desired_catalogs
 from tests.support import wait_for
 
 SMALL = {"region": None, "d1": "region"}
 LEVELS = ("district", "region")
 KINDS = {cls.model_fields["kind"].default for cls in typing.get_args(typing.get_args(Action)[0])}
+ADD_SUMMARY = Migration(
+    id=1,
+    name="0001_add_summary",
+    checksum="a1",
+    statements=("ALTER TABLE public.technology ADD COLUMN summary text",),
+    text="ALTER TABLE public.technology ADD COLUMN summary text;\n",
+)
+DROP_SUMMARY = Migration(
+    id=2,
+    name="0002_drop_summary",
+    checksum="b2",
+    statements=("ALTER TABLE public.technology DROP COLUMN summary",),
+    text="-- reconcile: leaves-first\nALTER TABLE public.technology DROP COLUMN summary;\n",
+    leaves_first=True,
+)
 
 
 class Recording(psycopg.Connection[Any]):
@@ -165,6 +181,7 @@ def _sample(kind: str) -> Action:
         "switch_subscription": SwitchSubscription(node="n", before=sub, after=sub),
         "refresh_subscription": RefreshSubscription(node="n", name="s", provider_node="p"),
         "restart_subscription": RestartSubscription(node="n", name="s", provider_node="p"),
+        "run_migration": RunMigration(node="n", migration=ADD_SUMMARY),
     }
     return samples[kind]
 
@@ -216,6 +233,8 @@ def test_pglogical_execute_runs_exactly_its_statements(network: Any, reset_wal_k
     for table, other in wanted.tables.items():
         if table != "public.technology":
             run(AddTable(node="d1", set_name="approved", table=table, spec=other))
+    for node in ("region", "d1"):
+        run(RunMigration(node=node, migration=ADD_SUMMARY))
 
     (sub,) = catalogs["region"].subscriptions.values()
     run(CreateSubscription(node="region", subscription=sub), provider_conn=providers(net))
@@ -278,6 +297,14 @@ def test_native_execute_runs_exactly_its_statements(network: Any, reset_wal_keep
 
     (sub,) = catalogs["region"].subscriptions.values()
     run(CreateSubscription(node="region", subscription=sub, copy_data=False))
+    for node in ("region", "d1"):
+        run(RunMigration(node=node, migration=ADD_SUMMARY))
+    # Leaves first: d1, then the region once d1's slot for it confirmed d1's position.
+    run(RunMigration(node="d1", migration=DROP_SUMMARY))
+    run(
+        RunMigration(node="region", migration=DROP_SUMMARY, after=("d1",), providers=(("d1", sub.name),)),
+        provider_conn=providers(net),
+    )
     net.execute("region", sql.SQL("ALTER SUBSCRIPTION {} DISABLE").format(sql.Identifier(sub.name)))
     with psycopg.connect(net.dsn("region"), autocommit=True) as plain:
         wait_for(lambda: not native_point.apply_worker_running(plain, sub.name), "the apply worker to exit")

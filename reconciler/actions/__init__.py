@@ -13,6 +13,7 @@ from typing import Annotated
 from pydantic import Field
 
 from reconciler.actions.base import ActionBase, ChangeKind, DataMovement
+from reconciler.actions.migrations import RunMigration
 from reconciler.actions.nodes import ChangeNodeDsn, CreateNode, DropNode, SetWalKeepSize
 from reconciler.actions.sets import (
     AddTable,
@@ -53,7 +54,8 @@ Action = Annotated[
     | SetReplicaIdentity
     | SwitchSubscription
     | RefreshSubscription
-    | RestartSubscription,
+    | RestartSubscription
+    | RunMigration,
     Field(discriminator="kind"),
 ]
 
@@ -78,6 +80,7 @@ __all__ = [
     "ReplaceSubscription",
     "ReplaceTable",
     "RestartSubscription",
+    "RunMigration",
     "SetReplicaIdentity",
     "SetWalKeepSize",
     "SwitchSubscription",

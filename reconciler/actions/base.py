@@ -62,6 +62,11 @@ class ActionBase(Frozen):
         return self.change.symbol
 
     @property
+    def rank(self) -> tuple[int, ...]:
+        """Order among actions of one phase before the node name (a migration's rollout step)."""
+        return ()
+
+    @property
     def subject(self) -> str:
         """Stable identity of the object acted on, within its node."""
         raise NotImplementedError

@@ -40,6 +40,7 @@ from reconciler.apply import log as apply_log
 from reconciler.apply.graph import dependencies
 from reconciler.apply.rows import RowScope, row_scope
 from reconciler.engines import engine_for
+from reconciler.engines.migrations import CONTEXT as migration_context
 from reconciler.errors import ApplyError, ConnectError
 from reconciler.model import DesiredState
 from reconciler.plan import Plan
@@ -168,10 +169,18 @@ class _Sessions:
     connections are never used by two threads at once.
     """
 
-    def __init__(self, state: DesiredState, options: ApplyOptions, application_name: str) -> None:
+    def __init__(
+        self,
+        state: DesiredState,
+        options: ApplyOptions,
+        application_name: str,
+        context: Mapping[str, str | None] | None = None,
+    ) -> None:
         self.state = state
         self.options = options
         self.application_name = application_name
+        # Session settings a migration's record reads (engines/migrations.CONTEXT).
+        self.context = dict(context or {})
         self.conns: dict[str, psycopg.Connection] = {}
         self.providers: dict[tuple[str, str], psycopg.Connection | None] = {}
         self.guard = threading.Lock()
@@ -195,6 +204,8 @@ class _Sessions:
         conn = self._open(node)
         try:
             locks.acquire(conn, node, self.options.lock_timeout)
+            for name, value in sorted(self.context.items()):
+                conn.execute("SELECT pg_catalog.set_config(%s, %s, false)", (name, value or ""))
         except psycopg.Error as exc:
             conn.close()
             raise ApplyError(f"node {node}: cannot take the apply lock: {exc}; nothing was done") from exc
@@ -280,7 +291,15 @@ def apply_plan(
     touched = sorted({a.node for a in runnable})
     user = getpass.getuser()
     host = socket.gethostname()
-    sessions = _Sessions(state, options, f"reconcile apply {user}@{host} pid {os.getpid()}"[:63])
+    commit = plan.desired_commit
+    if commit is not None and options.dirty:
+        commit += " (dirty)"
+    sessions = _Sessions(
+        state,
+        options,
+        f"reconcile apply {user}@{host} pid {os.getpid()}"[:63],
+        dict(zip(migration_context, (user, plan.tool_version, commit), strict=True)),
+    )
     try:
         _lock_all(state, touched, sessions, options, report)
         locked = [n for n in touched if n not in report.unreachable_at_start]

@@ -12,6 +12,10 @@ that states the order. Apply keeps exactly the part of it that matters:
   slot or node drop waits for the subscriber's subscription drop (removals
   in reverse).
 
+A schema migration waits for the same migration on the nodes its action
+names (`after`: the tiers above it, or below it when leaves-first), so a
+rollout goes tier by tier and a node whose tier failed holds back its subtree.
+
 Actions on nodes that share no edge in the plan wait for nothing of each
 other: they run concurrently.
 """
@@ -39,6 +43,7 @@ from reconciler.actions import (
     ReplaceSubscription,
     ReplaceTable,
     RestartSubscription,
+    RunMigration,
     SetReplicaIdentity,
     SetWalKeepSize,
     SwitchSubscription,
@@ -68,7 +73,9 @@ def provider_of(action: Action) -> str | None:
             | RemoveTable()
             | DropSlot()
             | SetReplicaIdentity()
+            | RunMigration()
         ):
+            # A migration's waits across nodes are its own (RunMigration.after, see dependencies).
             return None
         case _:
             assert_never(action)
@@ -141,6 +148,9 @@ def dependencies(actions: Sequence[Action]) -> list[tuple[int, ...]]:
         if other is not None and other != action.node:
             subscribing.setdefault(other, []).append(index)
     same_node = _same_node_waits(actions, on_node)
+    migration_runs = {
+        (a.migration.id, a.node): i for i, a in enumerate(actions) if isinstance(a, RunMigration)
+    }
     result: list[tuple[int, ...]] = []
     for index, action in enumerate(actions):
         waits = set(same_node[index])
@@ -162,6 +172,11 @@ def dependencies(actions: Sequence[Action]) -> list[tuple[int, ...]]:
             waits.update(
                 i for i in subscribing.get(action.node, ()) if i < index and _phase(actions[i]) < phase
             )
+        if isinstance(action, RunMigration):
+            # Tier by tier: the same migration on the nodes the diff put before it
+            # (the tiers above for an additive one, below for a leaves-first one).
+            waits.update(migration_runs.get((action.migration.id, n), -1) for n in action.after)
+            waits.discard(-1)
         result.append(tuple(sorted(waits)))
     return result
 

@@ -34,6 +34,7 @@ from reconciler.actions import (
     ReplaceSubscription,
     ReplaceTable,
     RestartSubscription,
+    RunMigration,
     SetReplicaIdentity,
     SetWalKeepSize,
     SwitchSubscription,
@@ -88,6 +89,7 @@ def _affected(state: DesiredState, action: Action) -> dict[str, set[str]]:
             | SwitchSubscription()
             | RefreshSubscription()
             | RestartSubscription()
+            | RunMigration()
         ):
             return {}
         case _:

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from reconciler import gitops
+from reconciler.actions import RunMigration
 from reconciler.apply import ApplyOptions, apply_plan, settle_records
 from reconciler.cli.exit_codes import ExitCode
 from reconciler.cli.options import (
@@ -70,6 +71,15 @@ def _check_saved_plan(plan: Plan, state: DesiredState, commit: str | None) -> No
             "the saved plan installs connection strings the desired state does not declare ("
             + "; ".join(foreign)
             + "); it was edited or made from other files: make a new plan"
+        )
+    # A plan file is data: the SQL a migration runs must be the desired state's, byte for byte.
+    declared = set(state.migrations)
+    runs = [a.migration for a in plan.actions if isinstance(a, RunMigration)]
+    odd = sorted({m.name for m in runs if m not in declared})
+    if odd:
+        raise PlanError(
+            f"the saved plan runs migration(s) {', '.join(odd)} that differ from the desired state's"
+            " migrations/ files; make a new plan"
         )
 
 

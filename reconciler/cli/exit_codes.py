@@ -32,7 +32,7 @@ def for_plan(plan: Plan, detailed: bool) -> ExitCode:
         return ExitCode.ERROR
     if plan.unreachable:
         return ExitCode.UNREACHABLE
-    if detailed and plan.actions:
+    if detailed and (plan.actions or plan.migrations_unknown):
         return ExitCode.CHANGES
     return ExitCode.OK
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 from reconciler.actions import Action
 from reconciler.diff.desired import Desired, DesiredNode
+from reconciler.diff.migrations import Rollout, needing_migration, rollout, without_missing_tables
 from reconciler.diff.network import across_nodes, broken_subscriptions, native_across_nodes
 from reconciler.diff.nodes import diff_node
 from reconciler.diff.restarts import restarts
@@ -45,7 +46,11 @@ def changes(desired: Desired, live: Mapping[str, LiveNode]) -> list[Action]:
     if desired.engine is Engine.NATIVE:
         actions = native_across_nodes(desired, read, actions)
     actions += restarts(desired, read, actions)
-    return order([*actions, *server_settings(desired, read)])
+    # Schema migrations tier by tier; a table a migration still has to create
+    # on a node is not added to a set there before it exists.
+    migrations = rollout(desired, read)
+    actions = without_missing_tables(actions, needing_migration(desired, read, migrations))
+    return order([*actions, *migrations.actions, *server_settings(desired, read)])
 
 
 def diff(desired: Mapping[str, NodeCatalog], live: Mapping[str, NodeCatalog]) -> list[Action]:
@@ -56,4 +61,13 @@ def diff(desired: Mapping[str, NodeCatalog], live: Mapping[str, NodeCatalog]) ->
     )
 
 
-__all__ = ["Desired", "DesiredNode", "broken_subscriptions", "changes", "diff", "diff_node"]
+__all__ = [
+    "Desired",
+    "DesiredNode",
+    "Rollout",
+    "broken_subscriptions",
+    "changes",
+    "diff",
+    "diff_node",
+    "rollout",
+]

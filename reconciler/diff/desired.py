@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from reconciler.model import Engine, Frozen, NodeCatalog
+from reconciler.model import Engine, Frozen, Migration, NodeCatalog
 
 
 class DesiredNode(Frozen):
@@ -22,3 +22,5 @@ class Desired(Frozen):
     nodes: dict[str, DesiredNode] = Field(default_factory=dict)
     # monitoring.restart_after_seconds: a link down this long is restarted (diff/restarts.py).
     restart_after_seconds: float = 30.0
+    # The desired state's schema migrations, in id order (diff/migrations.py rolls them out).
+    migrations: tuple[Migration, ...] = ()

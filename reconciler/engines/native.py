@@ -35,6 +35,7 @@ from reconciler.actions import (
     ReplaceSubscription,
     ReplaceTable,
     RestartSubscription,
+    RunMigration,
     SetReplicaIdentity,
     SetWalKeepSize,
     SwitchSubscription,
@@ -46,6 +47,7 @@ from reconciler.engines import (
     ProviderConn,
     Result,
     guarded,
+    migrations,
     pg_message,
     restart,
     run,
@@ -128,6 +130,8 @@ def _execute(conn: Conn, action: Action, provider_conn: ProviderConn | None) -> 
             return drop_slot(conn, action)
         case SetWalKeepSize():
             return set_wal_keep_size(conn, action)
+        case RunMigration():
+            return migrations.execute(conn, action, provider_conn)
         case CreateNode() | ChangeNodeDsn() | DropNode():
             raise ApplyError(str(unsupported(action)))
         case _:

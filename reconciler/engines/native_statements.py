@@ -31,10 +31,12 @@ from reconciler.actions import (
     ReplaceSubscription,
     ReplaceTable,
     RestartSubscription,
+    RunMigration,
     SetReplicaIdentity,
     SetWalKeepSize,
     SwitchSubscription,
 )
+from reconciler.engines import migrations
 from reconciler.engines.pglogical_statements import drop_slot_sql, terminate_slot_sql
 from reconciler.engines.settings import wal_keep_size_sql
 from reconciler.errors import ApplyError
@@ -276,6 +278,8 @@ def statements(action: Action, *, recreate: ReplicationSet | None = None) -> lis
             return [terminate_slot_sql(action.slot), drop_slot_sql(action.slot)]
         case SetWalKeepSize():
             return wal_keep_size_sql(action.after)
+        case RunMigration():
+            return migrations.statements(action)
         case CreateNode() | ChangeNodeDsn() | DropNode():
             raise ApplyError(f"{action.kind}: {unsupported(action)}")
         case _:

@@ -35,6 +35,7 @@ from reconciler.actions import (
     ReplaceSubscription,
     ReplaceTable,
     RestartSubscription,
+    RunMigration,
     SetReplicaIdentity,
     SetWalKeepSize,
     SwitchSubscription,
@@ -46,6 +47,7 @@ from reconciler.engines import (
     ProviderConn,
     Result,
     guarded,
+    migrations,
     restart,
     run,
     same_membership,
@@ -120,6 +122,8 @@ def _execute(conn: Conn, action: Action, provider_conn: ProviderConn | None) -> 
             )
         case SetWalKeepSize():
             return set_wal_keep_size(conn, action)
+        case RunMigration():
+            return migrations.execute(conn, action, provider_conn)
         case SetReplicaIdentity() | SwitchSubscription() | RefreshSubscription():
             raise ApplyError(str(unsupported(action)))
         case _:

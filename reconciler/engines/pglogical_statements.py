@@ -29,10 +29,12 @@ from reconciler.actions import (
     ReplaceSubscription,
     ReplaceTable,
     RestartSubscription,
+    RunMigration,
     SetReplicaIdentity,
     SetWalKeepSize,
     SwitchSubscription,
 )
+from reconciler.engines import migrations
 from reconciler.engines.settings import wal_keep_size_sql
 from reconciler.errors import ApplyError
 from reconciler.model import ReplicationSet, SetTable, Subscription
@@ -358,6 +360,8 @@ def statements(action: Action) -> list[sql.Composed]:
             return restart_subscription_sql(action.name)
         case SetWalKeepSize():
             return wal_keep_size_sql(action.after)
+        case RunMigration():
+            return migrations.statements(action)
         case SetReplicaIdentity() | SwitchSubscription() | RefreshSubscription():
             raise ApplyError(f"{action.kind}: {unsupported(action)}")
         case _:

@@ -263,6 +263,7 @@ def node_facts(
         slots={name: SlotStatus.of(status) for name, status in sorted(slot_status.items())},
         holds_rows=any(t.has_rows or (t.exists and t.has_rows is None) for t in tables.values()),
         columns={name: tuple(t.columns) for name, t in sorted(tables.items()) if t.exists},
+        migrations=dict(json.loads(server["schema_migrations"] or "{}")),
         system_identifier=server["system_identifier"],
         max_slot_wal_keep_size=server["max_slot_wal_keep_size"],
     )

@@ -18,11 +18,19 @@ SELECT current_setting('server_version') AS server_version,
        (SELECT extversion FROM pg_extension WHERE extname = 'pglogical') AS pglogical_version,
        (SELECT oid FROM pg_database WHERE datname = current_database()) AS database_oid,
        -- The newest apply record's result (reconcile.apply_log does not exist before the
-       -- first apply: query_to_xml runs its query only when it does, so this never fails).
-       CASE WHEN to_regclass('reconcile.apply_log') IS NOT NULL THEN
+       -- first apply, and a read-only review role may not read it: query_to_xml runs its
+       -- query only when it exists and may be read, so this never fails).
+       CASE WHEN has_table_privilege(to_regclass('reconcile.apply_log'), 'SELECT') THEN
          (xpath('/row/result/text()', query_to_xml(
            'SELECT result FROM reconcile.apply_log ORDER BY id DESC LIMIT 1', false, true, '')))[1]::text
        END AS last_apply_result,
+       -- The schema migrations this database ran (apply's record), as JSON {name: checksum};
+       -- NULL before the first one (the same query_to_xml guard as above).
+       CASE WHEN to_regclass('reconcile.schema_migrations') IS NOT NULL THEN
+         (xpath('/row/m/text()', query_to_xml(
+           'SELECT coalesce(json_object_agg(name, checksum ORDER BY id), ''{}'')::text AS m'
+           ' FROM reconcile.schema_migrations', false, true, '')))[1]::text
+       END AS schema_migrations,
        -- Whether an apply holds this node's lock now (apply/locks.py's key, as pg_locks shows a
        -- bigint advisory key): a `running` record without it is an interrupted apply.
        EXISTS (SELECT 1 FROM pg_locks l

@@ -18,7 +18,9 @@ Schema, format_version 1 (keys sorted, two-space indent, one trailing newline)::
       ],
       "blockers": [{"node": str, "table": str|null, "message": str}],   # sorted
       "unreachable": {"<node>": "<reason>"},
-      "fingerprints": {"<node>": "<sha256 of its live catalog>"}
+      "fingerprints": {"<node>": "<sha256 of its live catalog>"},
+      "migrations_waiting": {"<node>": "<why its schema migrations wait>"},
+      "migrations_unknown": {"<node>": ["<migration it ran that the desired state lacks>"]}
     }
 
 Adding keys is compatible; removing or changing one raises format_version.
@@ -72,6 +74,8 @@ def plan_document(plan: Plan) -> dict[str, Any]:
         ],
         "unreachable": {n: redact_text(r) for n, r in sorted(plan.unreachable.items())},
         "fingerprints": dict(sorted(plan.fingerprints.items())),
+        "migrations_waiting": dict(sorted(plan.migrations_waiting.items())),
+        "migrations_unknown": {n: list(m) for n, m in sorted(plan.migrations_unknown.items())},
     }
 
 

@@ -35,7 +35,12 @@ def render_text(plan: Plan) -> str:
         for node, reason in sorted(plan.unreachable.items()):
             lines.append(f"  {node}: {redact_text(reason)}")
 
-    if not plan.actions and not blockers and not plan.unreachable:
+    migrations = _migrations(plan)
+    if migrations:
+        lines.append("")
+        lines.extend(migrations)
+
+    if not plan.actions and not blockers and not plan.unreachable and not migrations:
         return NO_CHANGES + "\n" + "".join(line + "\n" for line in _unsettled(plan))
 
     notes = _notes(plan)
@@ -46,6 +51,16 @@ def render_text(plan: Plan) -> str:
     s = plan.summary
     lines.append(summary_line(s.to_add, s.to_change, s.to_destroy))
     return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _migrations(plan: Plan) -> list[str]:
+    """Migrations that wait (and on what), and migrations a node ran that the desired state lacks."""
+    lines = [f"Waiting: node {node}: {reason}" for node, reason in sorted(plan.migrations_waiting.items())]
+    lines += [
+        f"Drift: node {node} ran migration(s) the desired state does not know: {', '.join(names)}"
+        for node, names in sorted(plan.migrations_unknown.items())
+    ]
+    return lines
 
 
 def _unsettled(plan: Plan) -> list[str]:

@@ -24,6 +24,7 @@ MAX_CHARS = 60_000
 
 _RISK_ICON = {
     RiskKind.BLOCKING: ":no_entry:",
+    RiskKind.MIGRATION: ":scroll:",
     RiskKind.DESTROYS: ":boom:",
     RiskKind.ORPHANED_SLOTS: ":warning:",
     RiskKind.NEEDS_VERIFY: ":mag:",
@@ -297,7 +298,19 @@ def _risks(review: Review, limit: int | None) -> list[str]:
     for risk in review.risks:
         if risk.estimates:
             lines += _estimates(risk.estimates, limit)
+        if risk.text is not None:
+            lines += _sql_block(risk.subject, redact_text(risk.text))
     return lines
+
+
+def _sql_block(subject: str, text: str) -> list[str]:
+    """SQL shown whole in a fence longer than any run of backticks in it (so it cannot close early)."""
+    longest, run = 0, 0
+    for char in text:
+        run = run + 1 if char == "`" else 0
+        longest = max(longest, run)
+    fence = "`" * max(3, longest + 1)
+    return ["", f"{cell(subject)}:", "", fence + "sql", text.rstrip("\n"), fence]
 
 
 def _estimates(estimates: Sequence[CopyEstimate], limit: int | None) -> list[str]:

@@ -97,7 +97,7 @@ def _load(directory: Path, ref: str) -> tuple[Side, DesiredState | None, str]:
         )
         return Side(ref=ref, commit=found.commit, exists=False, problems=(problem,)), None, prefix
     try:
-        state = load_desired_texts(found.files, origin=found.prefix or ".")
+        state = load_desired_texts(found.files, origin=found.prefix or ".", migrations=found.migrations)
     except LoadError as exc:
         problems = tuple(
             ProblemEntry(

@@ -28,6 +28,7 @@ from reconciler.actions import (
     ReplaceSubscription,
     ReplaceTable,
     RestartSubscription,
+    RunMigration,
     SetReplicaIdentity,
     SetWalKeepSize,
     SwitchSubscription,
@@ -104,6 +105,7 @@ def _copies(
             | SetReplicaIdentity()
             | SwitchSubscription()
             | RestartSubscription()
+            | RunMigration()
         ):
             return []  # copies no rows (their data_movement is never INITIAL_COPY)
         case _:

@@ -14,6 +14,8 @@ from reconciler.review.change import Change
 class RiskKind(StrEnum):
     # Declaration order is the order of the risk list: the worst first.
     BLOCKING = "blocking"
+    # SQL from the merge request that apply runs on every node: read it whole.
+    MIGRATION = "schema migration"
     DESTROYS = "destroys"
     ORPHANED_SLOTS = "orphaned slots"
     NEEDS_VERIFY = "needs verify --repair"
@@ -43,6 +45,7 @@ class Risk(Frozen):
     subject: str
     message: str
     estimates: tuple[CopyEstimate, ...] = ()
+    text: str | None = None  # a migration's SQL, shown whole under the risk table
 
 
 def q(name: str) -> str:
@@ -58,9 +61,33 @@ def _origins(state: DesiredState, node: str) -> set[str]:
     return found
 
 
+def migration_risks(base: DesiredState | None, head: DesiredState) -> list[Risk]:
+    """Every migration the merge request adds or changes: SQL that apply will run on every node."""
+    before = {m.name: m for m in base.migrations} if base is not None else {}
+    risks: list[Risk] = []
+    for m in head.migrations:
+        old = before.get(m.name)
+        if old is not None and old.checksum == m.checksum:
+            continue
+        what = "adds" if old is None else "changes (a node where it already ran refuses it: checksum)"
+        order = "from the leaves up" if m.leaves_first else "top-down, the top level first"
+        risks.append(
+            Risk(
+                kind=RiskKind.MIGRATION,
+                subject=f"migration {m.name}",
+                message=(
+                    f"the merge request {what} migration {q(m.name)}: `apply` runs its SQL on every node, "
+                    f"{order}; read it whole (below)"
+                ),
+                text=m.text,
+            )
+        )
+    return risks
+
+
 def change_risks(change: Change, base: DesiredState | None, head: DesiredState) -> list[Risk]:
     """Risks the declaration change implies, whatever the live network looks like."""
-    risks: list[Risk] = []
+    risks: list[Risk] = migration_risks(base, head)
     for link in change.links_added:
         if base is None or link.subscriber not in base.nodes:
             continue

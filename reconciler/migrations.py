@@ -1,0 +1,240 @@
+"""Schema migrations of the desired state (`migrations/NNNN_<name>.sql`): read and validated offline.
+
+Migrations are the one place where SQL from the desired state runs on the
+nodes, so this module only reads and parses them (pglast, PostgreSQL's own
+parser); nothing here touches a server. They run in `apply` alone
+(engines/migrations.py), in one transaction per node, and the rules below
+keep that transaction what it says: no statement that ends it or changes
+the settings it runs under.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+
+import pglast
+from pglast import ast
+from pglast.parser import ParseError
+
+from reconciler.errors import Location, Problem
+from reconciler.load_input import FileData, NotRead, Unreadable, _read_regular, not_regular
+from reconciler.model import Migration
+
+DIRECTORY = "migrations"
+NAME = re.compile(r"^(\d{4})_([a-z0-9][a-z0-9_]{0,59})\.sql\Z")
+# Far above a real release (a few ALTER TABLEs) and low enough that parsing
+# every file of a hostile merge request costs well under a second.
+MAX_MIGRATION_BYTES = 256 * 1024
+MAX_MIGRATIONS = 1000
+MAX_TOTAL_BYTES = 4 * 1024 * 1024
+DIRECTIVE = re.compile(r"^--\s*reconcile:\s*(.*?)\s*$")
+LEAVES_FIRST = "leaves-first"
+# Characters a migration may not hold (as the YAML loader refuses them): a NUL
+# ends the text for libpq, an escape drives the terminal that shows a review.
+_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def is_migration_file(name: str) -> bool:
+    """A name the migrations directory is read from: `*.sql`, not hidden."""
+    return name.endswith(".sql") and not name.startswith(".")
+
+
+def read_migrations(directory: Path) -> dict[str, FileData]:
+    """The `*.sql` entries of `directory/migrations`, read as the YAML files are (no link followed).
+
+    No migrations directory: no migrations. A migrations entry that is a
+    link or not a directory is reported by parse_migrations.
+    """
+    where = directory / DIRECTORY
+    try:
+        info = os.lstat(where)
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        return {str(where): Unreadable(f"cannot be read: {exc.strerror}")}
+    if not stat.S_ISDIR(info.st_mode):
+        what = "a symbolic link" if stat.S_ISLNK(info.st_mode) else "not a directory"
+        return {str(where): Unreadable(f"the migrations entry is {what}; it must be a directory")}
+    names: list[str] = []
+    try:
+        with os.scandir(where) as scan:
+            for entry in scan:
+                if is_migration_file(entry.name):
+                    names.append(entry.name)
+                    if len(names) > MAX_MIGRATIONS:
+                        break
+    except OSError as exc:
+        return {str(where): Unreadable(f"cannot be read: {exc.strerror}")}
+    files: dict[str, FileData] = {}
+    total = 0
+    for name in sorted(names):
+        path = str(where / name)
+        try:
+            entry_info = os.lstat(path)
+        except OSError as exc:
+            files[path] = Unreadable(f"cannot be read: {exc.strerror}")
+            continue
+        if stat.S_ISLNK(entry_info.st_mode):
+            files[path] = not_regular("a symbolic link")
+        elif not stat.S_ISREG(entry_info.st_mode):
+            files[path] = not_regular("not a regular file")
+        elif entry_info.st_size > MAX_MIGRATION_BYTES or total + entry_info.st_size > MAX_TOTAL_BYTES:
+            files[path] = NotRead(entry_info.st_size)
+        else:
+            files[path] = _read_regular(path)
+            total += entry_info.st_size
+    return files
+
+
+def parse_migrations(files: Mapping[str, FileData]) -> tuple[tuple[Migration, ...], list[Problem]]:
+    """The migrations in order, or every problem: names, numbering, sizes, text, parse, statements."""
+    problems: list[Problem] = []
+    if len(files) > MAX_MIGRATIONS:
+        first = sorted(files)[0]
+        return (), [Problem(Location(first, 1, 1), f"more than {MAX_MIGRATIONS} migration files")]
+    numbered: dict[int, str] = {}
+    found: list[Migration] = []
+    for path, data in sorted(files.items()):
+        start = Location(path, 1, 1)
+        base = os.path.basename(path)
+        match = NAME.match(base)
+        if isinstance(data, Unreadable):
+            problems.append(Problem(start, data.reason))
+            continue
+        if match is None:
+            problems.append(
+                Problem(start, "a migration is named NNNN_<name>.sql (four digits, then a-z, 0-9 and _)")
+            )
+            continue
+        number = int(match.group(1))
+        if number in numbered:
+            message = f"migration number {match.group(1)} is also used by {numbered[number]}"
+            problems.append(Problem(start, message))
+            continue
+        numbered[number] = path
+        if isinstance(data, NotRead) or (isinstance(data, bytes | str) and _size(data) > MAX_MIGRATION_BYTES):
+            size = data.size if isinstance(data, NotRead) else _size(data)
+            message = f"file is {size} bytes; a migration holds at most {MAX_MIGRATION_BYTES}"
+            problems.append(Problem(start, message))
+            continue
+        raw = data.encode("utf-8") if isinstance(data, str) else data
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            where = _at(path, raw[: exc.start].decode("utf-8", "replace"))
+            problems.append(Problem(where, "file is not UTF-8 text"))
+            continue
+        migration, found_problems = _parse_one(path, base.removesuffix(".sql"), number, text, raw)
+        problems += found_problems
+        if migration is not None:
+            found.append(migration)
+    for expected, number in enumerate(sorted(numbered), start=1):
+        if number != expected:
+            problems.append(
+                Problem(
+                    Location(numbered[number], 1, 1),
+                    f"migration {expected:04d} is missing: migrations are numbered from 0001 without gaps,"
+                    " and run in that order",
+                )
+            )
+            break
+    if problems:
+        return (), problems
+    return tuple(sorted(found, key=lambda m: m.id)), []
+
+
+def _size(data: bytes | str) -> int:
+    return len(data.encode("utf-8", "surrogatepass")) if isinstance(data, str) else len(data)
+
+
+def _at(path: str, before: str) -> Location:
+    """The location just after `before` (the text that precedes it in the file)."""
+    line = before.count("\n") + 1
+    return Location(path, line, len(before) - (before.rfind("\n") + 1) + 1)
+
+
+def _parse_one(
+    path: str, name: str, number: int, text: str, raw: bytes
+) -> tuple[Migration | None, list[Problem]]:
+    problems: list[Problem] = []
+    bad = _FORBIDDEN.search(text)
+    if bad is not None:
+        message = f"the character U+{ord(bad.group()):04X} is not allowed"
+        return None, [Problem(_at(path, text[: bad.start()]), message)]
+    leaves_first = False
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        directive = DIRECTIVE.match(line.strip())
+        if directive is None:
+            continue
+        if directive.group(1) == LEAVES_FIRST:
+            leaves_first = True
+        else:
+            problems.append(
+                Problem(
+                    Location(path, lineno, 1),
+                    f"unknown directive '-- reconcile: {directive.group(1)}' (known: {LEAVES_FIRST})",
+                )
+            )
+    try:
+        parsed = pglast.parse_sql(text)
+    except ParseError as exc:
+        message, index = (exc.args + (0,))[:2] if exc.args else ("cannot be parsed", 0)
+        # pglast reports a byte offset into the UTF-8 text.
+        before = raw[: int(index)].decode("utf-8", "replace")
+        return None, [Problem(_at(path, before), f"SQL syntax error: {message}")]
+    if not parsed:
+        return None, [Problem(Location(path, 1, 1), "the migration holds no statement")]
+    creates: list[str] = []
+    for raw_stmt in parsed:
+        stmt = raw_stmt.stmt
+        where = _at(path, raw[: raw_stmt.stmt_location or 0].decode("utf-8", "replace"))
+        refusal = _refusal(stmt)
+        if refusal is not None:
+            problems.append(Problem(where, refusal))
+        relation = stmt.relation if isinstance(stmt, ast.CreateStmt | ast.AlterTableStmt) else None
+        if relation is not None and not relation.schemaname:
+            # apply runs it with search_path pg_catalog, pg_temp (db.PINNED), as all of the tool's SQL.
+            problems.append(Problem(where, f"schema-qualify the table name ({relation.relname})"))
+        elif isinstance(stmt, ast.CreateStmt) and relation is not None:
+            creates.append(f"{relation.schemaname}.{relation.relname}")
+    if problems:
+        return None, problems
+    statements = tuple(str(s).strip() for s in pglast.split(text) if str(s).strip())
+    return (
+        Migration(
+            id=number,
+            name=name,
+            checksum=hashlib.sha256(raw).hexdigest(),
+            statements=statements,
+            text=text,
+            leaves_first=leaves_first,
+            creates=tuple(sorted(set(creates))),
+        ),
+        [],
+    )
+
+
+def _refusal(stmt: ast.Node | None) -> str | None:
+    """Why a statement may not be in a migration, or None.
+
+    apply runs each migration in one transaction per node, with lock_timeout,
+    statement_timeout and session_replication_role of its own: a statement
+    that ends the transaction or changes a setting would undo that promise.
+    """
+    if isinstance(stmt, ast.TransactionStmt):
+        return (
+            "transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT) is not allowed: apply runs each"
+            " migration in one transaction of its own"
+        )
+    if isinstance(stmt, ast.VariableSetStmt | ast.AlterSystemStmt):
+        return "SET, RESET and ALTER SYSTEM are not allowed: apply sets the migration's timeouts and role"
+    if isinstance(stmt, ast.IndexStmt) and stmt.concurrent:
+        return "CREATE INDEX CONCURRENTLY cannot run inside the migration's transaction"
+    if isinstance(stmt, ast.VacuumStmt | ast.CreatedbStmt | ast.DropdbStmt | ast.CreateTableSpaceStmt):
+        return "this statement cannot run inside the migration's transaction"
+    return None
