@@ -103,9 +103,13 @@ def _native_blockers(state: DesiredState, facts: NodeFacts) -> list[Blocker]:
 def _table_blockers(state: DesiredState, facts: NodeFacts) -> list[Blocker]:
     out: list[Blocker] = []
     missing = {name for name, t in facts.tables.items() if not t.exists}
+    # A table a migration not yet run here creates: it exists before it is added to a set.
+    coming = {t for m in state.migrations if m.name not in facts.state.migrations for t in m.creates}
     for set_name, decl in sorted(state.replication_sets.items()):
         for table, tdecl in sorted(decl.tables.items()):
             info = facts.tables.get(table, TableFacts(exists=False))
+            if not info.exists and table in coming:
+                continue
             for message in _table_problems(info, tdecl.columns, tdecl.row_filter, set_name, state.engine):
                 out.append(Blocker(node=facts.node, table=table, message=message))
     for problem in facts.filter_problems:
@@ -156,7 +160,10 @@ def _replicated(columns: dict[str, str], listed: set[str] | None) -> dict[str, s
 
 
 def _edge_blockers(state: DesiredState, result: InspectResult) -> list[Blocker]:
-    """Tables whose replicated columns (names and types) differ between provider and subscriber."""
+    """Tables an edge cannot carry, by the engines' real rule (measured, REPLICATION-NOTES
+    "Living networks"): a subscriber may hold columns its provider does not send when they
+    allow NULL or have a default; a provider may not send a column its subscriber lacks,
+    nor one of another type. Each problem blocks that edge only."""
     listed: dict[str, set[str] | None] = {}
     for decl in state.replication_sets.values():
         for table, tdecl in decl.tables.items():
@@ -174,22 +181,44 @@ def _edge_blockers(state: DesiredState, result: InspectResult) -> list[Blocker]:
             s_info, p_info = sub.tables.get(table), prov.tables.get(table)
             if s_info is None or p_info is None or not s_info.exists or not p_info.exists:
                 continue
-            here = _replicated({c: f.type for c, f in s_info.columns.items()}, listed[table])
-            there = _replicated({c: f.type for c, f in p_info.columns.items()}, listed[table])
-            diffs = [
-                f"{c} {here.get(c, 'missing')} here, {there.get(c, 'missing')} at {edge.provider}"
-                for c in sorted(here.keys() | there.keys())
-                if here.get(c) != there.get(c)
-            ]
-            if diffs:
+            for problem in _edge_problems(edge.provider, edge.subscriber, s_info, p_info, listed[table]):
                 out.append(
                     Blocker(
                         node=edge.subscriber,
+                        provider=edge.provider,
                         table=table,
-                        message=f"columns differ from provider {edge.provider}: " + "; ".join(diffs),
+                        message=f"edge {edge.provider} -> {edge.subscriber}: {problem}",
                     )
                 )
     return out
+
+
+def _edge_problems(
+    provider: str, subscriber: str, here: TableFacts, there: TableFacts, listed: set[str] | None
+) -> list[str]:
+    """What `provider` sends of one table that `subscriber` cannot take, each with its fix."""
+    sent = _replicated({c: f.type for c, f in there.columns.items()}, listed)
+    found: list[str] = []
+    for column, typ in sorted(sent.items()):
+        mine = here.columns.get(column)
+        if mine is None:
+            found.append(
+                f"{provider} sends column {column} ({typ}), which {subscriber} lacks; fix: add it at"
+                f" {subscriber} and every tier above before {provider} sends it (a migration: apply runs it"
+                f" top-down), or drop it at {provider} (a leaves-first migration)"
+            )
+        elif mine.type != typ:
+            found.append(
+                f"column {column} is {typ} at {provider} but {mine.type} at {subscriber}; fix: a migration"
+                " that gives it one type on both ends"
+            )
+    for column, info in sorted(here.columns.items()):
+        if column not in sent and info.not_null and not info.has_default:
+            found.append(
+                f"{subscriber} has column {column} NOT NULL without a default, which {provider} does not"
+                f" send, so no row from {provider} can be applied; fix: give it a default or allow NULL"
+            )
+    return found
 
 
 def _sharing_blockers(state: DesiredState, result: InspectResult) -> list[Blocker]:

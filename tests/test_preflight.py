@@ -59,7 +59,7 @@ def good_tables() -> dict[str, TableFacts]:
         ),
         "public.approach": TableFacts(
             exists=True,
-            columns={"id": UUID, "title": TEXT, "status": TEXT, "note": TEXT},
+            columns={"id": UUID, "title": TEXT, "status": TEXT, "note": ColumnFacts(type="text", not_null=False)},
             pk_columns=("id",),
             pk_types=("uuid",),
             replica_identity="d",
@@ -242,9 +242,10 @@ def test_columns_differ_between_provider_and_subscriber() -> None:
     assert blockers == [
         Blocker(
             node="region",
+            provider="district_a",
             table="public.technology",
-            message="columns differ from provider district_a: "
-            "title text here, character varying(20) at district_a",
+            message="edge district_a -> region: column title is character varying(20) at district_a but"
+            " text at region; fix: a migration that gives it one type on both ends",
         )
     ]
 
@@ -255,15 +256,31 @@ def test_columns_outside_the_column_list_may_differ() -> None:
     assert preflight(STATE, result(region=facts("region", tables=tables))) == []
 
 
-def test_missing_column_at_subscriber() -> None:
+def test_missing_column_at_subscriber_blocks_each_edge_and_names_the_fix() -> None:
     tables = with_table(
         "public.technology", columns={"id": UUID, "approved": ColumnFacts(type="boolean", not_null=True)}
     )
     blockers = preflight(STATE, result(region=facts("region", tables=tables)))
+    assert {(b.node, b.provider) for b in blockers} == {("region", "district_a"), ("region", "district_b")}
     assert {b.message for b in blockers} == {
-        "columns differ from provider district_a: title missing here, text at district_a",
-        "columns differ from provider district_b: title missing here, text at district_b",
+        f"edge {d} -> region: {d} sends column title (text), which region lacks; fix: add it at region"
+        f" and every tier above before {d} sends it (a migration: apply runs it top-down), or drop it at"
+        f" {d} (a leaves-first migration)"
+        for d in ("district_a", "district_b")
     }
+
+
+def test_a_subscriber_may_hold_a_column_its_provider_does_not_send_if_nullable_or_defaulted() -> None:
+    base = {"id": UUID, "title": TEXT, "approved": ColumnFacts(type="boolean", not_null=True)}
+    for extra, blocked in (
+        (ColumnFacts(type="text", not_null=False), False),
+        (ColumnFacts(type="text", not_null=True, has_default=True), False),
+        (ColumnFacts(type="text", not_null=True), True),
+    ):
+        tables = with_table("public.technology", columns={**base, "summary": extra})
+        blockers = preflight(STATE, result(region=facts("region", tables=tables)))
+        assert bool(blockers) is blocked, (extra, blockers)
+        assert all("summary NOT NULL without a default" in b.message for b in blockers)
 
 
 def test_two_levels_on_one_server_names_both_nodes() -> None:

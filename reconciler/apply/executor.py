@@ -37,7 +37,7 @@ from reconciler import db
 from reconciler.actions import Action
 from reconciler.apply import locks
 from reconciler.apply import log as apply_log
-from reconciler.apply.graph import dependencies
+from reconciler.apply.graph import dependencies, provider_of
 from reconciler.apply.rows import RowScope, row_scope
 from reconciler.engines import engine_for
 from reconciler.engines.migrations import CONTEXT as migration_context
@@ -66,6 +66,7 @@ class Status(StrEnum):
     WAITING = "waiting"  # something it waits for failed or could not run
     INTERRUPTED = "interrupted"  # not started: the apply was interrupted
     HELD_BACK = "held back"  # destructive, and no --allow-destroy
+    BLOCKED = "blocked"  # an action of an edge a plan blocker names (e.g. a column the subscriber lacks)
 
 
 @dataclass
@@ -131,7 +132,10 @@ class ApplyReport:
 
     @property
     def failed(self) -> bool:
-        return any(o.status in (Status.FAILED, Status.WAITING, Status.INTERRUPTED) for o in self.outcomes)
+        return any(
+            o.status in (Status.FAILED, Status.WAITING, Status.INTERRUPTED, Status.BLOCKED)
+            for o in self.outcomes
+        )
 
     @property
     def catalogs_converged(self) -> bool:
@@ -280,12 +284,22 @@ def apply_plan(
     `stop`, once set (the CLI sets it on SIGINT/SIGTERM), starts no new
     action; the ones running end within their deadline.
     """
-    if plan.blockers:
+    if any(b.provider is None for b in plan.blockers):
         raise ApplyError("the plan has blocking errors; nothing was done (run `reconcile plan`)")
     stop = stop if stop is not None else threading.Event()
+    # A blocker of one edge holds back that edge's actions only; the rest is applied.
+    edge_blockers: dict[tuple[str, str], str] = {}
+    for b in plan.sorted_blockers():
+        if b.provider is not None:
+            edge_blockers.setdefault((b.node, b.provider), b.message)
     runnable = plan.runnable(options.allow_destroy)
+    blocked = [a for a in runnable if (a.node, provider_of(a) or "") in edge_blockers]
+    runnable = tuple(a for a in runnable if a not in blocked)
     held = plan.held_back(options.allow_destroy)
-    report = ApplyReport(outcomes=[Outcome(a, Status.HELD_BACK) for a in held])
+    report = ApplyReport(
+        outcomes=[Outcome(a, Status.HELD_BACK) for a in held]
+        + [Outcome(a, Status.BLOCKED, edge_blockers[(a.node, provider_of(a) or "")]) for a in blocked]
+    )
     if not runnable:
         return report
     touched = sorted({a.node for a in runnable})

@@ -161,8 +161,9 @@ def apply_command(
     except PlanError as exc:
         raise fail(str(exc)) from exc
     echo_text(render_text(plan))
-    if plan.blockers:
+    if any(b.provider is None for b in plan.blockers):
         raise fail("the plan has blocking errors; nothing was done.")
+    # Blockers of single edges hold back those edges' actions only (apply_plan reports them).
     if plan.unreachable and not set(plan.nodes) - set(plan.unreachable):
         raise fail("no node answered, so nothing can be applied; nothing was done.")
     if not plan.actions:

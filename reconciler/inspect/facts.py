@@ -9,6 +9,7 @@ from reconciler.model import Frozen, NodeCatalog
 class ColumnFacts(Frozen):
     type: str  # format_type(): 'uuid', 'text', 'character varying(20)', ...
     not_null: bool
+    has_default: bool = False  # a default, an identity or a generated column
 
 
 class TableFacts(Frozen):

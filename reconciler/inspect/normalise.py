@@ -97,10 +97,10 @@ def orphan_slots(raw: RawAnswer, slots: dict[str, str]) -> list[str]:
 
 def table_facts(raw: RawAnswer, request: Request) -> dict[str, TableFacts]:
     """Every declared table as this node has it (exists False when it does not)."""
-    columns: dict[int, list[tuple[int, str, str, bool]]] = {}
+    columns: dict[int, list[tuple[int, str, str, bool, bool]]] = {}
     keys: dict[int, list[tuple[int, str, str]]] = {}  # (position in the key, column, type)
-    for relid, attnum, name, typ, not_null, key_position in raw.rows.get("columns") or []:
-        columns.setdefault(relid, []).append((attnum, name, typ, not_null))
+    for relid, attnum, name, typ, not_null, key_position, has_default in raw.rows.get("columns") or []:
+        columns.setdefault(relid, []).append((attnum, name, typ, not_null, bool(has_default)))
         if key_position is not None:
             keys.setdefault(relid, []).append((key_position, name, typ))
     relations = raw.rows.get("relations") or []
@@ -117,7 +117,10 @@ def table_facts(raw: RawAnswer, request: Request) -> dict[str, TableFacts]:
         key = [(column, typ) for _, column, typ in sorted(keys.get(relid, []))]
         tables[name] = TableFacts(
             exists=True,
-            columns={column: ColumnFacts(type=typ, not_null=nn) for _, column, typ, nn in ordered},
+            columns={
+                column: ColumnFacts(type=typ, not_null=nn, has_default=default)
+                for _, column, typ, nn, default in ordered
+            },
             pk_columns=tuple(column for column, _ in key),
             pk_types=tuple(typ for _, typ in key),
             replica_identity=replident,

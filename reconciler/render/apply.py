@@ -71,7 +71,7 @@ def render_apply_report(report: ApplyReport) -> str:
         "",
         f"Apply: {count[Status.DONE]} done, {count[Status.FAILED]} failed,"
         f" {count[Status.WAITING]} waiting, {count[Status.INTERRUPTED]} not started,"
-        f" {count[Status.HELD_BACK]} held back.",
+        f" {count[Status.HELD_BACK]} held back, {count[Status.BLOCKED]} blocked.",
     ]
     if report.unreachable_at_start:
         lines.append(
@@ -85,6 +85,8 @@ def render_apply_report(report: ApplyReport) -> str:
         lines += _node_lines(node, mine)
     for o in (o for o in report.outcomes if o.status is Status.HELD_BACK):
         lines.append(f"  held back (needs --allow-destroy): {o.action.node}: {_line(o)}")
+    for o in (o for o in report.outcomes if o.status is Status.BLOCKED):
+        lines.append(f"  blocked: {o.action.node}: {_line(o)}: {o.detail}")
     if report.interrupted:
         lines.append(
             "Interrupted: no new action was started. Rerun `reconcile apply`: it converges from here."

@@ -73,6 +73,10 @@ def _unsettled(plan: Plan) -> list[str]:
 
 def _notes(plan: Plan) -> list[str]:
     notes = _unsettled(plan)
+    edges = sorted({(b.provider, b.node) for b in plan.blockers if b.provider is not None})
+    if edges and all(b.provider is not None for b in plan.blockers):
+        names = ", ".join(f"{p} -> {s}" for p, s in edges)
+        notes.append(f"Note: apply holds back the actions of edge(s) {names} and applies the rest.")
     verify = sum(1 for a in plan.actions if a.data_movement is DataMovement.RESYNC_NEEDED)
     if verify:
         notes.append(
