@@ -131,7 +131,12 @@ def test_after_a_provider_restart_one_apply_brings_the_link_back(network: Any, p
     key = insert(net, "d1")
     time.sleep(GRACE)
     assert sub_status(net, "region") == "down"  # pglogical waits for its next wake-up
-    assert edge(status(net), "region")["remedy"].startswith("restart: `reconcile apply` restarts it")
+    # Under load the reading may come before the grace is over: poll, bounded.
+    wait_for(
+        lambda: edge(status(net), "region")["remedy"].startswith("restart: `reconcile apply` restarts it"),
+        "the restart remedy",
+        30,
+    )
     started = time.monotonic()
     applied(net)
     wait_for(lambda: arrived(net, "region", key), "the row written after the restart", 30)

@@ -48,7 +48,11 @@ def test_table_readded_to_a_set_is_labelled_needs_verify_not_initial_copy(networ
     assert "[needs verify]" in line and "[initial copy]" not in line, text
     assert "no copy to region" in line
 
-    assert cli("apply", "-d", str(net.dir), "--auto-approve").exit_code == 0
+    # --no-repair: what pglogical itself does is checked here (apply's own
+    # repair of [needs verify] tables is tests/test_apply_live.py's).
+    applied = cli("apply", "-d", str(net.dir), "--auto-approve", "--no-repair")
+    assert applied.exit_code == 0, applied.output
+    assert "rows: NOT verified (--no-repair)" in applied.output, applied.output
     assert cli("plan", "-d", str(net.dir), "--detailed-exitcode").exit_code == 0
     # The label is right: changes flow again (a later row arrives, so the
     # queued sync was seen), but the row written meanwhile was never copied.

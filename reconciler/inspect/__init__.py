@@ -23,7 +23,13 @@ from reconciler.inspect.facts import (
 )
 from reconciler.inspect.filter_cache import Answer, FilterCache, connection_key, signature
 from reconciler.inspect.normalise import node_facts, table_facts
-from reconciler.inspect.read import read_catalogs, read_probes, server_facts
+from reconciler.inspect.read import (
+    needs_worker_log,
+    read_catalogs,
+    read_probes,
+    read_worker_log,
+    server_facts,
+)
 from reconciler.inspect.request import build_request
 from reconciler.model import DesiredState, NodeCatalog
 from reconciler.topology import Edge, desired_catalogs, edges
@@ -84,9 +90,9 @@ def _inspect(
     with (
         connect(dsn, timeout=timeout, statement_timeout=timeout, lock_timeout=timeout) as conn,
         # Client-side too: a link that black-holes mid-read (TCP kept up by a
-        # middlebox) is never ended by the server's timeouts. At most two
+        # middlebox) is never ended by the server's timeouts. At most three
         # round trips, each bounded on the server by `timeout`.
-        db.deadline(2 * timeout + READ_MARGIN, lambda: [conn]),
+        db.deadline(3 * timeout + READ_MARGIN, lambda: [conn]),
     ):
         unknown = tuple(p for p, a in remembered.items() if a is None)
         raw = read_catalogs(conn, dsn, request, unknown, trace_fd)
@@ -101,6 +107,9 @@ def _inspect(
         stale = tuple(p for p, a in remembered.items() if a is not None and a.signature != now(p.table))
         if stale:
             raw.filters.update(read_probes(conn, dsn, request, stale, trace_fd))
+            round_trips += 1
+        if needs_worker_log(raw):
+            raw.rows["pglogical/worker_log"] = read_worker_log(conn, dsn, trace_fd)
             round_trips += 1
     for probe, answer in remembered.items():
         if answer is not None and probe not in stale:

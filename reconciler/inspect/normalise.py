@@ -164,7 +164,7 @@ def normalise_desired(
 
 
 # server.sql's facts about the tool's own apply records: not what a plan depends on.
-NOT_CATALOG = frozenset({"last_apply_result", "apply_lock_held"})
+NOT_CATALOG = frozenset({"last_apply_result", "apply_lock_held", "log_readable"})
 
 
 def last_apply(server: dict[str, Any]) -> str | None:
@@ -205,7 +205,7 @@ def worker_facts(raw: RawAnswer) -> dict[str, dict[str, Any]]:
         lines = server_log.tail_lines(logged[0][2], logged[0][1])
     oldest = next((line.at for line in lines if line.at is not None), None)
     found: dict[str, dict[str, Any]] = {}
-    for name, sub_id, database_oid, running in raw.rows.get("pglogical/workers") or []:
+    for name, sub_id, database_oid, running, _enabled in raw.rows.get("pglogical/workers") or []:
         facts: dict[str, Any] = {"worker_running": bool(running)}
         if not running and read_at is not None:
             log = server_log.pglogical_worker(lines, database_oid, sub_id, name)

@@ -107,7 +107,6 @@ def batch(request: Request, probes: tuple[FilterProbe, ...]) -> list[Step]:
         _step("pglogical/subscriptions"),
         _step("pglogical/slot_names", slot_name_params(request.input["expected_slots"])),
         _step("pglogical/workers"),
-        _step("pglogical/worker_log", {"tail": LOG_TAIL_BYTES}),
     ]
     if not native:
         steps.append(_step("pglogical/has_rows", {**tables, "subscriptions": list(request.subscriptions)}))
@@ -200,6 +199,25 @@ def expected_failure(
     if failed.startswith("native/") and server["server_version_num"] < 150000:
         return Engine.NATIVE
     return None
+
+
+def needs_worker_log(answer: RawAnswer) -> bool:
+    """An enabled subscription without its apply worker, and a role that may read the log."""
+    server = server_facts(answer)
+    workers = answer.rows.get("pglogical/workers") or []
+    return bool(server.get("log_readable")) and any(
+        enabled and not running for *_, running, enabled in workers
+    )
+
+
+def read_worker_log(
+    conn: psycopg.Connection[Any], dsn: str, trace_fd: int | None = None
+) -> list[tuple[Any, ...]]:
+    """A second round trip, only when needs_worker_log: the log's tail (worker_log.sql's row)."""
+    rows, _, _, error = _run(conn, [_step("pglogical/worker_log", {"tail": LOG_TAIL_BYTES})], trace_fd)
+    if error is not None:
+        raise InspectError(short_reason(_database_error(error), dsn)) from None
+    return rows["pglogical/worker_log"]
 
 
 def read_probes(

@@ -37,4 +37,9 @@ SELECT current_setting('server_version') AS server_version,
                WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %(lock_classid)s
                  AND l.objid = %(lock_objid)s AND l.objsubid = 1
                  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
-         AS apply_lock_held
+         AS apply_lock_held,
+       -- May this role read the server log (inspect/pglogical/worker_log.sql)?
+       has_function_privilege('pg_catalog.pg_current_logfile()', 'EXECUTE')
+         AND has_function_privilege('pg_catalog.pg_stat_file(text, boolean)', 'EXECUTE')
+         AND has_function_privilege('pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)', 'EXECUTE')
+         AS log_readable

@@ -5,6 +5,7 @@ SELECT s.sub_name::text,
        s.sub_id::bigint,
        d.oid::bigint,
        EXISTS (SELECT FROM pg_stat_activity a
-                WHERE a.backend_type = 'pglogical apply ' || d.oid || ':' || s.sub_id)
+                WHERE a.backend_type = 'pglogical apply ' || d.oid || ':' || s.sub_id),
+       s.sub_enabled
   FROM pglogical.subscription s
  CROSS JOIN (SELECT oid FROM pg_database WHERE datname = current_database()) AS d
