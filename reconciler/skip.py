@@ -49,7 +49,7 @@ _LSN = re.compile(r"^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$")
 # Causes a skip can cure: the worker fails on a change. Every other cause
 # has a remedy of its own (status names it), and skipping would only lose
 # data: a missing column is added, a lost slot is re-copied.
-_SKIPPABLE = {Cause.CONFLICT, Cause.APPLY_ERROR}
+_SKIPPABLE = {Cause.CONFLICT, Cause.APPLY_ERROR, Cause.STUCK}
 # Causes where the log could not say which transaction fails: only with --lsn.
 _SKIPPABLE_WITH_LSN = {Cause.UNKNOWN, Cause.WORKER_NOT_RUNNING}
 

@@ -280,3 +280,121 @@ def test_metrics_carry_the_cause_the_down_time_and_the_worker() -> None:
     assert samples[("reconcile_edge_down_seconds", edge)] == 60
     assert samples[("reconcile_edge_worker_running", edge)] == 0
     assert samples[("reconcile_edge_apply_errors_total", edge)] == 2
+
+
+# pglogical's manager starts the worker again and it fails on the same commit
+# (its origin never moved): same error, same LSN, twice in the tail.
+STUCK_LOG = """\
+2026-12-01 11:30:00.000 UTC [4500] LOG:  starting apply for subscription nation_from_region
+2026-12-01 11:30:00.100 UTC [4500] ERROR:  new row for relation "technology" violates check constraint "no_poison"
+2026-12-01 11:30:00.100 UTC [4500] CONTEXT:  apply INSERT in commit before 0/2000100, xid 900 committed at \
+2026-12-01 11:29:59+00 (action #2) from node replorigin 1
+2026-12-01 11:30:00.110 UTC [3993] LOG:  background worker "pglogical apply 16384:2966115277" (PID 4500) \
+exited with exit code 1
+2026-12-01 11:30:05.000 UTC [4510] LOG:  starting apply for subscription nation_from_region
+2026-12-01 11:30:05.100 UTC [4510] ERROR:  new row for relation "technology" violates check constraint "no_poison"
+2026-12-01 11:30:05.100 UTC [4510] CONTEXT:  apply INSERT in commit before 0/2000100, xid 900 committed at \
+2026-12-01 11:29:59+00 (action #2) from node replorigin 1
+2026-12-01 11:30:05.110 UTC [3993] LOG:  background worker "pglogical apply 16384:2966115277" (PID 4510) \
+exited with exit code 1
+"""
+
+
+def test_the_same_error_at_the_same_commit_twice_is_a_repeat_with_its_xid() -> None:
+    found = pglogical_worker(parse(STUCK_LOG, "UTC"), 16384, 2966115277, "nation_from_region")
+    assert found is not None
+    assert (found.repeats, found.failed_lsn, found.failed_xid) == (2, "0/2000100", 900)
+    assert found.repeating_since == datetime(2026, 12, 1, 11, 30, 0, 100000, tzinfo=UTC)
+    # The worker moved on: the next commit's failure starts a new run.
+    moved = STUCK_LOG.replace("0/2000100, xid 900", "0/20000F0, xid 899", 1)
+    again = pglogical_worker(parse(moved, "UTC"), 16384, 2966115277, "nation_from_region")
+    assert again is not None and again.repeats == 1 and again.failed_xid == 900
+    # Native names the transaction as "in transaction N, finished at LSN".
+    native = native_worker(parse(NATIVE_LOG, "UTC"), 16500, "s1")
+    assert native is not None and native.failed_xid == 740 and native.repeats == 1
+
+
+def test_a_worker_failing_again_at_the_same_position_is_stuck_with_the_remedy_of_its_error() -> None:
+    s = state()
+    sub = next(e for e in edges(s) if e.subscriber == "region").subscription
+    up = {"nation": node("nation"), "d1": node("d1")}
+    since = datetime(2026, 12, 1, 11, 30, 0, tzinfo=UTC)
+
+    def repeated(error: str, repeats: int) -> Diagnosis:
+        log = WorkerLog(
+            error=error,
+            context="apply INSERT in commit before 0/2000100, xid 900",
+            failed_lsn="0/2000100",
+            failed_xid=900,
+            failures=repeats,
+            repeats=repeats,
+            repeating_since=since,
+        )
+        region = node("region", subscriptions={sub: "down"}, workers={sub: down_worker(sub, log)})
+        return diagnosis_for({**up, "region": region})
+
+    poisoned = repeated('new row for relation "technology" violates check constraint "no_poison"', 3)
+    assert poisoned.cause is Cause.STUCK
+    assert (poisoned.stuck_failures, poisoned.stuck_since, poisoned.failed_lsn) == (3, since, "0/2000100")
+    assert "failed 3 times in a row since 11:30:00" in poisoned.reason
+    assert "xid 900, finishing at 0/2000100" in poisoned.reason
+    assert "`reconcile skip region d1`" in poisoned.remedy
+
+    broken = repeated('relation "public.audit" does not exist', 2)
+    assert broken.cause is Cause.STUCK
+    assert broken.remedy.startswith(
+        'remove the cause the error names (relation "public.audit" does not exist)'
+    )
+    assert "skip" not in broken.remedy
+
+    # Once is not stuck: the conflict it is.
+    once = repeated('new row for relation "technology" violates check constraint "no_poison"', 1)
+    assert once.cause is Cause.CONFLICT and once.stuck_failures is None
+
+
+def test_native_errors_counted_while_the_slot_is_behind_are_stuck() -> None:
+    s = load_desired_texts({"topology.yaml": STATE + "engine: native\n"}, "test")
+    edge = next(e for e in edges(s) if e.subscriber == "region")
+    sub = edge.subscription
+
+    def judged(apply_errors: int, lag_bytes: int) -> Diagnosis:
+        region = node(
+            "region",
+            subscriptions={sub: "down"},
+            workers={sub: down_worker(sub, apply_errors=apply_errors)},
+            log_problem="cannot read the server log: role x may not call pg_current_logfile",
+        )
+        behind = slot(sub).model_copy(update={"lag_bytes": lag_bytes})
+        readings = {"nation": node("nation"), "d1": node("d1"), "region": region}
+        return diagnose(s, edge, readings, behind, "down")
+
+    stuck = judged(4, 2048)
+    assert stuck.cause is Cause.STUCK and stuck.stuck_failures == 4 and stuck.stuck_since is None
+    assert (
+        stuck.reason == f"stuck: 4 apply errors counted while slot pgl_{sub} on d1 has 2.0 kB not confirmed"
+    )
+    assert "server log" in stuck.remedy and "`reconcile skip region d1 --lsn LSN`" in stuck.remedy
+    # Nothing left to confirm, or a single error: not stuck.
+    assert judged(4, 0).cause is Cause.UNKNOWN
+    assert judged(1, 2048).cause is Cause.UNKNOWN
+
+
+def test_a_lost_slot_wins_over_a_disabled_subscription() -> None:
+    s = state()
+    sub = next(e for e in edges(s) if e.subscriber == "region").subscription
+    region = node("region", subscriptions={sub: "disabled"})
+    readings = {"nation": node("nation"), "d1": node("d1"), "region": region}
+    lost = diagnosis_for(readings, status="disabled", wal_status="lost")
+    assert lost.cause is Cause.SLOT_LOST and lost.remedy.startswith("re-copy needed")
+    # With its slot kept, enabling it is the remedy.
+    assert diagnosis_for(readings, status="disabled").cause is Cause.DISABLED
+
+
+def test_a_provider_that_shut_down_is_a_lost_connection() -> None:
+    """pglogical logs "data stream ended" when the provider's walsender goes away (a provider restart)."""
+    s = state()
+    sub = next(e for e in edges(s) if e.subscriber == "region").subscription
+    ended = WorkerLog(error="data stream ended", failures=1)
+    region = node("region", subscriptions={sub: "down"}, workers={sub: down_worker(sub, ended)})
+    found = diagnosis_for({"nation": node("nation"), "d1": node("d1"), "region": region})
+    assert found.cause is Cause.CONNECTION_LOST and found.remedy.startswith("restart")

@@ -96,7 +96,8 @@ def test_skip_moves_past_a_poisoned_transaction_records_it_and_repairs_its_rows(
 
     def conflict() -> bool:
         found = region_edge(net)
-        return found["cause"] == "conflict" and found["failed_lsn"] is not None
+        # stuck once the worker has failed there twice (native retries every 5 s)
+        return found["cause"] in ("conflict", "stuck") and found["failed_lsn"] is not None
 
     wait_for(conflict, "status naming the conflict and its LSN", 60)
     lsn = region_edge(net)["failed_lsn"]

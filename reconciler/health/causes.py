@@ -4,9 +4,11 @@ Each cause is one word of a fixed vocabulary (`Cause`, also a metric label)
 with a sentence saying what was seen and a remedy saying what to do, most
 often which `reconcile` command does it. The checks run in the order an
 operator would: can both ends be read, does the subscription exist and is
-it enabled, does the provider still hold its slot, does the provider send a
-column the subscriber lacks, are tables still copying, and what the
-worker's last error in the server log says.
+it enabled (a lost slot is named before a disabled subscription: enabling
+it would not bring the link back), does the provider still hold its slot,
+does the provider send a column the subscriber lacks, are tables still
+copying, does the worker restart at the same position again and again
+("stuck"), and what the worker's last error in the server log says.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from enum import StrEnum
 
 from reconciler.health.readings import NodeReading, SlotReading, WorkerReading
 from reconciler.inspect import server_log
-from reconciler.model import DesiredState, Engine, Frozen
+from reconciler.model import DesiredState, Engine, Frozen, format_bytes
 from reconciler.topology import Edge
 
 # pglogical's manager starts a failed apply worker again when its latch is
@@ -37,6 +39,8 @@ class Cause(StrEnum):
     SCHEMA_MISMATCH = "schema_mismatch"
     TABLES_NOT_READY = "tables_not_ready"
     CONNECTION_LOST = "connection_lost"
+    # The worker failed more than once at the same transaction: it restarts where it failed.
+    STUCK = "stuck"
     CONFLICT = "conflict"  # a change that cannot be applied (a constraint at the subscriber)
     APPLY_ERROR = "apply_error"
     WORKER_NOT_RUNNING = "worker_not_running"
@@ -57,6 +61,9 @@ class Diagnosis(Frozen):
     last_error: str | None = None
     failed_transaction: str | None = None  # the CONTEXT of the failing change, as the log has it
     failed_lsn: str | None = None  # end LSN of the failing transaction (what `skip` moves past)
+    # stuck: failures at the same position (log: in a row; native: counted), since when (log only)
+    stuck_failures: int | None = None
+    stuck_since: datetime | None = None
 
 
 def missing_columns(
@@ -148,6 +155,17 @@ def diagnose(
             f"{edge.subscriber} has no subscription {edge.subscription}",
             "`reconcile apply` creates it",
         )
+    # Before "disabled": enabling a subscription whose slot is lost brings
+    # nothing back (the WAL it needs is gone), so the re-copy is the remedy.
+    # The slot was read from the provider: it is None when that is unreachable.
+    if slot is not None and slot.wal_status == "lost":
+        return _found(
+            Diagnosis(),
+            Cause.SLOT_LOST,
+            f"slot {slot.slot} on {edge.provider} is lost (past max_slot_wal_keep_size)",
+            "re-copy needed: `reconcile apply --allow-destroy` replaces the subscription,"
+            " then `reconcile verify --repair` repairs the rows",
+        )
     if status == "disabled":
         return _found(
             Diagnosis(),
@@ -161,14 +179,6 @@ def diagnose(
             Cause.PROVIDER_UNREACHABLE,
             f"provider {edge.provider} does not answer: {provider.reason if provider else 'not read'}",
             f"bring {edge.provider} back; then `reconcile apply` restarts the link at once",
-        )
-    if slot is not None and slot.wal_status == "lost":
-        return _found(
-            Diagnosis(),
-            Cause.SLOT_LOST,
-            f"slot {slot.slot} on {edge.provider} is lost (past max_slot_wal_keep_size)",
-            "re-copy needed: `reconcile apply --allow-destroy` replaces the subscription,"
-            " then `reconcile verify --repair` repairs the rows",
         )
     needs_slot = state.engine is Engine.NATIVE or provider.pglogical_version is not None
     if slot is None and needs_slot and status != "initializing":
@@ -220,6 +230,16 @@ def diagnose(
             "wait a moment: the worker is starting",
         )
     errors = _errors(worker)
+    stuck = _stuck(state, edge, worker, slot, errors)
+    if stuck is not None:
+        count, reason, remedy = stuck
+        since = log.repeating_since if log is not None and log.repeats >= 2 else None
+        return _found(
+            base.model_copy(update={"stuck_failures": count, "stuck_since": since}),
+            Cause.STUCK,
+            reason,
+            remedy,
+        )
     if log is not None and log.error is not None:
         error = log.error
         if server_log.lost_connection(error):
@@ -262,6 +282,74 @@ def diagnose(
         "its apply worker is not running and the log's tail names no error" + errors,
         _restart_remedy(retry_at, grace),
     )
+
+
+def _stuck(
+    state: DesiredState, edge: Edge, worker: WorkerReading | None, slot: SlotReading | None, errors: str
+) -> tuple[int, str, str] | None:
+    """(failures, reason, remedy) when the down worker keeps failing at the same position, else None.
+
+    The log shows it directly: the same error at the same transaction's LSN
+    more than once in a row. A native subscriber whose log does not name the
+    transaction still counts its errors (pg_stat_subscription_stats): two or
+    more while the slot's confirmed_flush_lsn is behind the provider's WAL.
+    A lost connection (no position of its own) and a column since added (a
+    restart cures it) are not stuck, whatever the count.
+    """
+    if worker is None or worker.worker_running:
+        return None
+    log = worker.log
+    error = log.error if log is not None else None
+    if error is not None and (server_log.lost_connection(error) or _UNKNOWN_COLUMN.search(error)):
+        return None
+    subscriber, provider = edge.subscriber, edge.provider
+    if log is not None and error is not None and log.failed_lsn is not None:
+        if log.repeats < 2:
+            return None  # the log names the position, and it failed there once
+        xid = f"xid {log.failed_xid}, " if log.failed_xid is not None else ""
+        since = f" since {log.repeating_since:%H:%M:%S}" if log.repeating_since is not None else ""
+        where = f" ({log.context})" if log.context else ""
+        reason = (
+            f"stuck: its worker failed {log.repeats} times in a row{since} on the same transaction"
+            f" ({xid}finishing at {log.failed_lsn}): {error}{where}{errors}"
+        )
+        if server_log.persists(error):
+            remedy = (
+                f"fix the conflicting row at {subscriber} and `reconcile apply` restarts the link,"
+                f" or `reconcile skip {subscriber} {provider}` skips that transaction"
+                f" ({log.failed_lsn}) and repairs its tables"
+            )
+        else:
+            remedy = (
+                f"remove the cause the error names ({error}): every restart fails on it again;"
+                " then `reconcile apply` restarts the link"
+            )
+        return log.repeats, reason, remedy
+    counted = worker.apply_errors or 0
+    behind = slot.lag_bytes if slot is not None else None
+    if state.engine is not Engine.NATIVE or counted < 2 or slot is None or not behind:
+        return None
+    last = f"; last error: {error}" if error is not None else ""
+    reason = (
+        f"stuck: {counted} apply errors counted while slot {slot.slot} on {provider} has"
+        f" {format_bytes(behind)} not confirmed{last}"
+    )
+    if error is not None and server_log.persists(error):
+        remedy = (
+            f"fix the conflicting row at {subscriber} and `reconcile apply` restarts the link,"
+            f" or `reconcile skip {subscriber} {provider} --lsn LSN` skips that transaction"
+            " (LSN: the 'finished at' of the error's CONTEXT in the server log)"
+        )
+    elif error is not None:
+        remedy = f"remove the cause the error names ({error}); then `reconcile apply` restarts the link"
+    else:
+        remedy = (
+            f"read {subscriber}'s server log for the apply worker's error: a conflict or constraint is"
+            f" skipped with `reconcile skip {subscriber} {provider} --lsn LSN` (its CONTEXT's"
+            " 'finished at'), any other error is fixed where it points; then `reconcile apply`"
+            " restarts the link"
+        )
+    return counted, reason, remedy
 
 
 def _found(base: Diagnosis, cause: Cause, reason: str, remedy: str) -> Diagnosis:

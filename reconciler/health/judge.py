@@ -189,6 +189,8 @@ def judge_edge(edge: Edge, readings: Mapping[str, NodeReading], state: DesiredSt
         last_error=diagnosis.last_error,
         failed_transaction=diagnosis.failed_transaction,
         failed_lsn=diagnosis.failed_lsn,
+        stuck_failures=diagnosis.stuck_failures,
+        stuck_since=diagnosis.stuck_since,
     )
 
 

@@ -71,6 +71,8 @@ class EdgeHealth(Frozen):
     last_error: str | None = None
     failed_transaction: str | None = None  # the failing change as the log's CONTEXT names it
     failed_lsn: str | None = None
+    stuck_failures: int | None = None  # cause stuck: failures at the same position
+    stuck_since: datetime | None = None  # cause stuck: the first of them, when the log says
 
 
 class SlotHealth(Frozen):

@@ -50,6 +50,8 @@ _NATIVE_ORIGIN = re.compile(r'replication origin "pg_(?P<oid>\d+)"')
 _COMMIT = re.compile(r"in commit before (?P<lsn>[0-9A-Fa-f]+/[0-9A-Fa-f]+)")
 # native: "... in transaction 740, finished at 0/1A2B3C4"
 _FINISHED = re.compile(r"finished at (?P<lsn>[0-9A-Fa-f]+/[0-9A-Fa-f]+)")
+# The failing transaction's id: pglogical "xid 744", native "in transaction 740".
+_XID = re.compile(r"(?:\bxid|in transaction) (?P<xid>\d+)")
 
 
 @dataclass(frozen=True)
@@ -66,9 +68,15 @@ class WorkerLog(Frozen):
     error: str | None = None  # the last ERROR a worker of this subscription logged
     context: str | None = None  # its CONTEXT line: the change and transaction it failed on
     failed_lsn: str | None = None  # end LSN of the failing transaction, when the context names it
+    failed_xid: int | None = None  # its transaction id at the provider, when the context names it
     failed_at: datetime | None = None  # when a worker of it last exited with an error
     failures: int = 0  # worker exits with an error in the tail
     started_at: datetime | None = None  # the last start of its worker
+    # The last error's run: how many errors in a row (the newest included) were
+    # the same error at the same transaction's LSN, and when the first was
+    # logged. 2 or more: the worker restarts at the same position ("stuck").
+    repeats: int = 0
+    repeating_since: datetime | None = None
 
 
 def parse(text: str, timezone: str) -> list[LogLine]:
@@ -106,12 +114,16 @@ def _pids(lines: list[LogLine], started: re.Pattern[str], name: str) -> set[int]
 
 def _summary(lines: list[LogLine], pids: set[int], exits: list[LogLine]) -> WorkerLog | None:
     error = context = lsn = None
+    xid: int | None = None
     started = None
+    repeats = 0
+    since: datetime | None = None
     for index, line in enumerate(lines):
         if line.pid not in pids:
             continue
         if line.severity == "ERROR":
-            error, context, lsn = line.message, None, None
+            previous: tuple[str | None, str | None] = (error, lsn)
+            error, context, lsn, xid = line.message, None, None, None
             # DETAIL, HINT and CONTEXT follow their ERROR from the same pid.
             for following in lines[index + 1 : index + 4]:
                 if following.pid != line.pid or following.severity not in ("DETAIL", "HINT", "CONTEXT"):
@@ -122,6 +134,13 @@ def _summary(lines: list[LogLine], pids: set[int], exits: list[LogLine]) -> Work
                     context = following.message
                     found = _COMMIT.search(context) or _FINISHED.search(context)
                     lsn = found["lsn"] if found is not None else None
+                    named = _XID.search(context)
+                    xid = int(named["xid"]) if named is not None else None
+            # Without an LSN the log cannot tell one position from the next.
+            if lsn is not None and (error, lsn) == previous:
+                repeats += 1
+            else:
+                repeats, since = (1, line.at) if lsn is not None else (0, None)
         elif line.severity == "LOG" and (
             _PGLOGICAL_START.match(line.message) or _NATIVE_START.match(line.message)
         ):
@@ -133,9 +152,12 @@ def _summary(lines: list[LogLine], pids: set[int], exits: list[LogLine]) -> Work
         error=error,
         context=context,
         failed_lsn=lsn,
+        failed_xid=xid,
         failed_at=failed[-1].at if failed else None,
         failures=len(failed),
         started_at=started,
+        repeats=repeats,
+        repeating_since=since,
     )
 
 
@@ -181,8 +203,11 @@ def native_worker(lines: list[LogLine], subscription_oid: int, name: str) -> Wor
 
 
 # Errors that a restart cures: the connection to the provider went away.
+# "data stream ended": pglogical's apply worker when the provider's walsender
+# goes away at a shutdown (measured: a provider stopped and started again).
 _CONNECTION = re.compile(
     r"could not connect|connection to server|server closed the connection|could not receive data"
+    r"|data stream ended"
     r"|terminating connection|could not send data|timeout|no connection to the server"
     r"|the database system is (?:starting up|shutting down|in recovery)",
     re.IGNORECASE,

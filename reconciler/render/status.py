@@ -17,7 +17,7 @@ JSON schema, format_version 1 (keys sorted, two-space indent, one trailing newli
                  # null while it replicates; cause is one of health.causes.Cause
                  "cause", "reason", "remedy", "worker_running", "down_seconds",
                  "retry_at", "apply_errors", "last_error", "failed_transaction",
-                 "failed_lsn"}],
+                 "failed_lsn", "stuck_failures", "stuck_since"}],
       "slots": [{"node", "slot", "subscription", "orphan", "active", "wal_status",
                  "safe_wal_size", "retained_bytes", "level", "findings"}],
       "apps": [{"node", "url", "up", "http_status": int|null, "seconds",
