@@ -16,8 +16,12 @@ from support import assert_in_sync, cli, wait_for
 
 from reconciler.actions import RunMigration
 from reconciler.apply import ApplyOptions, Event, Status, apply_plan
+from reconciler.health.judge import judge
+from reconciler.health.reader import read_network
 from reconciler.load import load_desired_state
 from reconciler.planner import compute_plan
+from reconciler.render.prometheus import render_prometheus
+from reconciler.render.status import render_status_text
 
 pytestmark = pytest.mark.server
 
@@ -247,6 +251,17 @@ def test_a_half_rolled_out_network_blocks_one_edge_and_a_rollout_waits_and_stops
     assert ran == {"nation", "region_east", "district_a", "district_b"}, ran
     report = apply_plan(state, directory, half, ApplyOptions(statement_timeout=30), lambda e: None)
     assert all(o.status is Status.DONE for o in report.outcomes if o.action.kind == "run_migration")
+    # Status during the rollout: each node's migration level, and who the rest wait on.
+    health = judge(state, read_network(state, timeout=3))
+    assert health.release == "release 0001: 4 of 7 nodes; the rest wait on region_west (unreachable, 3 nodes)"
+    assert health.schema_migrations == {n: 1 for n in ("nation", "region_east", "district_a", "district_b")} | {
+        "district_c": 0,
+        "district_d": 0,
+    }
+    metrics = render_prometheus(health, seconds=1.0, timestamp=0.0)
+    assert 'reconcile_node_schema_migration{node="district_a"} 1.0' in metrics
+    assert 'reconcile_node_schema_migration{node="district_c"} 0.0' in metrics
+    assert "Schema: release 0001: 4 of 7 nodes" in render_status_text(health)
 
     # A migration failing on one node stops that subtree only and is reported.
     net.execute("region_east", "CREATE TABLE public.clash (id int)")

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from reconciler.health.app_probe import AppReading
 from reconciler.health.causes import Diagnosis, diagnose, missing_columns
 from reconciler.health.readings import NodeReading, SlotReading
+from reconciler.health.release import release_line
 from reconciler.health.report import (
     AppHealth,
     EdgeHealth,
@@ -269,5 +270,12 @@ def judge(
         + [a.level for a in judged_apps]
     )
     return HealthReport(
-        nodes=nodes, edges=judged_edges, slots=slots, thresholds=limits, level=overall, apps=judged_apps
+        nodes=nodes,
+        edges=judged_edges,
+        slots=slots,
+        thresholds=limits,
+        level=overall,
+        apps=judged_apps,
+        release=release_line(state, complete),
+        schema_migrations={n: r.schema_migration for n, r in complete.items() if r.reachable},
     )

@@ -197,6 +197,15 @@ def read_columns(conn: Conn, state: DesiredState) -> dict[str, dict[str, str]]:
     return columns
 
 
+def schema_migration(conn: Conn) -> int:
+    """The newest migration this node recorded (0: none, or no record table yet)."""
+    exists = conn.execute("SELECT to_regclass('reconcile.schema_migrations') IS NOT NULL").fetchone()
+    if exists is None or not exists[0]:
+        return 0
+    row = conn.execute("SELECT coalesce(max(id), 0) FROM reconcile.schema_migrations").fetchone()
+    return int(row[0]) if row is not None else 0
+
+
 def _workers(found: list[dict[str, Any]], logs: dict[str, server_log.WorkerLog]) -> dict[str, WorkerReading]:
     return {
         r["subscription"]: WorkerReading(
@@ -257,6 +266,7 @@ def read_node(state: DesiredState, node: str, timeout: float) -> NodeReading:
             if any(r["enabled"] and not r["worker_running"] for r in found):
                 logs, log_problem, read_at = read_log(conn, found)
             columns = read_columns(conn, state)
+            migration = schema_migration(conn)
     except psycopg.DatabaseError as exc:
         reason = short_reason(f"{exc.diag.sqlstate or ''} {exc.diag.message_primary or exc}".strip(), dsn)
         return NodeReading(
@@ -275,6 +285,7 @@ def read_node(state: DesiredState, node: str, timeout: float) -> NodeReading:
         columns=columns,
         log_problem=log_problem,
         read_at=read_at,
+        schema_migration=migration,
     )
 
 

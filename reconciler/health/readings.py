@@ -70,3 +70,5 @@ class NodeReading(Frozen):
     # Why the server log could not be read (None: it was read, or nothing was down).
     log_problem: str | None = None
     read_at: datetime | None = None  # the server's clock when it was read (log times compare with it)
+    # The newest schema migration recorded (reconcile.schema_migrations), 0 when none.
+    schema_migration: int = 0

@@ -108,6 +108,9 @@ class HealthReport(Frozen):
     thresholds: Monitoring
     level: Level  # worst of everything
     apps: tuple[AppHealth, ...] = ()  # sorted by node; only nodes that declare an app_url
+    # How far the schema migrations reached (health/release.py); None without migrations.
+    release: str | None = None
+    schema_migrations: dict[str, int] = {}  # reachable node -> newest migration it ran (0: none)
 
     @property
     def unreachable(self) -> list[str]:

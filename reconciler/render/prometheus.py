@@ -56,6 +56,11 @@ def health_families(report: HealthReport) -> list[Metric]:
     )
     applied_ok = _gauge("node_last_apply_success", "1 when the newest apply record says ok", ["node"])
     drift = _gauge("drift_changes", "Changes `reconcile plan` would make on the node (0 = in sync)", ["node"])
+    migration = _gauge(
+        "node_schema_migration", "Newest schema migration a reachable node ran (0: none)", ["node"]
+    )
+    for node, level in sorted(report.schema_migrations.items()):
+        migration.add_metric([node], float(level))
     for n in report.nodes:
         node_up.add_metric([n.node, n.level_name], 1.0 if n.reachable else 0.0)
         node_health.add_metric([n.node], LEVEL_VALUE[n.level])
@@ -141,6 +146,7 @@ def health_families(report: HealthReport) -> list[Metric]:
         applied,
         applied_ok,
         drift,
+        migration,
         edge_up,
         edge_status,
         edge_health,

@@ -136,6 +136,8 @@ def render_status_text(report: HealthReport) -> str:
         f"Thresholds: lag {format_seconds(t.max_lag_seconds)} / {format_bytes(t.max_lag_bytes)}, "
         f"retained WAL {format_bytes(t.max_retained_wal)}; WARN at {t.warn_fraction:g} of each."
     )
+    if report.release is not None:
+        lines.append(f"Schema: {report.release}.")
     lines.append(
         f"Status: {report.level.value.upper()}: {counts[Level.CRIT]} crit, {counts[Level.WARN]} warn, "
         f"{counts[Level.OK]} ok, {len(report.unreachable)} unreachable."
