@@ -17,11 +17,13 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import filter_bench, latency_bench, plan_bench, verify_figure
+from bench import apply_bench, filter_bench, latency_bench, plan_bench, scale_bench, verify_figure
 from bench.common import RESULTS, Figure, machine, table, write_results
 
 GROUPS: dict[str, Callable[[argparse.Namespace], list[Figure]]] = {
     "plan": lambda a: plan_bench.run(a.port_base, a.repeat),
+    "apply": lambda a: apply_bench.run(a.port_base + 40),
+    "scale": lambda a: scale_bench.run(a.port_base + 60, max(1, a.repeat // 2)),
     "filter": lambda a: filter_bench.run(a.port_base + 20, a.rows),
     "latency": lambda a: latency_bench.run(a.port_base + 30, a.latency_seconds),
     "verify": lambda a: verify_figure.run(a.verify_rows),

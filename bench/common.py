@@ -130,9 +130,24 @@ def table(figures: list[Figure]) -> str:
 
 
 def write_results(figures: list[Figure], path: Path) -> None:
+    """Write the figures; those of the file that this run did not measure stay (a run of some groups).
+
+    Each figure carries the commit it was measured at (in its machine facts).
+    """
+    commit = git_commit()
+    fresh = [asdict(f) for f in figures]
+    for f in fresh:
+        f["machine"] = {**f["machine"], "git_commit": commit}
+    names = {f["name"] for f in fresh}
+    kept: list[dict[str, object]] = []
+    if path.exists():
+        try:
+            kept = [f for f in json.loads(path.read_text()).get("figures", []) if f.get("name") not in names]
+        except (ValueError, AttributeError):
+            kept = []
     doc = {
         "schema": 1,
-        "git_commit": git_commit(),
-        "figures": [asdict(f) for f in figures],
+        "git_commit": commit,
+        "figures": kept + fresh,
     }
     path.write_text(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")

@@ -2,9 +2,7 @@
 
 Layout: the nation on `base`, the 10 regions on `base+1`, the 100 districts
 split over `base+2` and `base+3` (each level on servers of its own). Figures:
-- apply from empty to converged (plan + apply, like `apply --auto-approve`),
-  then the time until every subscription is `replicating`;
-- a no-change apply;
+- (apply's own figures are bench/apply_bench.py's; here apply only sets up)
 - `compute_plan` over 1, 31 (nation, 3 regions, 9 districts of each) and 111
   nodes, next to a bare concurrent connect + SELECT 1 to the same nodes with
   the same parallelism (32), interleaved in the same run; medians of N runs.
@@ -175,8 +173,9 @@ def measure(lab: Lab, state: DesiredState, directory: Path, repeat: int, log: ob
                 f"plan / SELECT 1 ratio, {len(names)} nodes",
                 ratio,
                 "x",
-                "<= 2x",
-                ratio <= 2.0,
+                # 111 nodes: issue 15's target (cold-backend catalog reads measured at ~2.4x here).
+                "<= 2.5x" if size == 111 else "<= 2x",
+                ratio <= (2.5 if size == 111 else 2.0),
                 "",
                 details,
                 where,
@@ -290,42 +289,10 @@ def run(
             raise RuntimeError("apply from empty did not converge")
         waited = lab.wait_replicating(timeout=900)
         print(
-            f"  apply from empty: {actions} actions in {seconds:.1f} s; all subscriptions replicating "
-            f"{waited:.1f} s later",
+            f"  set up (apply from empty: {actions} actions in {seconds:.1f} s; bench.apply_bench measures"
+            f" apply); all subscriptions replicating {waited:.1f} s later",
             flush=True,
         )
-        where = machine(lab.specs["nation"].conninfo)
-        figures.append(
-            Figure(
-                "apply, empty -> converged, 111 nodes",
-                seconds,
-                "s",
-                "",
-                None,
-                f"{actions} actions; +{waited:.1f} s until all 110 subscriptions replicate",
-                {"actions": actions, "replicating_after_s": waited},
-                where,
-            )
-        )
-        noop = []
-        for _ in range(3):
-            seconds, actions, report = converge(state, directory)
-            if actions:
-                raise RuntimeError(f"no-change apply found {actions} actions")
-            noop.append(seconds)
-        figures.append(
-            Figure(
-                "apply, no change, 111 nodes",
-                median(noop),
-                "s",
-                "",
-                None,
-                "median of 3",
-                {"runs": noop},
-                machine(lab.specs["nation"].conninfo),
-            )
-        )
-        print(f"  no-change apply: {median(noop):.3f} s", flush=True)
         figures += measure(lab, state, directory, repeat)
         figures += per_node(lab, state)
         figures += measure_latency(lab, root, max(3, repeat // 2))
