@@ -157,6 +157,13 @@ class Monitoring(Frozen):
     # A subscription down this long, with both ends answering and its cause
     # gone, is planned as a restart (pglogical itself retries only every 180 s).
     restart_after_seconds: float = Field(default=30.0, ge=0, le=86400)
+    # End-to-end freshness (opt-in: it adds the tool's table reconcile.heartbeat
+    # to every node and every replicated set, so it changes the plan). Each leaf
+    # writes its own row with `reconcile heartbeat`; `status` reads, at every
+    # tier above it, how old the leaf's newest beat is there. CRIT at
+    # max_freshness_seconds: the heartbeat's interval plus the lag it allows.
+    heartbeat: bool = False
+    max_freshness_seconds: float = Field(default=600.0, gt=0, le=7 * 86400)
 
 
 class Migration(Frozen):

@@ -62,6 +62,9 @@ PHASES: tuple[str, ...] = (
     # migration creates (a new table added to a set, a column in a list).
     # Across nodes apply/graph.py orders them tier by tier (RunMigration.after).
     "run_migration",
+    # The tool's heartbeat table (monitoring: heartbeat): on every node before
+    # a set holds it or a subscription's initial copy reaches it.
+    "create_heartbeat",
     "create_set",
     "alter_set",
     # Native: before a filtered table is published, or PostgreSQL refuses the

@@ -56,6 +56,7 @@ def compute_plan(
         engine=state.engine,
         restart_after_seconds=state.monitoring.restart_after_seconds,
         migrations=state.migrations,
+        heartbeat=state.monitoring.heartbeat,
         nodes={
             name: DesiredNode(
                 catalog=f.desired,

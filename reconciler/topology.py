@@ -11,6 +11,7 @@ import hashlib
 
 from pydantic import BaseModel, ConfigDict
 
+from reconciler.heartbeat import HEARTBEAT_TABLE
 from reconciler.model import (
     DesiredState,
     Engine,
@@ -136,6 +137,11 @@ def desired_catalogs(state: DesiredState) -> dict[str, NodeCatalog]:
                 for table, t in sorted(decl.tables.items())
             },
         )
+        if state.monitoring.heartbeat:
+            # The tool's own table, in every set with no filter (every beat passes):
+            # whatever sets an edge carries, the leaf's beat travels with them.
+            tables = {**sets[set_name].tables, HEARTBEAT_TABLE: SetTable()}
+            sets[set_name] = sets[set_name].model_copy(update={"tables": dict(sorted(tables.items()))})
     subs: dict[str, dict[str, Subscription]] = {name: {} for name in state.nodes}
     native = state.engine == Engine.NATIVE
     for edge in edges(state):

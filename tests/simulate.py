@@ -18,6 +18,7 @@ from reconciler.actions import (
     AlterSet,
     AlterSubscription,
     ChangeNodeDsn,
+    CreateHeartbeat,
     CreateNode,
     CreateSet,
     CreateSubscription,
@@ -35,6 +36,7 @@ from reconciler.actions import (
     SetWalKeepSize,
     SwitchSubscription,
 )
+from reconciler.heartbeat import HEARTBEAT_TABLE
 from reconciler.live import LiveNode, SlotStatus, SubscriptionFacts
 from reconciler.model import Engine, NodeCatalog, Subscription
 
@@ -44,8 +46,13 @@ class SimulationError(AssertionError):
 
 
 def simulate(catalogs: Mapping[str, NodeCatalog], actions: Iterable[Action]) -> dict[str, NodeCatalog]:
-    """The catalogs after running `actions` in the order given (no slot, sync or row facts)."""
-    after = simulate_live({name: LiveNode(catalog=c) for name, c in catalogs.items()}, actions)
+    """The catalogs after running `actions` in the order given (no slot, sync or row facts).
+
+    Catalogs alone say nothing of which tables exist: as `diff` does, every
+    node is taken to hold them, the tool's heartbeat table included.
+    """
+    tables = {HEARTBEAT_TABLE: ("node", "beat_at")}
+    after = simulate_live({name: LiveNode(catalog=c, columns=tables) for name, c in catalogs.items()}, actions)
     return {name: node.catalog for name, node in after.items()}
 
 
@@ -260,6 +267,10 @@ class _World:
                     if m.name not in self.state[other].migrations:
                         raise SimulationError(f"{key}: migration {m.name} before {other}")
                 self.update(key, migrations={**node.migrations, m.name: m.checksum})
+            case CreateHeartbeat():
+                if HEARTBEAT_TABLE in node.columns:
+                    raise SimulationError(f"{key}: {HEARTBEAT_TABLE} created twice")
+                self.update(key, columns={**node.columns, HEARTBEAT_TABLE: ("node", "beat_at")})
             case SetWalKeepSize():
                 for other, state in self.state.items():
                     if state.system_identifier == node.system_identifier:
@@ -306,6 +317,12 @@ class _World:
             if present:
                 raise SimulationError(f"{key}: {action.table} already in set")
             users = self.subscribers(key, action.set_name)
+            if action.table == HEARTBEAT_TABLE:
+                # The tool's table is created by the plan itself: here and at every
+                # subscriber a queued copy reaches, before it joins the set.
+                for where in [key, *(subscriber for subscriber, _ in users)]:
+                    if HEARTBEAT_TABLE not in self.state[where].columns:
+                        raise SimulationError(f"{where}: {HEARTBEAT_TABLE} used before it exists")
             if self.engine is Engine.PGLOGICAL and not action.synchronize_data and users:
                 # A running subscription copies only the tables its set held
                 # when it started: rows of this one would never arrive.

@@ -32,7 +32,7 @@ def exec_programs() -> list[str]:
 def test_units_and_cron_call_what_make_install_gives() -> None:
     """`make install` makes .venv/bin/reconcile (pyproject's console script) in the clone: the units call it there."""
     programs = exec_programs()
-    assert len(programs) == 3
+    assert len(programs) == 4
     venv_script = Path(".venv/bin/reconcile")
     for program in programs:
         assert Path(program) == INSTALL_DIR / venv_script, program

@@ -26,6 +26,7 @@ from reconciler.actions import (
     AlterSet,
     AlterSubscription,
     ChangeNodeDsn,
+    CreateHeartbeat,
     CreateNode,
     CreateSet,
     CreateSubscription,
@@ -182,6 +183,7 @@ def _sample(kind: str) -> Action:
         "refresh_subscription": RefreshSubscription(node="n", name="s", provider_node="p"),
         "restart_subscription": RestartSubscription(node="n", name="s", provider_node="p"),
         "run_migration": RunMigration(node="n", migration=ADD_SUMMARY),
+        "create_heartbeat": CreateHeartbeat(node="n", providers=("p",)),
     }
     return samples[kind]
 
@@ -235,6 +237,7 @@ def test_pglogical_execute_runs_exactly_its_statements(network: Any, reset_wal_k
             run(AddTable(node="d1", set_name="approved", table=table, spec=other))
     for node in ("region", "d1"):
         run(RunMigration(node=node, migration=ADD_SUMMARY))
+        run(CreateHeartbeat(node=node))
 
     (sub,) = catalogs["region"].subscriptions.values()
     run(CreateSubscription(node="region", subscription=sub), provider_conn=providers(net))
@@ -299,6 +302,7 @@ def test_native_execute_runs_exactly_its_statements(network: Any, reset_wal_keep
     run(CreateSubscription(node="region", subscription=sub, copy_data=False))
     for node in ("region", "d1"):
         run(RunMigration(node=node, migration=ADD_SUMMARY))
+        run(CreateHeartbeat(node=node))
     # Leaves first: d1, then the region once d1's slot for it confirmed d1's position.
     run(RunMigration(node="d1", migration=DROP_SUMMARY))
     run(

@@ -255,6 +255,8 @@ def test_deploy_commands_are_valid_invocations(tmp_path: Path) -> None:
     from reconciler.cli import app
 
     directory = unreachable_state(tmp_path)
+    # As the example desired state: the heartbeat units need `monitoring: heartbeat: true`.
+    (directory / "monitoring.yaml").write_text("monitoring: {heartbeat: true}\n")
     commands: list[list[str]] = []
     for unit in sorted((DEPLOY / "systemd").glob("*.service")):
         line = next(x for x in unit.read_text().splitlines() if x.startswith("ExecStart="))
@@ -264,7 +266,7 @@ def test_deploy_commands_are_valid_invocations(tmp_path: Path) -> None:
         if line and not line.startswith("#") and "=" not in line.split()[0]:
             command = line.split(None, 6)[6]  # after the 5 time fields and the user
             commands.append(shlex.split(command.split(";")[0].split(">")[0])[1:])
-    assert len(commands) == 5
+    assert len(commands) == 7
     for args in commands:
         if args[0] == "serve":
             continue  # runs forever; served in test_serve_answers_metrics_over_http

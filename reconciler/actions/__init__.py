@@ -13,6 +13,7 @@ from typing import Annotated
 from pydantic import Field
 
 from reconciler.actions.base import ActionBase, ChangeKind, DataMovement
+from reconciler.actions.heartbeat import CreateHeartbeat
 from reconciler.actions.migrations import RunMigration
 from reconciler.actions.nodes import ChangeNodeDsn, CreateNode, DropNode, SetWalKeepSize
 from reconciler.actions.sets import (
@@ -55,7 +56,8 @@ Action = Annotated[
     | SwitchSubscription
     | RefreshSubscription
     | RestartSubscription
-    | RunMigration,
+    | RunMigration
+    | CreateHeartbeat,
     Field(discriminator="kind"),
 ]
 
@@ -67,6 +69,7 @@ __all__ = [
     "AlterSubscription",
     "ChangeKind",
     "ChangeNodeDsn",
+    "CreateHeartbeat",
     "CreateNode",
     "CreateSet",
     "CreateSubscription",

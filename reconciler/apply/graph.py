@@ -12,6 +12,9 @@ that states the order. Apply keeps exactly the part of it that matters:
   slot or node drop waits for the subscriber's subscription drop (removals
   in reverse).
 
+A provider's heartbeat table joining a set waits for the heartbeat table's
+creation on its subscribers (CreateHeartbeat.providers).
+
 A schema migration waits for the same migration on the nodes its action
 names (`after`: the tiers above it, or below it when leaves-first), so a
 rollout goes tier by tier and a node whose tier failed holds back its subtree.
@@ -31,6 +34,7 @@ from reconciler.actions import (
     AlterSet,
     AlterSubscription,
     ChangeNodeDsn,
+    CreateHeartbeat,
     CreateNode,
     CreateSet,
     CreateSubscription,
@@ -48,6 +52,7 @@ from reconciler.actions import (
     SetWalKeepSize,
     SwitchSubscription,
 )
+from reconciler.heartbeat import HEARTBEAT_TABLE
 from reconciler.plan import phase_index
 
 
@@ -74,6 +79,7 @@ def provider_of(action: Action) -> str | None:
             | DropSlot()
             | SetReplicaIdentity()
             | RunMigration()
+            | CreateHeartbeat()
         ):
             # A migration's waits across nodes are its own (RunMigration.after, see dependencies).
             return None
@@ -151,6 +157,11 @@ def dependencies(actions: Sequence[Action]) -> list[tuple[int, ...]]:
     migration_runs = {
         (a.migration.id, a.node): i for i, a in enumerate(actions) if isinstance(a, RunMigration)
     }
+    heartbeat_made: dict[str, list[int]] = {}  # provider -> its subscribers' heartbeat table creations
+    for index, action in enumerate(actions):
+        if isinstance(action, CreateHeartbeat):
+            for child in action.providers:
+                heartbeat_made.setdefault(child, []).append(index)
     result: list[tuple[int, ...]] = []
     for index, action in enumerate(actions):
         waits = set(same_node[index])
@@ -177,6 +188,10 @@ def dependencies(actions: Sequence[Action]) -> list[tuple[int, ...]]:
             # (the tiers above for an additive one, below for a leaves-first one).
             waits.update(migration_runs.get((action.migration.id, n), -1) for n in action.after)
             waits.discard(-1)
+        if isinstance(action, AddTable) and action.table == HEARTBEAT_TABLE:
+            # A provider adding its heartbeat table to a set queues a copy at the
+            # subscribers already using the set: the table must exist there first.
+            waits.update(heartbeat_made.get(action.node, ()))
         result.append(tuple(sorted(waits)))
     return result
 

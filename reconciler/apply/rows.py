@@ -21,6 +21,7 @@ from reconciler.actions import (
     AlterSet,
     AlterSubscription,
     ChangeNodeDsn,
+    CreateHeartbeat,
     CreateNode,
     CreateSet,
     CreateSubscription,
@@ -39,6 +40,7 @@ from reconciler.actions import (
     SetWalKeepSize,
     SwitchSubscription,
 )
+from reconciler.heartbeat import HEARTBEAT_TABLE
 from reconciler.model import DesiredState
 from reconciler.topology import edges
 
@@ -68,6 +70,8 @@ def _affected(state: DesiredState, action: Action) -> dict[str, set[str]]:
             added = set(action.after.replication_sets) - set(action.before.replication_sets)
             return {action.node: _set_tables(state, added)}
         case AddTable() | ReplaceTable():
+            if action.table == HEARTBEAT_TABLE:
+                return {}  # the tool's own rows: the next beat rewrites them, verify leaves them out
             # Every declared subscriber of this provider that takes the set.
             return {
                 e.subscriber: {action.table}
@@ -90,6 +94,7 @@ def _affected(state: DesiredState, action: Action) -> dict[str, set[str]]:
             | RefreshSubscription()
             | RestartSubscription()
             | RunMigration()
+            | CreateHeartbeat()
         ):
             return {}
         case _:

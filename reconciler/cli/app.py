@@ -6,6 +6,7 @@ import typer
 
 from reconciler.cli.apply import apply_command
 from reconciler.cli.graph import graph_command
+from reconciler.cli.heartbeat import heartbeat_command
 from reconciler.cli.plan import plan_command
 from reconciler.cli.review import review_command
 from reconciler.cli.sandbox import sandbox_app
@@ -32,6 +33,7 @@ app.command("graph")(graph_command)
 app.command("verify")(verify_command)
 app.command("review")(review_command)
 app.command("skip")(skip_command)
+app.command("heartbeat")(heartbeat_command)
 
 
 def main() -> None:

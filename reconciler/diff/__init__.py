@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 from reconciler.actions import Action
 from reconciler.diff.desired import Desired, DesiredNode
+from reconciler.diff.heartbeat import heartbeat_tables
 from reconciler.diff.migrations import Rollout, needing_migration, rollout, without_missing_tables
 from reconciler.diff.network import across_nodes, broken_subscriptions, native_across_nodes
 from reconciler.diff.nodes import diff_node
@@ -50,6 +51,7 @@ def changes(desired: Desired, live: Mapping[str, LiveNode]) -> list[Action]:
     # on a node is not added to a set there before it exists.
     migrations = rollout(desired, read)
     actions = without_missing_tables(actions, needing_migration(desired, read, migrations))
+    actions += heartbeat_tables(desired, read)
     return order([*actions, *migrations.actions, *server_settings(desired, read)])
 
 

@@ -24,3 +24,5 @@ class Desired(Frozen):
     restart_after_seconds: float = 30.0
     # The desired state's schema migrations, in id order (diff/migrations.py rolls them out).
     migrations: tuple[Migration, ...] = ()
+    # monitoring.heartbeat: every node holds the tool's reconcile.heartbeat table.
+    heartbeat: bool = False

@@ -19,6 +19,7 @@ from reconciler.actions import (
     AlterSet,
     AlterSubscription,
     ChangeNodeDsn,
+    CreateHeartbeat,
     CreateNode,
     CreateSet,
     CreateSubscription,
@@ -36,7 +37,7 @@ from reconciler.actions import (
     SetWalKeepSize,
     SwitchSubscription,
 )
-from reconciler.engines import migrations
+from reconciler.engines import heartbeat, migrations
 from reconciler.engines.pglogical_statements import drop_slot_sql, terminate_slot_sql
 from reconciler.engines.settings import wal_keep_size_sql
 from reconciler.errors import ApplyError
@@ -280,6 +281,8 @@ def statements(action: Action, *, recreate: ReplicationSet | None = None) -> lis
             return wal_keep_size_sql(action.after)
         case RunMigration():
             return migrations.statements(action)
+        case CreateHeartbeat():
+            return heartbeat.statements(action)
         case CreateNode() | ChangeNodeDsn() | DropNode():
             raise ApplyError(f"{action.kind}: {unsupported(action)}")
         case _:

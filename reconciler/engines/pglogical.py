@@ -23,6 +23,7 @@ from reconciler.actions import (
     AlterSet,
     AlterSubscription,
     ChangeNodeDsn,
+    CreateHeartbeat,
     CreateNode,
     CreateSet,
     CreateSubscription,
@@ -47,6 +48,7 @@ from reconciler.engines import (
     ProviderConn,
     Result,
     guarded,
+    heartbeat,
     migrations,
     restart,
     run,
@@ -124,6 +126,8 @@ def _execute(conn: Conn, action: Action, provider_conn: ProviderConn | None) -> 
             return set_wal_keep_size(conn, action)
         case RunMigration():
             return migrations.execute(conn, action, provider_conn)
+        case CreateHeartbeat():
+            return heartbeat.execute(conn, action)
         case SetReplicaIdentity() | SwitchSubscription() | RefreshSubscription():
             raise ApplyError(str(unsupported(action)))
         case _:

@@ -17,6 +17,7 @@ from reconciler.actions import (
     AlterSet,
     AlterSubscription,
     ChangeNodeDsn,
+    CreateHeartbeat,
     CreateNode,
     CreateSet,
     CreateSubscription,
@@ -34,7 +35,7 @@ from reconciler.actions import (
     SetWalKeepSize,
     SwitchSubscription,
 )
-from reconciler.engines import migrations
+from reconciler.engines import heartbeat, migrations
 from reconciler.engines.settings import wal_keep_size_sql
 from reconciler.errors import ApplyError
 from reconciler.model import ReplicationSet, SetTable, Subscription
@@ -362,6 +363,8 @@ def statements(action: Action) -> list[sql.Composed]:
             return wal_keep_size_sql(action.after)
         case RunMigration():
             return migrations.statements(action)
+        case CreateHeartbeat():
+            return heartbeat.statements(action)
         case SetReplicaIdentity() | SwitchSubscription() | RefreshSubscription():
             raise ApplyError(f"{action.kind}: {unsupported(action)}")
         case _:

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 
 from reconciler.health.app_probe import AppReading
 from reconciler.health.causes import Diagnosis, diagnose, missing_columns
+from reconciler.health.freshness import judge_freshness
 from reconciler.health.readings import NodeReading, SlotReading
 from reconciler.health.release import release_line
 from reconciler.health.report import (
@@ -264,11 +265,13 @@ def judge(
     )
     judged_apps = tuple(judge_app(reading) for _, reading in sorted((apps or {}).items()))
     overall = worst(
+    freshness = judge_freshness(state, complete)
         [n.level for n in nodes]
         + [e.level for e in judged_edges]
         + [s.level for s in slots]
         + [a.level for a in judged_apps]
     )
+        + [f.level for f in freshness]
     return HealthReport(
         nodes=nodes,
         edges=judged_edges,
@@ -277,5 +280,6 @@ def judge(
         level=overall,
         apps=judged_apps,
         release=release_line(state, complete),
+        freshness=freshness,
         schema_migrations={n: r.schema_migration for n, r in complete.items() if r.reachable},
     )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -277,6 +279,7 @@ def read_node(state: DesiredState, node: str, timeout: float) -> NodeReading:
         reachable=True,
         server_version=server["server_version"],
         pglogical_version=server["pglogical_version"],
+        beats=beat_ages(state, server["heartbeats"]),
         last_apply=last,
         subscriptions=dict(sorted(subscriptions.items())),
         slots=slots,
@@ -287,6 +290,27 @@ def read_node(state: DesiredState, node: str, timeout: float) -> NodeReading:
         read_at=read_at,
         schema_migration=migration,
     )
+
+
+def beat_ages(state: DesiredState, text: str | None) -> dict[str, float]:
+    """Declared node -> age in seconds of its newest beat here, from server.sql's JSON (None: no table).
+
+    The rows are data anyone with write access may have put there: only
+    declared nodes' names and finite numbers are kept.
+    """
+    if text is None:
+        return {}
+    try:
+        found = json.loads(text)
+    except ValueError:
+        return {}
+    if not isinstance(found, dict):
+        return {}
+    return {
+        str(node): round(float(age), 3)
+        for node, age in sorted(found.items())
+        if node in state.nodes and isinstance(age, int | float) and math.isfinite(age)
+    }
 
 
 def _since(started: float) -> float:

@@ -61,6 +61,8 @@ class NodeReading(Frozen):
     reason: str | None = None  # why unreachable or unreadable; never a secret
     server_version: str | None = None
     pglogical_version: str | None = None  # None: extension not installed
+    # Heartbeats held here (reconcile.heartbeat): declared node -> age of its newest beat, in s.
+    beats: dict[str, float] = {}
     last_apply: ApplySummary | None = None
     subscriptions: dict[str, str] = {}  # subscription name -> show_subscription_status() status
     slots: tuple[SlotReading, ...] = ()

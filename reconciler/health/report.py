@@ -103,6 +103,19 @@ class AppHealth(Frozen):
 
 class HealthReport(Frozen):
     nodes: tuple[NodeHealth, ...]  # sorted by node
+class FreshnessHealth(Frozen):
+    """How old the newest heartbeat of leaf `source` is as seen at `observer` (a node above it).
+
+    `seconds` None: the observer was not read, or holds no beat of the source (a finding says which).
+    """
+
+    source: str
+    observer: str
+    seconds: float | None
+    level: Level
+    findings: tuple[Finding, ...] = ()
+
+
     edges: tuple[EdgeHealth, ...]  # sorted by (subscriber, provider)
     slots: tuple[SlotHealth, ...]  # sorted by (node, slot)
     thresholds: Monitoring
@@ -110,6 +123,8 @@ class HealthReport(Frozen):
     apps: tuple[AppHealth, ...] = ()  # sorted by node; only nodes that declare an app_url
     # How far the schema migrations reached (health/release.py); None without migrations.
     release: str | None = None
+    # monitoring: heartbeat only; sorted by (source, observer) (health/freshness.py).
+    freshness: tuple[FreshnessHealth, ...] = ()
     schema_migrations: dict[str, int] = {}  # reachable node -> newest migration it ran (0: none)
 
     @property
@@ -119,5 +134,5 @@ class HealthReport(Frozen):
     def counts(self) -> dict[Level, int]:
         """How many nodes, edges, slots and applications sit at each level."""
         levels = [x.level for x in self.nodes] + [x.level for x in self.edges] + [x.level for x in self.slots]
-        levels += [x.level for x in self.apps]
+        levels += [x.level for x in self.apps] + [x.level for x in self.freshness]
         return {lv: levels.count(lv) for lv in Level}

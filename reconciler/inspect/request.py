@@ -12,6 +12,7 @@ from pglast.parser import ParseError
 
 from reconciler import db
 from reconciler import dsn as dsnlib
+from reconciler.heartbeat import HEARTBEAT_TABLE
 from reconciler.model import DesiredState, Engine, NodeCatalog, Operation
 from reconciler.row_filter import (
     FilterRefused,
@@ -168,6 +169,10 @@ def build_request(
                 )
             )
     tables = sorted({t for s in state.replication_sets.values() for t in s.tables})
+    if state.monitoring.heartbeat:
+        # Read like a declared table: whether it exists (the diff creates it
+        # where it does not) and whether it holds rows (a COPY onto beats fails).
+        tables = sorted({*tables, HEARTBEAT_TABLE})
     payload: dict[str, Any] = {
         "filters": [probe_input(p) for p in probes],
         "tables": [{"name": t, "schema": t.partition(".")[0], "table": t.partition(".")[2]} for t in tables],

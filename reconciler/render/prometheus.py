@@ -42,6 +42,10 @@ def health_families(report: HealthReport) -> list[Metric]:
             float(t.max_retained_wal),
         ),
         (_gauge("threshold_warn_ratio", "WARN at this fraction of each CRIT limit"), t.warn_fraction),
+        (
+            _gauge("threshold_freshness_seconds", "CRIT limit for a leaf's heartbeat age at a node above it"),
+            t.max_freshness_seconds,
+        ),
     ]
     for family, value in thresholds:
         family.add_metric([], value)
@@ -142,6 +146,16 @@ def health_families(report: HealthReport) -> list[Metric]:
         *(family for family, _ in thresholds),
         node_up,
         node_health,
+    freshness = _gauge(
+        "freshness_seconds",
+        "Age of leaf `source`'s newest heartbeat as seen at `observer` (monitoring: heartbeat)",
+        ["source", "observer"],
+    )
+    for f in report.freshness:
+        # No sample without a beat there: the alert then sees the series vanish.
+        if f.seconds is not None:
+            freshness.add_metric([f.source, f.observer], f.seconds)
+
         node_info,
         applied,
         applied_ok,
@@ -168,6 +182,7 @@ def health_families(report: HealthReport) -> list[Metric]:
 def edge_cause_families(report: HealthReport) -> list[Metric]:
     """Why each edge does not replicate (health/causes.py), for alerts that carry the cause.
 
+        freshness,
     reconcile_edge_cause is one series per cause of the fixed vocabulary plus
     "none", 1 for the current one. apply_errors_total counts native errors
     (pg_stat_subscription_stats); for pglogical, the worker's failures in the

@@ -21,7 +21,9 @@ JSON schema, format_version 1 (keys sorted, two-space indent, one trailing newli
       "slots": [{"node", "slot", "subscription", "orphan", "active", "wal_status",
                  "safe_wal_size", "retained_bytes", "level", "findings"}],
       "apps": [{"node", "url", "up", "http_status": int|null, "seconds",
-                "reason", "level", "findings"}]   # nodes that declare app_url
+                "reason", "level", "findings"}],  # nodes that declare app_url
+      "freshness": [{"source", "observer", "seconds": float|null, "level",
+                     "findings"}]   # monitoring: heartbeat; a leaf's newest beat per node above it
     }
 
 Adding keys is compatible; removing or changing one raises format_version.
@@ -60,6 +62,7 @@ def render_status_json(report: HealthReport, exit_code: int) -> str:
     # Reasons quote libpq's messages, which may quote a DSN.
     return redact_text(json.dumps(document, indent=2, sort_keys=True)) + "\n"
 
+        "freshness": [f.model_dump(mode="json") for f in report.freshness],
 
 def _tag(level: Level) -> str:
     return level.value.upper().ljust(4)
@@ -143,3 +146,10 @@ def render_status_text(report: HealthReport) -> str:
         f"{counts[Level.OK]} ok, {len(report.unreachable)} unreachable."
     )
     return redact_text("\n".join(lines)) + "\n"
+    if report.freshness:
+        lines.append("")
+        lines.append("Freshness (heartbeat, newest beat of each leaf):")
+    for f in report.freshness:
+        age = "not read" if f.seconds is None and not f.findings else _seconds(f.seconds)
+        lines.append(f"  {_tag(f.level)}  {f.source} as seen at {f.observer}: {age}")
+        lines.extend(_findings(f.findings))

@@ -15,6 +15,7 @@ from reconciler.actions import (
     AlterSet,
     AlterSubscription,
     ChangeNodeDsn,
+    CreateHeartbeat,
     CreateNode,
     CreateSet,
     CreateSubscription,
@@ -106,6 +107,7 @@ def _copies(
             | SwitchSubscription()
             | RestartSubscription()
             | RunMigration()
+            | CreateHeartbeat()
         ):
             return []  # copies no rows (their data_movement is never INITIAL_COPY)
         case _:
