@@ -264,14 +264,14 @@ def judge(
         for slot in sorted(complete[name].slots, key=lambda s: s.slot)
     )
     judged_apps = tuple(judge_app(reading) for _, reading in sorted((apps or {}).items()))
-    overall = worst(
     freshness = judge_freshness(state, complete)
+    overall = worst(
         [n.level for n in nodes]
         + [e.level for e in judged_edges]
         + [s.level for s in slots]
         + [a.level for a in judged_apps]
-    )
         + [f.level for f in freshness]
+    )
     return HealthReport(
         nodes=nodes,
         edges=judged_edges,
@@ -279,7 +279,7 @@ def judge(
         thresholds=limits,
         level=overall,
         apps=judged_apps,
-        release=release_line(state, complete),
         freshness=freshness,
+        release=release_line(state, complete),
         schema_migrations={n: r.schema_migration for n, r in complete.items() if r.reachable},
     )

@@ -101,8 +101,6 @@ class AppHealth(Frozen):
     findings: tuple[Finding, ...]
 
 
-class HealthReport(Frozen):
-    nodes: tuple[NodeHealth, ...]  # sorted by node
 class FreshnessHealth(Frozen):
     """How old the newest heartbeat of leaf `source` is as seen at `observer` (a node above it).
 
@@ -116,15 +114,17 @@ class FreshnessHealth(Frozen):
     findings: tuple[Finding, ...] = ()
 
 
+class HealthReport(Frozen):
+    nodes: tuple[NodeHealth, ...]  # sorted by node
     edges: tuple[EdgeHealth, ...]  # sorted by (subscriber, provider)
     slots: tuple[SlotHealth, ...]  # sorted by (node, slot)
     thresholds: Monitoring
     level: Level  # worst of everything
     apps: tuple[AppHealth, ...] = ()  # sorted by node; only nodes that declare an app_url
-    # How far the schema migrations reached (health/release.py); None without migrations.
-    release: str | None = None
     # monitoring: heartbeat only; sorted by (source, observer) (health/freshness.py).
     freshness: tuple[FreshnessHealth, ...] = ()
+    # How far the schema migrations reached (health/release.py); None without migrations.
+    release: str | None = None
     schema_migrations: dict[str, int] = {}  # reachable node -> newest migration it ran (0: none)
 
     @property

@@ -141,11 +141,6 @@ def health_families(report: HealthReport) -> list[Metric]:
         app_seconds.add_metric([a.node], a.seconds)
         app_status.add_metric([a.node], float(a.http_status or 0))
 
-    return [
-        status,
-        *(family for family, _ in thresholds),
-        node_up,
-        node_health,
     freshness = _gauge(
         "freshness_seconds",
         "Age of leaf `source`'s newest heartbeat as seen at `observer` (monitoring: heartbeat)",
@@ -156,6 +151,11 @@ def health_families(report: HealthReport) -> list[Metric]:
         if f.seconds is not None:
             freshness.add_metric([f.source, f.observer], f.seconds)
 
+    return [
+        status,
+        *(family for family, _ in thresholds),
+        node_up,
+        node_health,
         node_info,
         applied,
         applied_ok,
@@ -176,13 +176,13 @@ def health_families(report: HealthReport) -> list[Metric]:
         app_up,
         app_seconds,
         app_status,
+        freshness,
     ]
 
 
 def edge_cause_families(report: HealthReport) -> list[Metric]:
     """Why each edge does not replicate (health/causes.py), for alerts that carry the cause.
 
-        freshness,
     reconcile_edge_cause is one series per cause of the fixed vocabulary plus
     "none", 1 for the current one. apply_errors_total counts native errors
     (pg_stat_subscription_stats); for pglogical, the worker's failures in the

@@ -58,11 +58,11 @@ def render_status_json(report: HealthReport, exit_code: int) -> str:
         "edges": [e.model_dump(mode="json") for e in report.edges],
         "slots": [s.model_dump(mode="json") for s in report.slots],
         "apps": [a.model_dump(mode="json") for a in report.apps],
+        "freshness": [f.model_dump(mode="json") for f in report.freshness],
     }
     # Reasons quote libpq's messages, which may quote a DSN.
     return redact_text(json.dumps(document, indent=2, sort_keys=True)) + "\n"
 
-        "freshness": [f.model_dump(mode="json") for f in report.freshness],
 
 def _tag(level: Level) -> str:
     return level.value.upper().ljust(4)
@@ -132,6 +132,13 @@ def render_status_text(report: HealthReport) -> str:
             f" {app.seconds * 1000:.0f} ms"
         )
         lines.extend(_findings(app.findings))
+    if report.freshness:
+        lines.append("")
+        lines.append("Freshness (heartbeat, newest beat of each leaf):")
+    for f in report.freshness:
+        age = "not read" if f.seconds is None and not f.findings else _seconds(f.seconds)
+        lines.append(f"  {_tag(f.level)}  {f.source} as seen at {f.observer}: {age}")
+        lines.extend(_findings(f.findings))
     counts = report.counts()
     t = report.thresholds
     lines.append("")
@@ -146,10 +153,3 @@ def render_status_text(report: HealthReport) -> str:
         f"{counts[Level.OK]} ok, {len(report.unreachable)} unreachable."
     )
     return redact_text("\n".join(lines)) + "\n"
-    if report.freshness:
-        lines.append("")
-        lines.append("Freshness (heartbeat, newest beat of each leaf):")
-    for f in report.freshness:
-        age = "not read" if f.seconds is None and not f.findings else _seconds(f.seconds)
-        lines.append(f"  {_tag(f.level)}  {f.source} as seen at {f.observer}: {age}")
-        lines.extend(_findings(f.findings))
