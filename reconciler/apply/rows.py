@@ -119,6 +119,17 @@ def row_scope(state: DesiredState, done: Iterable[Action]) -> RowScope:
         while above is not None and above in state.nodes:
             tables.setdefault(above, set()).update(tables[subscriber])
             above = state.nodes[above].upstream
+    # A node that moved to another parent left its history at the old one: the
+    # old parent is checked too, and its moved rows are removed there by a
+    # delete that does not replicate (verify/prune.py), so a full verify is clean.
+    for action in done:
+        if isinstance(action, DropSubscription) and action.node in state.nodes:
+            moved = state.nodes.get(action.provider_node)
+            if moved is not None and moved.upstream not in (None, action.node):
+                because.append(f"{action.node}: {action.provider_node} moved to {moved.upstream}")
+                tables.setdefault(action.node, set()).update(
+                    t for s in state.replication_sets.values() for t in s.tables
+                )
     return RowScope(
         tables={s: frozenset(t) for s, t in sorted(tables.items())},
         because=tuple(because),

@@ -20,7 +20,9 @@ Schema, format_version 1 (keys sorted, two-space indent, one trailing newline)::
       "unreachable": {"<node>": "<reason>"},
       "fingerprints": {"<node>": "<sha256 of its live catalog>"},
       "migrations_waiting": {"<node>": "<why its schema migrations wait>"},
-      "migrations_unknown": {"<node>": ["<migration it ran that the desired state lacks>"]}
+      "migrations_unknown": {"<node>": ["<migration it ran that the desired state lacks>"]},
+      "moves": [{"node": str, "from": str, "to": str, "description": "move <node>: <from> -> <to>",
+                 "steps": [int, ...]}]                   # indices into "actions", in order
     }
 
 Adding keys is compatible; removing or changing one raises format_version.
@@ -32,6 +34,7 @@ import json
 from typing import Any
 
 from reconciler.actions import Action
+from reconciler.moves import moves
 from reconciler.plan import Plan, redact_action
 from reconciler.secrets import redact_text
 
@@ -76,6 +79,10 @@ def plan_document(plan: Plan) -> dict[str, Any]:
         "fingerprints": dict(sorted(plan.fingerprints.items())),
         "migrations_waiting": dict(sorted(plan.migrations_waiting.items())),
         "migrations_unknown": {n: list(m) for n, m in sorted(plan.migrations_unknown.items())},
+        "moves": [
+            {"node": m.node, "from": m.old, "to": m.new, "description": m.describe(), "steps": list(m.steps)}
+            for m in moves(plan.actions)
+        ],
     }
 
 

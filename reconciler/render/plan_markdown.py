@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from reconciler.actions import DataMovement
+from reconciler.moves import moves
 from reconciler.plan import Plan
 from reconciler.render import MOVEMENT_LABELS, NO_CHANGES, summary_line
 from reconciler.render.markup import cell, code
@@ -54,6 +55,16 @@ def render_markdown(plan: Plan) -> str:
                 f"| {code(a.symbol)} {a.change.value} | {cell(a.describe())} "
                 f"| {movement} | {'**yes**' if a.destructive else 'no'} |"
             )
+
+    for move in moves(plan.actions):
+        lines += ["", f"#### {cell(move.describe())}", ""]
+        for step, index in enumerate(move.steps, 1):
+            a = plan.actions[index]
+            lines.append(f"{step}. {code(a.node)}: {code(a.symbol)} {cell(a.describe())}")
+        lines.append(
+            f"{len(move.steps) + 1}. apply verifies and repairs {code(move.node)}'s rows at {code(move.new)}"
+            f" and above, and removes {code(move.old)}'s copy of them there only"
+        )
 
     moving = [a for a in plan.actions if a.data_movement is not DataMovement.NONE]
     if moving:

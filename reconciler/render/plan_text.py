@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from reconciler.actions import DataMovement
+from reconciler.moves import moves
 from reconciler.plan import Plan
 from reconciler.render import NO_CHANGES, labels, summary_line
 from reconciler.secrets import redact_text
@@ -20,6 +21,7 @@ def render_text(plan: Plan) -> str:
             for action in actions:
                 tags = "".join(f" [{label}]" for label in labels(action))
                 lines.append(f"{action.symbol:>3} {action.describe()}{tags}")
+        lines.extend(_moves(plan))
 
     blockers = plan.sorted_blockers()
     if blockers:
@@ -60,6 +62,21 @@ def _migrations(plan: Plan) -> list[str]:
         f"Drift: node {node} ran migration(s) the desired state does not know: {', '.join(names)}"
         for node, names in sorted(plan.migrations_unknown.items())
     ]
+    return lines
+
+
+def _moves(plan: Plan) -> list[str]:
+    """Each move as one operation: its steps (actions listed above) in the order apply runs them."""
+    lines: list[str] = []
+    for move in moves(plan.actions):
+        lines += ["", f"{move.describe()}:"]
+        for step, index in enumerate(move.steps, 1):
+            action = plan.actions[index]
+            lines.append(f"  {step}. {action.node}: {action.symbol} {action.describe()}")
+        lines.append(
+            f"  then: {move.node}'s rows verified and repaired at {move.new} and the tiers above;"
+            f" {move.old}'s copy of them removed at {move.old} only (never a delete the tiers above receive)"
+        )
     return lines
 
 

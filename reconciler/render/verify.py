@@ -32,6 +32,12 @@ def _outcome_lines(t: TableReport, outcome: Outcome) -> list[str]:
     lines.append(f"  {t.subscriber}  {t.table}: {len(outcome.stale)} stale")
     if outcome.stale:
         lines.append(f"      stale:     {_sample(outcome.stale)}")
+    for node, keys in sorted(outcome.moved.items()):
+        lines.append(
+            f"  {t.subscriber}  {t.table}: {len(keys)} moved: rows of {node}, which now reaches the tier"
+            " above by another parent (--repair removes them here without touching the tiers above)"
+        )
+        lines.append(f"      moved:     {_sample(keys)}")
     return lines
 
 
@@ -46,9 +52,10 @@ def _table_text(t: TableReport) -> list[str]:
         r = t.repaired
         after = "consistent" if t.after is not None and t.after.consistent else "still different"
         spared = f", {r.spared} stale row(s) spared (they pass again)" if r.spared else ""
+        pruned = f", {r.pruned} moved row(s) removed here only" if r.pruned else ""
         lines.append(
             f"  repaired {t.subscriber}: {r.inserted} inserted, {r.updated} updated, "
-            f"{r.deleted} deleted{spared}; now {after}"
+            f"{r.deleted} deleted{spared}{pruned}; now {after}"
         )
         if t.after is not None and not t.after.consistent:
             lines += _outcome_lines(t, t.after)
@@ -57,16 +64,18 @@ def _table_text(t: TableReport) -> list[str]:
 
 def totals(report: VerifyReport) -> dict[str, int]:
     """Differences found (before any repair), and table counts by status."""
-    missing = differing = stale = 0
+    missing = differing = stale = moved = 0
     for t in report.tables:
         if t.found is not None:
             m, d, s = t.found.count()
             missing, differing, stale = missing + m, differing + d, stale + s
+            moved += sum(len(keys) for keys in t.found.moved.values())
     by_status = {s.value: sum(1 for t in report.tables if t.status is s) for s in Status}
     return {
         "missing": missing,
         "differing": differing,
         "stale": stale,
+        "moved": moved,
         "tables": len(report.tables),
         **by_status,
     }
@@ -82,14 +91,18 @@ def render_verify_text(report: VerifyReport) -> str:
     n = totals(report)
     lines.append("")
     lines.append(
-        f"Verify: {n['missing']} missing, {n['differing']} differing, {n['stale']} stale "
-        f"in {n['tables']} table(s); {n['undecided']} undecided, {n['error']} error(s)."
+        f"Verify: {n['missing']} missing, {n['differing']} differing, {n['stale']} stale"
+        + (f", {n['moved']} moved" if n["moved"] else "")
+        + f" in {n['tables']} table(s); {n['undecided']} undecided, {n['error']} error(s)."
     )
     if report.repair:
         repaired = [t.repaired for t in report.tables if t.repaired is not None]
+        pruned = sum(r.pruned for r in repaired)
         lines.append(
             f"Repair: {sum(r.inserted for r in repaired)} inserted, {sum(r.updated for r in repaired)} "
-            f"updated, {sum(r.deleted for r in repaired)} deleted."
+            f"updated, {sum(r.deleted for r in repaired)} deleted"
+            + (f", {pruned} moved row(s) removed at their old parent only" if pruned else "")
+            + "."
         )
     read = ", ".join(f"{node} {size}" for node, size in report.bytes_read.items())
     lines.append(f"Bytes read: {read or 'none'} (total {sum(report.bytes_read.values())}).")
@@ -115,6 +128,10 @@ def _outcome_json(t: TableReport, outcome: Outcome | None) -> dict[str, Any] | N
             for p in t.providers
         ],
         "stale": {"count": len(outcome.stale), "sample": list(outcome.stale[:SAMPLES])},
+        "moved": [
+            {"node": node, "count": len(keys), "sample": list(keys[:SAMPLES])}
+            for node, keys in sorted(outcome.moved.items())
+        ],
     }
 
 
@@ -138,6 +155,7 @@ def render_verify_json(report: VerifyReport, exit_code: int) -> str:
                     "updated": t.repaired.updated,
                     "deleted": t.repaired.deleted,
                     "spared": t.repaired.spared,
+                    "pruned": t.repaired.pruned,
                 },
                 "after_repair": _outcome_json(t, t.after),
             }

@@ -46,10 +46,32 @@ class Outcome:
     differing: dict[str, tuple[str, ...]] = field(default_factory=dict)
     stale: tuple[str, ...] = ()
     rounds: int = 0
+    # Rows held here that no provider passes but that a node outside them holds
+    # (a node that moved to another parent, whose rows now reach the tiers
+    # above by that path): node -> keys. Not in `stale`: deleting them here
+    # as an ordinary delete would replicate up and take them from the nation.
+    moved: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def consistent(self) -> bool:
-        return not self.stale and not any(self.missing.values()) and not any(self.differing.values())
+        return (
+            not self.stale
+            and not any(self.missing.values())
+            and not any(self.differing.values())
+            and not any(self.moved.values())
+        )
+
+    def with_moved(self, moved: Mapping[str, Sequence[str]]) -> Outcome:
+        """This outcome with the given stale keys taken out of `stale` as moved (node -> keys)."""
+        found = {node: tuple(sorted(keys)) for node, keys in sorted(moved.items()) if keys}
+        taken = {k for keys in found.values() for k in keys}
+        return Outcome(
+            missing=self.missing,
+            differing=self.differing,
+            stale=tuple(k for k in self.stale if k not in taken),
+            rounds=self.rounds,
+            moved=found,
+        )
 
     def count(self) -> tuple[int, int, int]:
         """(missing, differing, stale)."""

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
+from reconciler.model import Engine
+from reconciler.verify import prune
 from reconciler.verify.compare import Outcome
 from reconciler.verify.node import TableSide, statement, table_identifier
 
@@ -28,6 +30,8 @@ class RepairResult:
     updated: int = 0
     deleted: int = 0
     spared: int = 0
+    # A moved node's old rows deleted here by a delete that does not replicate (prune.py).
+    pruned: int = 0
 
     @property
     def writes(self) -> int:
@@ -70,6 +74,8 @@ def repair(
     outcome: Outcome,
     batch: int = BATCH,
     delete_stale: bool = True,
+    moved: Mapping[str, TableSide] | None = None,
+    engine: Engine = Engine.PGLOGICAL,
 ) -> RepairResult:
     """Make the subscriber hold exactly the providers' passing rows found different in `outcome`.
 
@@ -79,6 +85,9 @@ def repair(
     `delete_stale=False` writes only missing and differing rows: a delete
     replicates upstream, and a row stale here (a moved district's history at
     its old region) may be one the tier above must keep.
+    Moved rows (`outcome.moved`, the sides of the nodes that moved in
+    `moved`) are deleted by prune.delete_moved, which sends nothing upstream,
+    once re-checked: still passed by no provider, still held by the moved node.
     """
     inserted = updated = deleted = spared = 0
     upsert = upsert_statement(subscriber.table, subscriber.key, subscriber.columns)
@@ -103,4 +112,14 @@ def repair(
         spared += len(chunk) - len(doomed)
         if doomed:
             deleted += len(subscriber.session.execute(delete, {"keys": doomed}))
-    return RepairResult(inserted=inserted, updated=updated, deleted=deleted, spared=spared)
+    pruned = 0
+    for node, moved_keys in sorted(outcome.moved.items()):
+        moved_side = (moved or {}).get(node)
+        if moved_side is None or not prune.can_prune(engine):
+            continue
+        for chunk in _chunks(list(moved_keys), batch):
+            passing = set().union(*(p.passing(chunk) for p in providers.values()))
+            still = moved_side.passing(chunk)
+            doomed = [k for k in chunk if k in still and k not in passing]
+            pruned += prune.delete_moved(subscriber, doomed, engine)
+    return RepairResult(inserted=inserted, updated=updated, deleted=deleted, spared=spared, pruned=pruned)

@@ -11,7 +11,7 @@ import psycopg
 from psycopg import sql
 
 from reconciler.db import short_reason
-from reconciler.model import DesiredState
+from reconciler.model import DesiredState, Engine
 from reconciler.verify.compare import Outcome, compare
 from reconciler.verify.node import NodeSession, NodeUnreachable, TableSide, passes, read_columns, statement
 from reconciler.verify.repair import RepairResult, repair
@@ -65,6 +65,8 @@ class Options:
 
 
 POLL_SECONDS = 0.2
+# Stale keys asked of each moved-from candidate per statement.
+MOVED_BATCH = 500
 
 
 class CheckError(Exception):
@@ -136,8 +138,28 @@ def _layout(check: TableCheck, sessions: dict[str, NodeSession]) -> tuple[str, t
     return key, compared
 
 
+def _moved(
+    outcome: Outcome, elsewhere: Mapping[str, TableSide], batch: int = MOVED_BATCH
+) -> Outcome:
+    """Take out of `stale` the keys a node outside the providers holds (a moved node's history)."""
+    if not outcome.stale or not elsewhere:
+        return outcome
+    moved: dict[str, list[str]] = {}
+    for start in range(0, len(outcome.stale), batch):
+        chunk = outcome.stale[start : start + batch]
+        for node, side in sorted(elsewhere.items()):
+            found = side.passing(chunk) - {k for keys in moved.values() for k in keys}
+            moved.setdefault(node, []).extend(k for k in chunk if k in found)
+    return outcome.with_moved(moved)
+
+
 def _check_table(
-    sub: SubscriberCheck, check: TableCheck, sessions: _Sessions, do_repair: bool, delete_stale: bool = True
+    sub: SubscriberCheck,
+    check: TableCheck,
+    sessions: _Sessions,
+    do_repair: bool,
+    delete_stale: bool = True,
+    engine: Engine = Engine.PGLOGICAL,
 ) -> TableReport:
     report = TableReport(sub.subscriber, check.table, sub.providers, Status.UNDECIDED)
     subscriber = sessions.get(sub.subscriber)
@@ -150,16 +172,33 @@ def _check_table(
         report.reason = f"unreachable: {', '.join(down)}"
         return report
     live = {p: s for p, s in providers.items() if s is not None}
+    others = {n: sessions.get(n) for n in sub.elsewhere}
+    unsure = sorted(n for n, s in others.items() if s is None)
     try:
         key, columns = _layout(check, {sub.subscriber: subscriber, **live})
         where = passes(check.row_filter)
         mine = TableSide(subscriber, check.table, key, columns, sql.SQL("true"))
         theirs = {p: TableSide(s, check.table, key, columns, where) for p, s in sorted(live.items())}
-        report.found = compare(mine, theirs)
+        # Every row a moved node holds, not only those it passes: a key is one
+        # node's (UUIDs), so its rows at the old parent are its history, approved
+        # or withdrawn since; the tiers above judge their own copies.
+        moved = {
+            n: TableSide(s, check.table, key, columns, sql.SQL("true"))
+            for n, s in others.items()
+            if s is not None
+        }
+        report.found = _moved(compare(mine, theirs), moved)
         report.status = Status.CONSISTENT if report.found.consistent else Status.DIFFERENCES
+        if unsure and report.found.stale:
+            # A stale row may be the history of a node that moved under a
+            # parent that did not answer: never deleted on a guess.
+            delete_stale = False
+            report.reason = f"unreachable: {', '.join(unsure)}: stale rows may be a moved node's, kept"
         if do_repair and not report.found.consistent:
-            report.repaired = repair(mine, theirs, report.found, delete_stale=delete_stale)
-            report.after = compare(mine, theirs)
+            report.repaired = repair(
+                mine, theirs, report.found, delete_stale=delete_stale, moved=moved, engine=engine
+            )
+            report.after = _moved(compare(mine, theirs), moved)
     except CheckError as exc:
         report.status, report.reason = Status.ERROR, str(exc)
     except psycopg.DatabaseError as exc:
@@ -214,7 +253,9 @@ def run_verify(
                         )
             for sub in (c for c in checks if c.level == level):
                 for check in sub.tables:
-                    table_report = _check_table(sub, check, sessions, do_repair, opts.delete_stale)
+                    table_report = _check_table(
+                        sub, check, sessions, do_repair, opts.delete_stale, state.engine
+                    )
                     report.tables.append(table_report)
                     if table_report.repaired and table_report.repaired.writes and sub.subscriber not in wrote:
                         wrote.append(sub.subscriber)

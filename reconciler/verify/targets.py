@@ -38,6 +38,33 @@ class SubscriberCheck:
     level: int
     providers: tuple[str, ...]
     tables: tuple[TableCheck, ...]
+    # Nodes one level down that feed the tier above by another path (children
+    # of its siblings): a row here that no provider passes but one of these
+    # holds is a moved node's history, not a stale row (see moved_from).
+    elsewhere: tuple[str, ...] = ()
+
+
+def moved_from(state: DesiredState, subscriber: str) -> tuple[str, ...]:
+    """The nodes whose rows may sit at `subscriber` from before they moved to another parent.
+
+    Those one level below it, under another parent, whose own chain reaches
+    the subscriber's upstream: their rows reach that tier without passing
+    here. A top node has none (nothing above it could hold a row twice).
+    """
+    node = state.nodes[subscriber]
+    if node.upstream is None:
+        return ()
+    below = state.level_index(node.level) - 1
+    found = []
+    for name, other in sorted(state.nodes.items()):
+        if state.level_index(other.level) != below or other.upstream in (None, subscriber):
+            continue
+        chain: str | None = other.upstream
+        while chain is not None and chain != node.upstream:
+            chain = state.nodes[chain].upstream if chain in state.nodes else None
+        if chain == node.upstream:
+            found.append(name)
+    return tuple(found)
 
 
 def _table_checks(state: DesiredState, set_names: Sequence[str]) -> dict[str, TableCheck]:
@@ -99,6 +126,12 @@ def subscriber_checks(
     for edge in edges(state):
         providers.setdefault(edge.subscriber, []).append(edge.provider)
         sets[edge.subscriber] = tuple(sorted(set(sets.get(edge.subscriber, ())) | set(edge.sets)))
+    # A middle-tier node left without children (its last one moved away) still
+    # holds their rows: it is checked too, every row there is one no provider passes.
+    bottom = state.levels[0] if state.levels else None
+    for name, decl in state.nodes.items():
+        if name not in providers and decl.upstream is not None and decl.level != bottom:
+            providers[name] = []
     selected = set(providers)
     if nodes:
         selected = set()
@@ -116,7 +149,7 @@ def subscriber_checks(
     if scope is not None:
         selected &= set(scope)
     for subscriber in sorted(selected):
-        checks = _table_checks(state, sets[subscriber])
+        checks = _table_checks(state, sets.get(subscriber, tuple(state.replication_sets)))
         chosen = tuple(
             c
             for name, c in sorted(checks.items())
@@ -130,6 +163,7 @@ def subscriber_checks(
                 level=state.level_index(state.nodes[subscriber].level),
                 providers=tuple(sorted(providers[subscriber])),
                 tables=chosen,
+                elsewhere=moved_from(state, subscriber),
             )
         )
     return sorted(result, key=lambda c: (c.level, c.subscriber))

@@ -1,0 +1,68 @@
+"""Remove a moved node's old rows from its former parent without the delete replicating upstream.
+
+After a district moves from region A to region B, A still holds the
+district's history. It is stale at A, but an ordinary DELETE there is a
+change A sends to the nation (pglogical passes deletes through the
+`(<filter>) IS NOT FALSE` row filter: the old tuple holds only the key),
+and the nation would lose the rows B now delivers. pglogical decodes each
+change with the catalog as of that change (a historic snapshot;
+reference/pglogical-2.4.md section 2, measured): a table taken out of its
+sets, the rows deleted and the table added back, all in ONE transaction,
+sends nothing for those deletes, and every other transaction, before or
+after, sees the table in its sets as always. The transaction is kept short
+(one batch of keys) because the set change takes a lock on the table.
+
+The native engine's publications have no such route here: its moved rows
+are reported and kept (rows_kept), never deleted with an ordinary DELETE.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from psycopg import sql
+
+from reconciler.model import Engine
+from reconciler.verify.node import TableSide, statement, table_identifier
+
+BATCH = 500
+# The set change locks the table: a writer there (the apply worker of the
+# node's other children) waits at most this long; past it, the batch fails
+# and the rows stay for the next repair.
+LOCK_TIMEOUT = "5s"
+
+
+def can_prune(engine: Engine) -> bool:
+    """Whether moved rows can be deleted here without the delete replicating (pglogical only)."""
+    return engine is Engine.PGLOGICAL
+
+
+def delete_moved(side: TableSide, keys: Sequence[str], engine: Engine, batch: int = BATCH) -> int:
+    """Delete these keys at the side's node, each batch in one transaction that replicates nothing.
+
+    Returns the rows deleted. Only moved keys may be given: rows that no
+    provider of this node passes and that the moved node holds (re-checked
+    by the caller right before).
+    """
+    if not keys or not can_prune(engine):
+        return 0
+    session = side.session
+    member = [
+        (str(name), list(columns) if columns is not None else None, None if f is None else str(f))
+        for name, columns, f in session.execute(statement("set_membership"), {"table": side.table})
+    ]
+    delete = statement("delete").format(table=table_identifier(side.table), key=sql.Identifier(side.key))
+    deleted = 0
+    for start in range(0, len(keys), batch):
+        chunk = list(keys[start : start + batch])
+        with session.conn.transaction():
+            session.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)))
+            for name, _, _ in member:
+                session.execute(statement("set_remove_table"), {"set": name, "table": side.table})
+            deleted += len(session.execute(delete, {"keys": chunk}))
+            for name, columns, row_filter in member:
+                session.execute(
+                    statement("set_add_table"),
+                    {"set": name, "table": side.table, "columns": columns, "row_filter": row_filter},
+                )
+    return deleted

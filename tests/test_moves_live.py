@@ -1,0 +1,142 @@
+"""Sites that move to another parent, on real servers: no tier above loses a row, every tier exact after."""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import time
+import uuid
+from typing import Any
+
+import psycopg
+import pytest
+from support import cli, wait_for
+
+pytestmark = pytest.mark.server
+
+# b moves r1 -> r2; r1 keeps a (KEEPS), or is left without children (LONE): then the
+# nation's subscription to r1 is replaced (its forward_origins go from {all} to {}).
+KEEPS = {"nation": None, "r1": "nation", "r2": "nation", "a": "r1", "b": "r1", "c": "r2"}
+LONE = {"nation": None, "r1": "nation", "r2": "nation", "b": "r1", "c": "r2"}
+
+
+def _log_sizes(net: Any, nodes: list[str]) -> dict[str, int]:
+    return {n: int(net.execute(n, "SELECT (pg_stat_file(pg_current_logfile())).size")[0][0]) for n in nodes}
+
+
+def _log_since(net: Any, node: str, offset: int) -> str:
+    size = int(net.execute(node, "SELECT (pg_stat_file(pg_current_logfile())).size")[0][0])
+    if size <= offset:
+        return ""
+    return str(
+        net.execute(node, "SELECT pg_read_file(pg_current_logfile(), %s, %s)", (offset, size - offset))[0][0]
+    )
+
+
+def _move(net: Any, node: str, old: str, new: str) -> None:
+    topology = net.dir / "topology.yaml"
+    text = topology.read_text()
+    moved = re.sub(rf"(\n  {node}:\n(?:    .*\n)*?    upstream: ){old}", rf"\g<1>{new}", text)
+    assert moved != text
+    topology.write_text(moved)
+
+
+def _keys(net: Any, node: str, where: str = "true") -> set[str]:
+    return {
+        r[0]
+        for r in net.execute(node, f"SELECT id::text FROM public.technology WHERE district = 'b' AND {where}")
+    }
+
+
+@pytest.mark.parametrize("shape", [KEEPS, LONE], ids=["old-parent-keeps-a-child", "old-parent-left-alone"])
+def test_a_district_moved_with_a_writer_running_leaves_every_tier_exact(
+    network: Any, shape: dict[str, str | None]
+) -> None:
+    net = network(shape)
+    assert cli("apply", "-d", str(net.dir), "--auto-approve", "--allow-dirty").exit_code == 0
+    # b's history: approved rows the writer never touches, and must never be missing at the nation.
+    history = [str(uuid.uuid4()) for _ in range(40)]
+    with psycopg.connect(net.dsn("b"), autocommit=True) as conn:
+        for key in history:
+            conn.execute(
+                "INSERT INTO public.technology (id, title, district, approved) VALUES (%s, 'h', 'b', true)",
+                (key,),
+            )
+    wait_for(lambda: set(history) <= _keys(net, "nation"), "b's history at the nation", 60)
+    logs = _log_sizes(net, ["b", "r1", "nation"])  # one server per level
+    stop = threading.Event()
+    errors: list[str] = []
+    lowest = [len(history)]
+
+    def writer() -> None:
+        # Inserts (approved and drafts), approvals and withdrawals of its own rows, throughout.
+        mine: list[str] = []
+        rnd = random.Random(18)
+        with psycopg.connect(net.dsn("b"), autocommit=True) as conn:
+            while not stop.is_set():
+                key = str(uuid.uuid4())
+                conn.execute(
+                    "INSERT INTO public.technology (id, title, district, approved) VALUES (%s, 'w', 'b', %s)",
+                    (key, rnd.random() < 0.5),
+                )
+                mine.append(key)
+                if len(mine) > 5:
+                    conn.execute(
+                        "UPDATE public.technology SET approved = NOT approved, updated_at = now() WHERE id = %s",
+                        (rnd.choice(mine[:-5]),),
+                    )
+                time.sleep(0.02)
+
+    def watcher() -> None:
+        # The nation never lacks a row of b's history, not even for a moment.
+        with psycopg.connect(net.dsn("nation"), autocommit=True) as conn:
+            while not stop.is_set():
+                held = conn.execute(
+                    "SELECT count(*) FROM public.technology WHERE id = ANY(%s::uuid[])", (history,)
+                ).fetchone()
+                assert held is not None
+                lowest[0] = min(lowest[0], int(held[0]))
+                time.sleep(0.05)
+
+    threads = [threading.Thread(target=writer, daemon=True), threading.Thread(target=watcher, daemon=True)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.5)
+        _move(net, "b", "r1", "r2")
+        plan = cli("plan", "-d", str(net.dir))
+        assert "move b: r1 -> r2" in plan.output, plan.output
+        result = cli("apply", "-d", str(net.dir), "--auto-approve", "--allow-dirty", "--allow-destroy")
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+    assert result.exit_code == 0, result.output
+    assert "converged: catalogs and rows" in result.output, result.output
+    assert lowest[0] == len(history), f"the nation lacked {len(history) - lowest[0]} of b's rows during apply"
+    # The old parent holds none of b's history any more: removed there, not at the nation.
+    assert not _keys(net, "r1") & set(history), result.output
+    assert set(history) <= _keys(net, "nation") and set(history) <= _keys(net, "r2")
+    # pglogical carries no approval or withdrawal (REPLICATION-NOTES): those, and only
+    # those, are left for verify --repair; it deletes no row of b's history anywhere.
+    stop.clear()
+    watch = threading.Thread(target=watcher, daemon=True)
+    watch.start()
+    try:
+        repaired = cli("verify", "-d", str(net.dir), "--repair")
+    finally:
+        stop.set()
+        watch.join(10)
+    assert repaired.exit_code == 0, repaired.output
+    assert lowest[0] == len(history), f"the nation lacked b's rows during the repair\n{repaired.output}"
+    verify = cli("verify", "-d", str(net.dir))
+    assert verify.exit_code == 0, verify.output
+    approved = _keys(net, "b", "approved")
+    assert _keys(net, "r2") == approved and _keys(net, "nation") == approved
+    assert not _keys(net, "r1")
+    for node, offset in logs.items():
+        text = _log_since(net, node, offset)
+        assert "duplicate key" not in text, f"{node}: {text[-2000:]}"
+    del errors
