@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pglast
 from pglast import ast
+from pglast.enums import ConstrType
 from pglast.parser import ParseError
 
 from reconciler.errors import Location, Problem
@@ -190,6 +191,7 @@ def _parse_one(
     if not parsed:
         return None, [Problem(Location(path, 1, 1), "the migration holds no statement")]
     creates: list[str] = []
+    keys: dict[str, tuple[str, ...]] = {}
     for raw_stmt in parsed:
         stmt = raw_stmt.stmt
         where = _at(path, raw[: raw_stmt.stmt_location or 0].decode("utf-8", "replace"))
@@ -202,6 +204,9 @@ def _parse_one(
             problems.append(Problem(where, f"schema-qualify the table name ({relation.relname})"))
         elif isinstance(stmt, ast.CreateStmt) and relation is not None:
             creates.append(f"{relation.schemaname}.{relation.relname}")
+            key = _primary_key(stmt)
+            if key:
+                keys[f"{relation.schemaname}.{relation.relname}"] = key
     if problems:
         return None, problems
     statements = tuple(str(s).strip() for s in pglast.split(text) if str(s).strip())
@@ -214,9 +219,22 @@ def _parse_one(
             text=text,
             leaves_first=leaves_first,
             creates=tuple(sorted(set(creates))),
+            keys=dict(sorted(keys.items())),
         ),
         [],
     )
+
+
+def _primary_key(stmt: ast.CreateStmt) -> tuple[str, ...]:
+    """The PRIMARY KEY columns of a CREATE TABLE, declared on a column or on the table; () without one."""
+    for element in stmt.tableElts or ():
+        if isinstance(element, ast.ColumnDef):
+            constraints = element.constraints or ()
+            if any(c.contype == ConstrType.CONSTR_PRIMARY for c in constraints):
+                return (str(element.colname),)
+        elif isinstance(element, ast.Constraint) and element.contype == ConstrType.CONSTR_PRIMARY:
+            return tuple(str(k.sval) for k in element.keys or ())
+    return ()
 
 
 def _refusal(stmt: ast.Node | None) -> str | None:

@@ -183,6 +183,9 @@ class Migration(Frozen):
     # so it runs from the leaves up; the default (additive) runs top-down.
     leaves_first: bool = False
     creates: tuple[str, ...] = ()  # "schema.table" of every CREATE TABLE in it
+    # "schema.table" -> its PRIMARY KEY columns, for each CREATE TABLE with one: the
+    # native engine plans a new table's replica identity before the table exists.
+    keys: dict[str, tuple[str, ...]] = {}
 
 
 class DesiredState(Frozen):

@@ -49,6 +49,18 @@ def test_valid_migrations_load_in_order_with_checksums_and_created_tables(tmp_pa
     assert len(first.statements) == 2 and len(first.checksum) == 64
 
 
+def test_the_primary_key_of_each_created_table_is_read_from_the_sql(tmp_path: Path) -> None:
+    # The native engine plans a new table's replica identity from it, before the table exists.
+    text = (
+        "CREATE TABLE public.a (id uuid PRIMARY KEY, x int);\n"
+        "CREATE TABLE public.b (k int, v int, PRIMARY KEY (v, k));\n"
+        "CREATE TABLE public.c (x int);\n"
+    )
+    (migration,) = load_desired_state(_state_dir(tmp_path, {"0001_tables.sql": text})).migrations
+    assert migration.creates == ("public.a", "public.b", "public.c")
+    assert migration.keys == {"public.a": ("id",), "public.b": ("v", "k")}
+
+
 def test_every_problem_is_named_at_file_line_column(tmp_path: Path) -> None:
     directory = _state_dir(
         tmp_path,

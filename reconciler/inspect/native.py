@@ -112,15 +112,20 @@ def desired_identities(request: Request, tables: Mapping[str, TableFacts]) -> di
     * pglogical's apply worker fails on a subscriber table with FULL
       ("could not find REPLICA IDENTITY index"), which breaks the pglogical
       subscriptions still running during an engine switch.
-    A filter reading only key columns needs nothing. Tables that do not exist
-    are left out (preflight blocks them).
+    A filter reading only key columns needs nothing. A table that does not
+    exist yet takes the primary key a migration creates it with (it runs
+    first: phase run_migration); other missing tables are left out
+    (preflight blocks them).
     """
     wanted: dict[str, str] = {}
     for table, (read, _listed) in sorted(request.identity_needs.items()):
         info = tables.get(table)
-        if info is None or not info.exists or not info.pk_columns:
+        if info is not None and info.exists:
+            key = list(info.pk_columns)
+        else:
+            key = list(request.created_keys.get(table, ()))
+        if not key:
             continue
-        key = list(info.pk_columns)
         extra = [c for c in read if c not in key]
         if extra:
             wanted[table] = "index(" + ",".join(key + extra) + ")"

@@ -86,6 +86,9 @@ class Request:
     # lists its columns), for tables published with a filter and with
     # updates or deletes: they need a replica identity covering the filter.
     identity_needs: dict[str, tuple[tuple[str, ...], bool]] = field(default_factory=dict)
+    # Native engine only: table -> primary key, of tables the migrations create
+    # (a table a pending migration creates needs its identity planned before it exists).
+    created_keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def subscriber_database(state: DesiredState, node: str) -> str:
@@ -194,6 +197,7 @@ def build_request(
         providers={e.subscription: e.provider for e in mine},
         dsn_nodes={decl.dsn: name for name, decl in sorted(state.nodes.items())},
         identity_needs=identity_needs(state),
+        created_keys={table: key for m in state.migrations for table, key in sorted(m.keys.items())},
     )
 
 
