@@ -102,6 +102,26 @@ def test_status_json_of_unreachable_nodes_validates(tmp_path: Path) -> None:
     assert len(errors("status.v1.schema.json", broken)) == 2
 
 
+def test_status_json_names_each_nodes_migration_and_the_release(tmp_path: Path) -> None:
+    (tmp_path / "topology.yaml").write_text(TOPOLOGY)
+    (tmp_path / "migrations").mkdir()
+    (tmp_path / "migrations" / "0001_add.sql").write_text("ALTER TABLE public.technology ADD COLUMN s text;\n")
+    result = cli("status", "-d", str(tmp_path), "--format", "json", "--timeout", "1", "--no-drift")
+    assert result.exit_code == 3, result.output
+    document = json.loads(result.stdout)
+    assert [n["schema_migration"] for n in document["nodes"]] == [None, None]  # not read
+    assert document["release"] == {
+        "migration": 1,
+        "nodes": 2,
+        "at_release": 0,
+        "summary": "release 0001: 0 of 2 nodes; the rest wait on region (unreachable, 2 nodes)",
+    }
+    assert errors("status.v1.schema.json", document) == []
+    del document["nodes"][0]["schema_migration"]
+    document["release"]["at_release"] = -1
+    assert len(errors("status.v1.schema.json", document)) == 2
+
+
 @pytest.mark.server
 def test_plan_status_and_verify_json_of_a_real_network_validate(network: Any) -> None:
     net = network({"region": None, "d1": "region", "d2": "region"}, levels=("district", "region"))

@@ -217,6 +217,7 @@ def judge_node(state: DesiredState, reading: NodeReading, drift: int | None) -> 
         drift=drift,
         level=worst([f.level for f in found]),
         findings=tuple(found),
+        schema_migration=reading.schema_migration if reading.reachable else None,
     )
 
 
@@ -281,5 +282,6 @@ def judge(
         apps=judged_apps,
         freshness=freshness,
         release=release_line(state, complete),
+        desired_migration=state.migrations[-1].id if state.migrations else None,
         schema_migrations={n: r.schema_migration for n, r in complete.items() if r.reachable},
     )

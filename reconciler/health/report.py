@@ -43,6 +43,8 @@ class NodeHealth(Frozen):
     drift: int | None  # planned changes on this node; None when not computed or not planned
     level: Level
     findings: tuple[Finding, ...]
+    # Newest schema migration recorded here (reconcile.schema_migrations), 0 none; None: not read.
+    schema_migration: int | None = None
 
 
 class EdgeHealth(Frozen):
@@ -125,6 +127,8 @@ class HealthReport(Frozen):
     freshness: tuple[FreshnessHealth, ...] = ()
     # How far the schema migrations reached (health/release.py); None without migrations.
     release: str | None = None
+    # The desired state's newest migration, what every node should reach; None without migrations.
+    desired_migration: int | None = None
     schema_migrations: dict[str, int] = {}  # reachable node -> newest migration it ran (0: none)
 
     @property

@@ -65,6 +65,11 @@ def health_families(report: HealthReport) -> list[Metric]:
     )
     for node, level in sorted(report.schema_migrations.items()):
         migration.add_metric([node], float(level))
+    # What every node should reach: the alert compares each node's level with it.
+    # No sample without migrations, so nothing can be behind.
+    desired_migration = _gauge("desired_schema_migration", "Newest schema migration of the desired state")
+    if report.desired_migration is not None:
+        desired_migration.add_metric([], float(report.desired_migration))
     for n in report.nodes:
         node_up.add_metric([n.node, n.level_name], 1.0 if n.reachable else 0.0)
         node_health.add_metric([n.node], LEVEL_VALUE[n.level])
@@ -161,6 +166,7 @@ def health_families(report: HealthReport) -> list[Metric]:
         applied_ok,
         drift,
         migration,
+        desired_migration,
         edge_up,
         edge_status,
         edge_health,

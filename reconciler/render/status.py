@@ -7,11 +7,14 @@ JSON schema, format_version 1 (keys sorted, two-space indent, one trailing newli
       "level": "ok"|"warn"|"crit",          # worst of everything below
       "exit_code": 0|2|3,
       "summary": {"ok": int, "warn": int, "crit": int, "unreachable": int},
+      # null without migrations; at_release: nodes read whose schema_migration >= migration
+      "release": {"migration": int, "nodes": int, "at_release": int, "summary": str}|null,
       "thresholds": {"max_lag_seconds": float, "max_lag_bytes": int,
                      "max_retained_wal": int, "warn_fraction": float},
       "nodes": [{"node", "level_name", "reachable", "reason", "server_version",
                  "pglogical_version", "last_apply": {...}|null, "drift": int|null,
-                 "level", "findings": [{"level", "message"}]}],
+                 "level", "findings": [{"level", "message"}],
+                 "schema_migration": int|null}],   # newest migration recorded, 0 none; null not read
       "edges": [{"subscriber", "provider", "subscription", "status", "slot",
                  "slot_active", "lag_bytes", "lag_seconds", "level", "findings",
                  # null while it replicates; cause is one of health.causes.Cause
@@ -54,6 +57,7 @@ def render_status_json(report: HealthReport, exit_code: int) -> str:
             "unreachable": len(report.unreachable),
         },
         "thresholds": report.thresholds.model_dump(mode="json"),
+        "release": _release(report),
         "nodes": [n.model_dump(mode="json") for n in report.nodes],
         "edges": [e.model_dump(mode="json") for e in report.edges],
         "slots": [s.model_dump(mode="json") for s in report.slots],
@@ -62,6 +66,20 @@ def render_status_json(report: HealthReport, exit_code: int) -> str:
     }
     # Reasons quote libpq's messages, which may quote a DSN.
     return redact_text(json.dumps(document, indent=2, sort_keys=True)) + "\n"
+
+
+def _release(report: HealthReport) -> dict[str, Any] | None:
+    """How far the desired state's newest migration reached, for machines; None without migrations."""
+    if report.desired_migration is None:
+        return None
+    desired = report.desired_migration
+    at_release = [n for n in report.nodes if n.schema_migration is not None and n.schema_migration >= desired]
+    return {
+        "migration": report.desired_migration,
+        "nodes": len(report.nodes),
+        "at_release": len(at_release),
+        "summary": report.release,
+    }
 
 
 def _tag(level: Level) -> str:
