@@ -1,4 +1,4 @@
-"""Pure: the planned actions that together move a node to another parent, grouped as one move.
+"""Pure: the planned actions that together move a node to another parent (or retire it), grouped.
 
 A move is no action of its own: when a node's `upstream` changes, the diff
 yields the old parent's drop of its subscription to the node, the new
@@ -14,11 +14,18 @@ new row twice), the new subscription starts streaming, the rows written in
 between and the node's history reach the new parent by the tool's keyed,
 filtered repair (verify/repair.py), and the old parent's copy of the node's
 rows is removed there by a delete that does not replicate (verify/prune.py).
+
+A node removed from the desired state is retired: its parent drops its
+subscription to it (pglogical drops the slot on the retired node over the
+subscription's DSN, so it holds no WAL for it), and its rows stay at the
+parent and every tier above: apply never deletes. `reconcile verify` then
+reports them at the parent as stale rows, and `verify --repair` withdraws
+them from every tier (a delete at the parent replicates up).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from reconciler.actions import Action, CreateSubscription, DropSubscription, ReplaceSubscription
@@ -35,6 +42,30 @@ class Move:
 
     def describe(self) -> str:
         return f"move {self.node}: {self.old} -> {self.new}"
+
+
+@dataclass(frozen=True)
+class Retirement:
+    """`node`, no longer declared, is let go by `parent`: `steps` index the plan's actions."""
+
+    node: str
+    parent: str
+    steps: tuple[int, ...]
+
+    def describe(self) -> str:
+        return f"retire {self.node}: no longer declared, {self.parent} lets it go"
+
+
+def retirements(actions: Sequence[Action], declared: Collection[str]) -> list[Retirement]:
+    """Drops of subscriptions to a provider that is not a declared node (none when none is known)."""
+    if not declared:
+        return []  # a plan saved before plans named their declared nodes: nothing is guessed
+    found = [
+        Retirement(node=a.provider_node, parent=a.node, steps=(i,))
+        for i, a in enumerate(actions)
+        if isinstance(a, DropSubscription) and a.provider_node not in declared
+    ]
+    return sorted(found, key=lambda r: (r.node, r.parent))
 
 
 def _new_provider(action: Action) -> str | None:

@@ -134,6 +134,9 @@ class Plan(Frozen):
     unreachable: dict[str, str] = pydantic.Field(default_factory=dict)
     fingerprints: dict[str, str] = pydantic.Field(default_factory=dict)
     nodes: tuple[str, ...] = ()
+    # Every node the desired state declares (planned or not): a subscription
+    # dropped to a provider outside them retires that node (moves.retirements).
+    declared: tuple[str, ...] = ()
     # Nodes whose newest apply record is not ok (failed, interrupted, running):
     # the next apply that completes there supersedes it.
     unsettled: dict[str, str] = pydantic.Field(default_factory=dict)

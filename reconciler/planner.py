@@ -92,6 +92,7 @@ def compute_plan(
         unreachable=dict(sorted(inspection.unreachable.items())),
         fingerprints={name: facts[name].fingerprint for name in sorted(facts)},
         nodes=tuple(selected),
+        declared=tuple(sorted(state.nodes)),
         unsettled={
             name: str(f.last_apply)
             for name, f in sorted(facts.items())

@@ -6,7 +6,7 @@ import json
 
 from reconciler.diff import diff
 from reconciler.model import NodeCatalog, Subscription
-from reconciler.moves import moves
+from reconciler.moves import moves, retirements
 from reconciler.plan import Plan
 from reconciler.render.plan_json import render_json
 from reconciler.render.plan_markdown import render_markdown
@@ -74,3 +74,17 @@ def test_a_new_or_retired_node_is_no_move() -> None:
     assert moves(diff(_catalogs({"r1": ["a"], "r2": ["c"]}), live)) == []
     assert moves(diff(_catalogs({"r1": ["a", "b"], "r2": ["c", "d"]}), live)) == []
     assert moves(diff(live, live)) == []
+
+
+def test_a_node_no_longer_declared_is_retired_and_the_plan_says_its_rows_stay() -> None:
+    live = _catalogs({"r1": ["a", "b"], "r2": ["c"]})
+    actions = diff(_catalogs({"r1": ["a"], "r2": ["c"]}), live)
+    declared = ("a", "c", "nation", "r1", "r2")
+    plan = Plan(actions=tuple(actions), tool_version="test", declared=declared)
+    text = render_text(plan)
+    assert "retire b: no longer declared, r1 lets it go:\n  1. r1: - subscription r1_from_b <- b" in text
+    assert "its rows stay at r1 and the tiers above" in text
+    assert json.loads(render_json(plan))["retirements"][0]["rows"] == "kept upstream"
+    # A declared provider left out of the plan (--node) is not retired; a plan without the list guesses nothing.
+    assert moves(actions) == [] and retirements(actions, (*declared, "b")) == []
+    assert "retire" not in render_text(Plan(actions=tuple(actions), tool_version="test"))

@@ -140,3 +140,48 @@ def test_a_district_moved_with_a_writer_running_leaves_every_tier_exact(
         text = _log_since(net, node, offset)
         assert "duplicate key" not in text, f"{node}: {text[-2000:]}"
     del errors
+
+
+def test_a_retired_district_leaves_no_slot_and_its_rows_stay_upstream(network: Any) -> None:
+    net = network({"nation": None, "region": "nation", "d1": "region", "d2": "region"})
+    assert cli("apply", "-d", str(net.dir), "--auto-approve", "--allow-dirty").exit_code == 0
+    keys = [str(uuid.uuid4()) for _ in range(5)]
+    for key in keys:
+        net.execute(
+            "d2",
+            "INSERT INTO public.technology (id, title, district, approved) VALUES (%s, 'r', 'd2', true)",
+            (key,),
+        )
+
+    def held(node: str) -> set[str]:
+        return {
+            r[0] for r in net.execute(node, "SELECT id::text FROM public.technology WHERE district = 'd2'")
+        }
+
+    wait_for(lambda: held("nation") == set(keys), "d2's rows at the nation", 60)
+    assert net.execute("d2", "SELECT count(*) FROM pg_replication_slots WHERE database = current_database()")[
+        0
+    ][0]
+    topology = net.dir / "topology.yaml"
+    text = topology.read_text()
+    retired = re.sub(r"\n  d2:\n(?:    .*\n)*", "\n", text)
+    assert retired != text and "d2" not in retired.split("nodes:")[1]
+    topology.write_text(retired)
+    plan = cli("plan", "-d", str(net.dir))
+    assert "retire d2: no longer declared, region lets it go:" in plan.output, plan.output
+    assert "its rows stay at region and the tiers above" in plan.output, plan.output
+    # Destructive: nothing happens without --allow-destroy.
+    held_back = cli("apply", "-d", str(net.dir), "--auto-approve", "--allow-dirty")
+    assert net.execute("region", "SELECT count(*) FROM pglogical.subscription")[0][0] == 2, held_back.output
+    result = cli("apply", "-d", str(net.dir), "--auto-approve", "--allow-dirty", "--allow-destroy")
+    assert result.exit_code == 0, result.output
+    # No slot left on d2 for the region (no WAL held), no subscription to it anywhere.
+    assert not net.execute(
+        "d2", "SELECT slot_name FROM pg_replication_slots WHERE database = current_database()"
+    )
+    subs = net.execute("region", "SELECT sub_name FROM pglogical.subscription ORDER BY 1")
+    assert [r[0] for r in subs] == ["region_from_d1"]
+    assert held("region") == set(keys) and held("nation") == set(keys)
+    status = cli("status", "-d", str(net.dir))
+    assert status.exit_code == 0, status.output
+    assert "No changes." in cli("plan", "-d", str(net.dir)).output

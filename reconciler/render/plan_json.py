@@ -22,7 +22,9 @@ Schema, format_version 1 (keys sorted, two-space indent, one trailing newline)::
       "migrations_waiting": {"<node>": "<why its schema migrations wait>"},
       "migrations_unknown": {"<node>": ["<migration it ran that the desired state lacks>"]},
       "moves": [{"node": str, "from": str, "to": str, "description": "move <node>: <from> -> <to>",
-                 "steps": [int, ...]}]                   # indices into "actions", in order
+                 "steps": [int, ...]}],                  # indices into "actions", in order
+      "retirements": [{"node": str, "parent": str, "description": str, "steps": [int, ...],
+                       "rows": "kept upstream"}]       # a node no longer declared
     }
 
 Adding keys is compatible; removing or changing one raises format_version.
@@ -34,7 +36,7 @@ import json
 from typing import Any
 
 from reconciler.actions import Action
-from reconciler.moves import moves
+from reconciler.moves import moves, retirements
 from reconciler.plan import Plan, redact_action
 from reconciler.secrets import redact_text
 
@@ -82,6 +84,16 @@ def plan_document(plan: Plan) -> dict[str, Any]:
         "moves": [
             {"node": m.node, "from": m.old, "to": m.new, "description": m.describe(), "steps": list(m.steps)}
             for m in moves(plan.actions)
+        ],
+        "retirements": [
+            {
+                "node": r.node,
+                "parent": r.parent,
+                "description": r.describe(),
+                "steps": list(r.steps),
+                "rows": "kept upstream",
+            }
+            for r in retirements(plan.actions, plan.declared)
         ],
     }
 

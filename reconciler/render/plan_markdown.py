@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reconciler.actions import DataMovement
-from reconciler.moves import moves
+from reconciler.moves import moves, retirements
 from reconciler.plan import Plan
 from reconciler.render import MOVEMENT_LABELS, NO_CHANGES, summary_line
 from reconciler.render.markup import cell, code
@@ -64,6 +64,13 @@ def render_markdown(plan: Plan) -> str:
         lines.append(
             f"{len(move.steps) + 1}. apply verifies and repairs {code(move.node)}'s rows at {code(move.new)}"
             f" and above, and removes {code(move.old)}'s copy of them there only"
+        )
+
+    for retired in retirements(plan.actions, plan.declared):
+        lines += ["", f"#### {cell(retired.describe())}", ""]
+        lines.append(
+            f"Its rows **stay** at {code(retired.parent)} and the tiers above; `reconcile verify --repair`"
+            " withdraws them from every tier."
         )
 
     moving = [a for a in plan.actions if a.data_movement is not DataMovement.NONE]

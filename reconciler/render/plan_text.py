@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reconciler.actions import DataMovement
-from reconciler.moves import moves
+from reconciler.moves import moves, retirements
 from reconciler.plan import Plan
 from reconciler.render import NO_CHANGES, labels, summary_line
 from reconciler.secrets import redact_text
@@ -76,6 +76,14 @@ def _moves(plan: Plan) -> list[str]:
         lines.append(
             f"  then: {move.node}'s rows verified and repaired at {move.new} and the tiers above;"
             f" {move.old}'s copy of them removed at {move.old} only (never a delete the tiers above receive)"
+        )
+    for retired in retirements(plan.actions, plan.declared):
+        action = plan.actions[retired.steps[0]]
+        lines += ["", f"{retired.describe()}:"]
+        lines.append(f"  1. {action.node}: {action.symbol} {action.describe()} (its slot on it goes too)")
+        lines.append(
+            f"  its rows stay at {retired.parent} and the tiers above; `reconcile verify` reports them at"
+            f" {retired.parent} as stale, `reconcile verify --repair` withdraws them from every tier"
         )
     return lines
 
