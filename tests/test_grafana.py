@@ -17,9 +17,12 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from ruamel.yaml import YAML
+from test_heartbeat import _sets_yaml
 from test_prometheus import fetch, free_port
-from test_status import SMALL, applied_and_healthy
+from test_status import SMALL, status_json
 from test_status_page import Site
+
+from tests.support import cli, wait_for
 
 GRAFANA = Path(__file__).resolve().parent.parent / "deploy" / "grafana"
 DASHBOARD = GRAFANA / "reconcile-dashboard.json"
@@ -32,6 +35,7 @@ PROMQL = {
     "sum", "count", "max", "min", "avg", "time", "by", "without", "on", "ignoring", "group_left",
     "group_right", "and", "or", "unless", "bool", "offset", "rate", "increase", "predict_linear",
     "max_over_time", "min_over_time", "absent", "clamp_min", "topk", "bottomk", "sort", "sort_desc",
+    "label_replace",
 }  # fmt: skip
 
 
@@ -75,7 +79,7 @@ def test_dashboard_is_well_formed_and_provisioned() -> None:
         assert panel["targets"], panel["title"]
         assert {"x", "y", "w", "h"} <= set(panel["gridPos"]), panel["title"]
     titles = " ".join(p["title"] for p in document["panels"]).lower()
-    for wanted in ("nodes up", "applications up", "lag", "why", "retained", "safe wal", "disk"):
+    for wanted in ("nodes up", "applications up", "lag", "why", "retained", "safe wal", "disk", "freshness"):
         assert wanted in titles, wanted
     provisioning = YAML(typ="safe").load((GRAFANA / "provisioning" / "reconcile-dashboards.yml").read_text())
     (provider,) = provisioning["providers"]
@@ -97,10 +101,19 @@ def site() -> Iterator[int]:
 
 @pytest.mark.server
 def test_every_dashboard_metric_is_served_by_the_exporter(network: Any, site: int) -> None:
-    """`reconcile serve` on a real applied network with an app_url: its /metrics holds every reconcile
-    metric the dashboard queries (node_exporter's, listed in NODE_EXPORTER, excepted)."""
-    net = network(SMALL)
-    applied_and_healthy(net)
+    """`reconcile serve` on a real applied network with an app_url and the heartbeat on, beaten once:
+    its /metrics holds every reconcile metric the dashboard queries (node_exporter's, listed in
+    NODE_EXPORTER, excepted), and the freshness panel's series of each district at the top."""
+    net = network(SMALL, sets_yaml=_sets_yaml(heartbeat=True))
+    applied = cli("apply", "-d", str(net.dir), "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+
+    def beaten() -> bool:
+        result = cli("heartbeat", "-d", str(net.dir), "--timeout", "3")
+        assert result.exit_code == 0, result.output
+        return status_json(net.dir, "--no-drift")[0] == 0  # OK: every edge replicates, every beat arrived
+
+    wait_for(beaten, "every edge replicating and both districts' beats at region and nation")
     yaml = YAML(typ="safe")
     topology = yaml.load((net.dir / "topology.yaml").read_text())
     topology["nodes"]["d1"]["app_url"] = f"http://127.0.0.1:{site}/health"
@@ -114,13 +127,25 @@ def test_every_dashboard_metric_is_served_by_the_exporter(network: Any, site: in
     )  # fmt: skip
     try:
         served = fetch(f"http://127.0.0.1:{port}/metrics", time.monotonic() + 60)
+        page = fetch(f"http://127.0.0.1:{port}/", time.monotonic() + 10)  # the same reading, cached
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    exported = {family.name for family in text_string_to_metric_families(served)}
+    families = list(text_string_to_metric_families(served))
+    exported = {family.name for family in families}
     queries = dashboard_queries()
     used = {name for _, expr in queries for name in metric_names(expr)}
     assert used & NODE_EXPORTER == NODE_EXPORTER, "NODE_EXPORTER lists a metric the dashboard no longer uses"
     for title, expr in queries:
         for name in metric_names(expr) - NODE_EXPORTER:
             assert name in exported, f"panel {title!r}: {name} is not served by the exporter"
+    # A family is listed even with no sample: the freshness panel needs the beats themselves.
+    seen = {
+        (sample.labels["source"], sample.labels["observer"])
+        for family in families
+        for sample in family.samples
+        if sample.name == "reconcile_freshness_seconds"
+    }
+    assert {("d1", "nation"), ("d2", "nation")} <= seen, seen
+    # The status page of the same reading shows them too (the pure test in test_status_page renders it).
+    assert 'data-key="d1@nation"' in page and "d2 as seen at nation: " in page

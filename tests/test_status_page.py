@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 from ruamel.yaml import YAML
-from test_health_judge import healthy, state
+from test_health_judge import MONITORING, healthy, state
 from test_prometheus import free_port
 from test_status import applied_and_healthy, variant
 
@@ -73,6 +74,36 @@ def test_page_escapes_what_the_desired_state_and_the_servers_say() -> None:
     assert f"http://127.0.0.1/?{HOSTILE}" in text  # shown, as text
     assert '<meta http-equiv="refresh" content="10">' in page
     assert "2027-01-15 08:00:00 UTC" in page
+
+
+def test_page_shows_freshness_at_every_tier_above_each_leaf_in_its_level_colour() -> None:
+    s = state(MONITORING + "  heartbeat: true\n  max_freshness_seconds: 10\n")  # WARN at 5 s
+    readings = healthy(s)
+    readings["region"] = readings["region"].model_copy(update={"beats": {"d1": 1.0, "d2": 12.0}})
+    readings["nation"] = readings["nation"].model_copy(update={"beats": {"d1": 6.0}})
+    report = judge(s, readings, None)
+    page = render_status_page(s, report, timestamp=1_800_000_000.0, seconds=0.5, refresh_seconds=10)
+    rows = dict(re.findall(r'<tr data-key="([^"]+)">(.*?)</tr>', page.split('id="freshness"')[1]))
+    assert sorted(rows) == ["d1@nation", "d1@region", "d2@nation", "d2@region"]
+    cells = {key: re.findall(r"<td[^>]*>(.*?)</td>", row) for key, row in rows.items()}
+    assert cells["d1@region"][:2] == ["d1 as seen at region: 1.0 s", "OK"]
+    assert cells["d1@nation"][:2] == ["d1 as seen at nation: 6.0 s", "WARN"]
+    assert cells["d2@region"][:2] == ["d2 as seen at region: 12 s", "CRIT"]
+    assert '<td class="level-crit">CRIT</td>' in rows["d2@region"]
+    assert cells["d2@nation"][:2] == ["d2 as seen at nation: ?", "WARN"]
+    assert "no beat of d2 has reached nation" in rows["d2@nation"]
+    assert "freshness 10 s; WARN at 0.5 of each" in page
+    # What a server said is escaped here too.
+    hostile = report.freshness[0].model_copy(update={"source": HOSTILE})
+    page = render_status_page(
+        s, report.model_copy(update={"freshness": (hostile,)}), timestamp=0.0, seconds=0.1, refresh_seconds=5
+    )
+    assert "script" not in {tag for tag, _ in parse(page).tags}
+    assert f"{HOSTILE} as seen at nation" in "".join(parse(page).text)
+    # No heartbeat, no table.
+    plain = render_status_page(state(), judge(state(), healthy(state()), None), timestamp=0.0, seconds=0.1,
+                               refresh_seconds=5)  # fmt: skip
+    assert 'id="freshness"' not in plain and "freshness" not in plain.lower()
 
 
 def test_page_of_a_failed_reading_says_so() -> None:

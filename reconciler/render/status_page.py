@@ -161,6 +161,22 @@ def _apps(report: HealthReport) -> str:
     return _table("apps", "Applications (app_url)", headers, rows)
 
 
+def _freshness(report: HealthReport) -> str:
+    rows = []
+    for f in report.freshness:
+        # As status text says it: an observer not read has no age and no finding of its own here.
+        age = "not read" if f.seconds is None and not f.findings else _seconds(f.seconds)
+        rows.append(
+            _row(
+                f"{f.source}@{f.observer}",
+                f"<td>{_text(f.source)} as seen at {_text(f.observer)}: {escape(age)}</td>{_level(f.level)}"
+                f"{_findings(f.findings)}",
+            )
+        )
+    headers = ("leaf as seen at the node above it", "health", "findings")
+    return _table("freshness", "Freshness (heartbeat, newest beat of each leaf)", headers, rows)
+
+
 def render_status_page(
     state: DesiredState | None,
     report: HealthReport | None,
@@ -200,11 +216,14 @@ def render_status_page(
         parts += [_nodes(report), _edges(report), _slots(report)]
         if report.apps:
             parts.append(_apps(report))
+        if report.freshness:
+            parts.append(_freshness(report))
         t = report.thresholds
+        freshness = f", freshness {escape(format_seconds(t.max_freshness_seconds))}" if t.heartbeat else ""
         parts.append(
             f"<p>Thresholds: lag {escape(format_seconds(t.max_lag_seconds))} / "
             f"{escape(format_bytes(t.max_lag_bytes))}, "
-            f"retained WAL {escape(format_bytes(t.max_retained_wal))}; "
+            f"retained WAL {escape(format_bytes(t.max_retained_wal))}{freshness}; "
             f"WARN at {t.warn_fraction:g} of each.</p>"
         )
     parts.append("</body></html>")
