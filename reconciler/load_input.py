@@ -127,8 +127,13 @@ def read_directory(directory: Path) -> dict[str, FileData]:
                     names.append(entry.name)
                     if len(names) > MAX_FILES:
                         break
-    except (FileNotFoundError, NotADirectoryError):
+    except FileNotFoundError:
         raise LoadError([Problem(here, "desired-state directory does not exist")]) from None
+    except NotADirectoryError:
+        # A file where the directory is expected (`-d desired-state/topology.yaml`):
+        # say so, and what to give instead, rather than that nothing is there.
+        message = "a file, not a desired-state directory: give the directory that holds the *.yaml files"
+        raise LoadError([Problem(here, message)]) from None
     except OSError as exc:
         raise LoadError([Problem(here, f"desired-state directory cannot be read: {exc.strerror}")]) from None
     files: dict[str, FileData] = {}

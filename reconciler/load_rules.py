@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from typing import Protocol
 
@@ -11,6 +10,7 @@ from reconciler.app_url import AppUrlError, parse_app_url
 from reconciler.config import WHERE, load_operator_config
 from reconciler.errors import Location, Problem
 from reconciler.model import BUILTIN_SETS, NAME_MAX_LEN, NAME_PATTERN, DesiredState, parse_size
+from reconciler.names import did_you_mean
 from reconciler.row_filter import check_row_filter
 
 Path_ = tuple[str | int, ...]
@@ -144,8 +144,7 @@ def _check_tree(state: DesiredState, add: Add) -> None:
         parent = state.nodes.get(node.upstream)
         if parent is None:
             hints += 1
-            close = difflib.get_close_matches(node.upstream, names, n=1) if hints <= MAX_HINTS else []
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            hint = did_you_mean(node.upstream, names) if hints <= MAX_HINTS else ""
             add(where, f"node '{name}': upstream '{node.upstream}' does not exist{hint}")
             continue
         if parent.level not in level_index:

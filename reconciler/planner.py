@@ -13,6 +13,7 @@ from reconciler.engines import engine_for
 from reconciler.errors import PlanError
 from reconciler.inspect import InspectResult, inspect_network
 from reconciler.model import DesiredState
+from reconciler.names import did_you_mean
 from reconciler.plan import Plan, tool_version
 from reconciler.preflight import Blocker, preflight
 from reconciler.topology import desired_catalogs
@@ -32,7 +33,8 @@ def select_nodes(state: DesiredState, nodes: Sequence[str] | None) -> list[str]:
         return sorted(state.nodes)
     unknown = sorted(set(nodes) - set(state.nodes))
     if unknown:
-        raise PlanError(f"--node names undeclared node(s): {', '.join(unknown)}")
+        named = ", ".join(f"{name}{did_you_mean(name, state.nodes)}" for name in unknown)
+        raise PlanError(f"--node names undeclared node(s): {named}")
     return sorted(set(nodes))
 
 

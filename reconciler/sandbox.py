@@ -82,6 +82,8 @@ class ServerStatus:
     data_dir: Path
     running: bool
     existing_databases: tuple[str, ...]
+    # False after `down` (or before the first `up`): there is no data directory to show.
+    data_exists: bool = True
 
 
 @dataclass(frozen=True)
@@ -208,5 +210,5 @@ def status(state: DesiredState, data_dir: Path) -> list[ServerStatus]:
         if running:
             names = existing_databases(plan.port, (db.dbname for db in plan.databases))
             existing = tuple(sorted(names))
-        result.append(ServerStatus(plan, pgdata, running, existing))
+        result.append(ServerStatus(plan, pgdata, running, existing, data_exists=pgdata.is_dir()))
     return result

@@ -38,6 +38,7 @@ from reconciler.health.causes import Cause
 from reconciler.health.judge import judge_edge
 from reconciler.health.reader import read_network
 from reconciler.model import DesiredState, Engine
+from reconciler.names import did_you_mean
 from reconciler.plan import tool_version
 from reconciler.topology import Edge, edges
 from reconciler.verify.run import Options as VerifyOptions
@@ -106,11 +107,18 @@ def lsn_value(text: str) -> int:
 def _edge(state: DesiredState, subscriber: str, provider: str) -> Edge:
     for name in (subscriber, provider):
         if name not in state.nodes:
-            raise SkipError(f"{name}: not a declared node")
+            raise SkipError(f"{name}: not a declared node{did_you_mean(name, state.nodes)}")
+    providers: list[str] = []
     for edge in edges(state):
         if edge.subscriber == subscriber and edge.provider == provider:
             return edge
-    raise SkipError(f"{subscriber} does not subscribe to {provider} in the desired state")
+        if edge.subscriber == subscriber:
+            providers.append(edge.provider)
+    known = ", ".join(sorted(providers)) or "no node"
+    raise SkipError(
+        f"{subscriber} does not subscribe to {provider} in the desired state"
+        f"{did_you_mean(provider, providers)}; it subscribes to {known}"
+    )
 
 
 def edge_tables(state: DesiredState, edge: Edge) -> tuple[str, ...]:

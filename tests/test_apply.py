@@ -199,6 +199,23 @@ def test_apply_refuses_a_dirty_repository(network: Any) -> None:
     assert records == [(f"{repo.head.commit.hexsha} (dirty)", "ok")]
 
 
+def test_apply_outside_git_warns_and_the_record_says_so(network: Any) -> None:
+    net = network(parents=SMALL)  # the fixture's directory lies under tmp_path, in no repository
+    warned = apply_ok(net.dir)
+    assert "is in no git repository" in warned.stderr and "--allow-no-git" in warned.stderr
+    assert net.execute("d1", "SELECT desired_commit, result FROM reconcile.apply_log") == [("not in git", "ok")]
+    status = cli("status", "-d", str(net.dir))
+    assert "(ok, not in git)" in status.stdout, status.output
+    quiet = cli("apply", "-d", str(net.dir), "--auto-approve", "--allow-no-git")
+    assert quiet.exit_code == 0, quiet.output
+    assert "git" not in quiet.stderr
+    # A directory in a repository gets no such warning.
+    repo = git.Repo.init(net.dir)
+    repo.index.add([p.name for p in sorted(net.dir.glob("*.yaml"))])
+    repo.index.commit("desired state")
+    assert "git repository" not in cli("apply", "-d", str(net.dir), "--auto-approve").stderr
+
+
 def test_apply_record_and_no_password_anywhere(network: Any, tmp_path: Path, filter_cache_dir: Path) -> None:
     net = network(parents=SMALL)
     secret = "s3cret-Pa55word"

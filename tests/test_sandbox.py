@@ -244,6 +244,12 @@ def test_cli_up_status_down(data_dir: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["sandbox", "down", *common])
     assert result.exit_code == 0, result.output
     assert not port_in_use(port)
+    # After down the data directory is gone: status must not print its path as if it were there.
+    result = runner.invoke(app, ["sandbox", "status", *common])
+    assert result.exit_code == 0, result.output
+    assert f"port {port} (region): not set up (no data directory)" in result.output
+    assert str(data_dir) not in result.output
+    assert "database top" not in result.output
     result = runner.invoke(app, ["sandbox", "up", *common, "--schema", str(tmp_path / "nope.sql")])
     assert result.exit_code == 1
     assert "cannot read schema file" in result.output

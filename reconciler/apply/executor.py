@@ -113,6 +113,9 @@ class ApplyOptions:
     # The desired-state directory has uncommitted changes (--allow-dirty):
     # the apply record must not claim the committed state was applied.
     dirty: bool = False
+    # The desired-state directory is in no git repository: the record says so
+    # (apply_log.NOT_IN_GIT) rather than leaving the commit empty.
+    no_git: bool = False
 
 
 @dataclass
@@ -308,6 +311,8 @@ def apply_plan(
     commit = plan.desired_commit
     if commit is not None and options.dirty:
         commit += " (dirty)"
+    if commit is None and options.no_git:
+        commit = apply_log.NOT_IN_GIT
     sessions = _Sessions(
         state,
         options,
@@ -368,6 +373,7 @@ def settle_records(state: DesiredState, nodes: Sequence[str], plan: Plan, option
                     desired_commit=plan.desired_commit,
                     dirty=options.dirty,
                     actions=[],
+                    no_git=options.no_git,
                 )
                 apply_log.finish(
                     conn,
@@ -618,6 +624,7 @@ def _start_records(
                     desired_commit=plan.desired_commit,
                     dirty=options.dirty,
                     actions=actions,
+                    no_git=options.no_git,
                 )
         except psycopg.Error as exc:
             progress(

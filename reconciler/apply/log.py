@@ -30,6 +30,12 @@ _DDL = [
 ]
 
 
+# What a record's desired_commit says when the desired state was in no git
+# repository (apply warned, or --allow-no-git): not a commit, and not the
+# NULL of a repository without one; short enough for status's 12 characters.
+NOT_IN_GIT = "not in git"
+
+
 class Result(StrEnum):
     """What a record says of its apply: still running (or killed while it ran), or how it ended."""
 
@@ -62,6 +68,7 @@ def start(
     desired_commit: str | None,
     dirty: bool,
     actions: list[dict[str, str]],
+    no_git: bool = False,
 ) -> int:
     """Record, before the first action, what this apply is about to do here ('running').
 
@@ -69,8 +76,11 @@ def start(
     `finish` completes it. Returns the record's id. `dirty`: the desired state
     had uncommitted changes, so the commit alone is not what was applied; the
     record says "<commit> (dirty)" (for people and queries; never parsed back).
+    `no_git`: the directory was in no git repository; the record says NOT_IN_GIT.
     """
     commit = f"{desired_commit} (dirty)" if dirty and desired_commit is not None else desired_commit
+    if commit is None and no_git:
+        commit = NOT_IN_GIT
     with conn.transaction():
         for statement in _DDL:
             conn.execute(statement)

@@ -15,6 +15,7 @@ import typer
 from reconciler import gitops
 from reconciler.actions import RunMigration
 from reconciler.apply import ApplyOptions, apply_plan, settle_records
+from reconciler.apply import log as apply_log
 from reconciler.cli.exit_codes import ExitCode
 from reconciler.cli.options import (
     DirOption,
@@ -100,6 +101,13 @@ def apply_command(
             "--allow-dirty", help="Run even if the desired-state repository has uncommitted changes."
         ),
     ] = False,
+    allow_no_git: Annotated[
+        bool,
+        typer.Option(
+            "--allow-no-git",
+            help="Apply from a directory in no git repository without the warning (the record says so).",
+        ),
+    ] = False,
     lock_timeout: Annotated[
         float | None,
         typer.Option(
@@ -152,6 +160,14 @@ def apply_command(
             + ", ".join(revision.dirty_files)
             + "; commit them or pass --allow-dirty. Nothing was done."
         )
+    no_git = gitops.repository(root) is None
+    if no_git and not allow_no_git:
+        typer.echo(
+            f"warning: {root} is in no git repository: nothing records which revision is applied, and"
+            f" the apply record will say '{apply_log.NOT_IN_GIT}'. Keep the desired state in git, or pass"
+            " --allow-no-git to apply without this warning.",
+            err=True,
+        )
     try:
         if plan_file is not None:
             plan: Plan = load_plan(plan_file)
@@ -171,7 +187,9 @@ def apply_command(
             state,
             sorted(plan.unsettled),
             plan,
-            ApplyOptions(timeout=timeout, parallelism=parallelism, dirty=bool(revision.dirty_files)),
+            ApplyOptions(
+                timeout=timeout, parallelism=parallelism, dirty=bool(revision.dirty_files), no_git=no_git
+            ),
         )
         if settled:
             typer.echo(f"Recorded an ok apply on {', '.join(settled)} (their last apply had not completed).")
@@ -195,6 +213,7 @@ def apply_command(
         repair=not no_repair,
         # --allow-dirty: the record must not claim the committed state was applied.
         dirty=bool(revision.dirty_files),
+        no_git=no_git,
     )
     if plan.unreachable:
         # Said first, in one line: the rest is applied all the same.

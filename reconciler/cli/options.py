@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated
 
@@ -26,7 +27,7 @@ DirOption = Annotated[
 ]
 NodeOption = Annotated[
     list[str] | None,
-    typer.Option("--node", help="Limit to this node (repeatable).", show_default=False),
+    typer.Option("--node", metavar="<name>", help="Limit to this node (repeatable).", show_default=False),
 ]
 ParallelismOption = Annotated[int, typer.Option("--parallelism", min=1, help="Nodes read at the same time.")]
 TimeoutOption = Annotated[
@@ -49,6 +50,23 @@ def fail(message: str, code: ExitCode = ExitCode.ERROR) -> typer.Exit:
     """Print `error: message` on stderr; the caller raises the returned Exit."""
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
+
+
+def say_if_none_answered(asked: Collection[str], unreachable: Collection[str], what: str) -> None:
+    """When not one node answered, say why the output above is empty, on stderr (machine output stays clean).
+
+    An empty plan or a page of 'unreachable' reads like a network in sync or
+    one gone down; when nothing answered at all, the likelier cause is on the
+    tool's side (wrong host or port, no route, servers not started).
+    """
+    if not asked or set(asked) - set(unreachable):
+        return
+    typer.echo(
+        f"error: no node answered ({len(asked)} of {len(asked)} unreachable), so {what}."
+        " Check the DSNs and the reasons above, the network from this host, and that the servers run"
+        " (the example network: `reconcile sandbox up`).",
+        err=True,
+    )
 
 
 def load_state_or_exit(directory: Path | None) -> DesiredState:

@@ -17,6 +17,7 @@ from reconciler.cli.options import (
     fail,
     load_state_or_exit,
     resolve_dir,
+    say_if_none_answered,
 )
 from reconciler.errors import PlanError
 from reconciler.plan import save_plan
@@ -69,6 +70,9 @@ def plan_command(
     else:
         text = render_text(run.plan)
     typer.echo(text, nl=False)
+    say_if_none_answered(
+        run.plan.nodes, run.plan.unreachable, "nothing was read: the empty plan says nothing about drift"
+    )
     if stats and fmt is not Format.JSON:
         typer.echo(render_stats_text(run.inspection), nl=False, err=fmt is Format.MARKDOWN)
     if out is not None:

@@ -44,6 +44,29 @@ def echo_text(text: str) -> None:
         console.print(_styled(line))
 
 
+# status's level tags, the first word of its lines.
+_LEVEL_STYLES = {"CRIT": "bold red", "WARN": "yellow", "OK": "green"}
+
+
+def echo_status(text: str) -> None:
+    """Print status text; on a terminal, each line's level tag (CRIT, WARN, OK) coloured."""
+    if not colour_wanted():
+        typer.echo(text, nl=False)
+        return
+    console = _console()
+    for line in text.rstrip("\n").split("\n"):
+        stripped = line.lstrip()
+        tag = stripped.split(" ", 1)[0].rstrip(":") if stripped else ""
+        styled = Text(line)
+        if tag in _LEVEL_STYLES:
+            start = len(line) - len(stripped)
+            styled.stylize(_LEVEL_STYLES[tag], start, start + len(tag))
+        elif stripped.startswith("Status:"):
+            worst = stripped.split(" ", 2)[1].rstrip(":") if " " in stripped else ""
+            styled.stylize(_LEVEL_STYLES.get(worst, ""), 0, len(line))
+        console.print(styled)
+
+
 def _styled(line: str) -> Text:
     stripped = line.lstrip()
     symbol = stripped.split(" ", 1)[0] if stripped else ""

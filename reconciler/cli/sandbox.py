@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from reconciler import sandbox
+from reconciler.cli.help import PlainFlagsGroup
 from reconciler.cli.options import DirOption, fail, load_state_or_exit
 from reconciler.errors import SandboxError
 
@@ -15,6 +16,7 @@ sandbox_app = typer.Typer(
     name="sandbox",
     help="Start, inspect and stop local PostgreSQL 15 + pglogical servers for the local nodes.",
     no_args_is_help=True,
+    cls=PlainFlagsGroup,
 )
 
 DataDirOption = Annotated[
@@ -78,6 +80,12 @@ def status(directory: DirOption = None, data_dir: DataDirOption = sandbox.DEFAUL
         raise fail(str(exc)) from exc
     for server in servers:
         plan = server.plan
+        if not server.running and not server.data_exists:
+            typer.echo(
+                f"port {plan.port} ({plan.level}): not set up (no data directory); "
+                f"nodes: {_nodes(plan)}; `reconcile sandbox up` creates it"
+            )
+            continue
         typer.echo(
             f"port {plan.port} ({plan.level}): {'running' if server.running else 'stopped'}, "
             f"data {server.data_dir}"

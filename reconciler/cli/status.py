@@ -16,7 +16,9 @@ from reconciler.cli.options import (
     fail,
     load_state_or_exit,
     resolve_dir,
+    say_if_none_answered,
 )
+from reconciler.cli.progress import echo_status
 from reconciler.errors import LoadError, PlanError
 from reconciler.files import atomic_write
 from reconciler.health.network import HealthRun, network_health
@@ -81,11 +83,14 @@ def status_command(
         text = render_prometheus(run.report, seconds=run.seconds, timestamp=run.timestamp)
     else:
         text = render_status_text(run.report)
-    if out is None:
+    if out is None and fmt is StatusFormat.TEXT:
+        echo_status(text)
+    elif out is None:
         typer.echo(text, nl=False)
     else:
         try:
             write_textfile(out, text)
         except OSError as exc:
             raise fail(f"cannot write {out}: {exc.strerror}") from exc
+    say_if_none_answered([n.node for n in run.report.nodes], run.report.unreachable, "no health was read")
     raise typer.Exit(code)

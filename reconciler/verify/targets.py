@@ -6,6 +6,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from reconciler.model import DesiredState
+from reconciler.names import did_you_mean
 from reconciler.row_filter import filter_sql
 from reconciler.topology import edges
 
@@ -102,7 +103,10 @@ def _match_table(wanted: str, known: Sequence[str]) -> str:
     qualified = f"public.{wanted}"
     if "." not in wanted and qualified in known:
         return qualified
-    raise TargetError(f"--table {wanted}: not a declared table (declared: {', '.join(known) or 'none'})")
+    hint = did_you_mean(wanted, known) or did_you_mean(qualified, known)
+    raise TargetError(
+        f"--table {wanted}: not a declared table{hint} (declared: {', '.join(known) or 'none'})"
+    )
 
 
 def subscriber_checks(
@@ -137,7 +141,7 @@ def subscriber_checks(
         selected = set()
         for node in nodes:
             if node not in state.nodes:
-                raise TargetError(f"--node {node}: not a declared node")
+                raise TargetError(f"--node {node}: not a declared node{did_you_mean(node, state.nodes)}")
             if node in providers:
                 selected.add(node)
             upstream = state.nodes[node].upstream
