@@ -14,7 +14,7 @@ TEST_APT_PACKAGES := prometheus
 RECONCILE := $(PY) -m reconciler
 SCHEMA := desired-state/sandbox-schema.sql
 
-.PHONY: install system-packages venv demo test lint bench chaos clean
+.PHONY: install system-packages venv demo test lint bench chaos docs clean
 
 install: system-packages venv
 
@@ -72,6 +72,14 @@ bench: install
 
 chaos: install
 	$(PY) -m chaos
+
+# The docs site: the generated pages (desired-state and command reference,
+# status causes, figures) are written first, so they cannot drift; strict
+# mode fails on a broken link or anchor. mkdocs comes with the `docs` extra.
+docs: install
+	@$(PY) -c 'import mkdocs, material' 2>/dev/null || $(PY) -m pip install -q -e '.[docs]'
+	$(PY) -m tools.docs_gen
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 
 clean:
 	@if $(PY) -c 'import reconciler' >/dev/null 2>&1; then $(RECONCILE) sandbox down; fi
