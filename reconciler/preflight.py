@@ -6,6 +6,7 @@ from itertools import combinations
 
 from pglast.parser import ParseError
 
+from reconciler.capacity import shortfalls
 from reconciler.inspect.facts import InspectResult, NodeFacts, TableFacts
 from reconciler.model import DesiredState, Engine, Frozen
 from reconciler.row_filter import filter_columns
@@ -38,6 +39,7 @@ def preflight(state: DesiredState, result: InspectResult) -> list[Blocker]:
             blockers += _native_blockers(state, facts)
     blockers += _edge_blockers(state, result)
     blockers += _sharing_blockers(state, result)
+    blockers += _capacity_blockers(state, result)
     return sorted(set(blockers), key=lambda b: (b.node, b.table or "", b.message))
 
 
@@ -251,4 +253,23 @@ def _sharing_blockers(state: DesiredState, result: InspectResult) -> list[Blocke
                 why = f"(system_identifier {sysid}); pglogical forwarding crashes a server holding two levels"
                 out.append(Blocker(node=a, message=f"same PostgreSQL server as {b} (level {lb}) {why}"))
                 out.append(Blocker(node=b, message=f"same PostgreSQL server as {a} (level {la}) {why}"))
+    return out
+
+
+def _capacity_blockers(state: DesiredState, result: InspectResult) -> list[Blocker]:
+    """Each server whose settings cannot carry the declared nodes on it blocks every one of them.
+
+    Nodes on one server are those read with one system_identifier; a node not
+    read is not counted (its server's need is then understated, never overstated).
+    """
+    servers: dict[str, list[NodeFacts]] = {}
+    for _, facts in sorted(result.facts.items()):
+        if facts.capacity is not None:
+            servers.setdefault(facts.system_identifier, []).append(facts)
+    out: list[Blocker] = []
+    for members in servers.values():
+        capacity = members[0].capacity
+        assert capacity is not None
+        for message in shortfalls(state, [f.node for f in members], capacity):
+            out += [Blocker(node=f.node, message=message) for f in members]
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from reconciler.capacity import Capacity
 from reconciler.live import LiveNode
 from reconciler.model import Frozen, NodeCatalog
 
@@ -63,6 +64,8 @@ class NodeFacts(Frozen):
     output_plugin_libraries: str | None = None  # None: the server has no such setting
     # The newest apply record's result (ok, failed, interrupted, running); None: never applied.
     last_apply: str | None = None
+    # The server's worker, slot and walsender settings (capacity.py); None: not read.
+    capacity: Capacity | None = None
 
     @property
     def live(self) -> NodeCatalog:

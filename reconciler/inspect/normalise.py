@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from reconciler.capacity import Capacity
 from reconciler.inspect import native as native_inspect
 from reconciler.inspect import server_log
 from reconciler.inspect.facts import ColumnFacts, InspectStats, NodeFacts, TableFacts
@@ -164,7 +165,18 @@ def normalise_desired(
 
 
 # server.sql's facts about the tool's own apply records: not what a plan depends on.
-NOT_CATALOG = frozenset({"last_apply_result", "apply_lock_held", "log_readable"})
+NOT_CATALOG = frozenset(
+    {
+        "last_apply_result",
+        "apply_lock_held",
+        "log_readable",
+        # Server settings read for the capacity check: a restart with more
+        # workers must not make a saved plan stale.
+        "max_worker_processes",
+        "max_replication_slots",
+        "max_wal_senders",
+    }
+)
 
 
 def last_apply(server: dict[str, Any]) -> str | None:
@@ -288,4 +300,9 @@ def node_facts(
         last_apply=last_apply(server),
         stats=stats,
         output_plugin_libraries=server["output_plugin_libraries"],
+        capacity=Capacity(
+            max_worker_processes=server["max_worker_processes"],
+            max_replication_slots=server["max_replication_slots"],
+            max_wal_senders=server["max_wal_senders"],
+        ),
     )

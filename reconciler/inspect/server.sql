@@ -5,6 +5,10 @@ SELECT current_setting('server_version') AS server_version,
        current_setting('wal_level') AS wal_level,
        current_setting('shared_preload_libraries') AS shared_preload_libraries,
        current_setting('max_slot_wal_keep_size') AS max_slot_wal_keep_size,
+       -- The capacity check (capacity.py); settings, not catalog: not in the fingerprint.
+       current_setting('max_worker_processes')::integer AS max_worker_processes,
+       current_setting('max_replication_slots')::integer AS max_replication_slots,
+       current_setting('max_wal_senders')::integer AS max_wal_senders,
        -- Hardened builds refuse output plugins not listed here (NULL: no such
        -- setting, as in stock PostgreSQL); pglogical needs pglogical_output.
        current_setting('output_plugin_libraries', true) AS output_plugin_libraries,
