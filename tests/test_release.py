@@ -4,7 +4,7 @@ The clone has no tags, as CI's may not: setuptools-scm must still give a
 version. The wheel is built with `--no-isolation` (the build backend comes
 from this venv, so nothing is downloaded) and installed with `--no-deps`
 into a venv without system site packages; the runtime dependencies come
-from this venv's site-packages on PYTHONPATH (some are in no local index,
+from this venv's site-packages, appended to the clean venv's path (some are in no local index,
 and the network is not to be counted on), while the `reconcile` package,
 its .sql files, its entry point and its version come only from the wheel.
 """
@@ -66,13 +66,12 @@ def test_wheel_from_a_fresh_clone_installs_in_a_clean_venv_and_validates(tmp_pat
         ],
         cwd=tmp_path,
     )
-    # Only the dependencies come from here; no .pth of this venv is read from that path.
-    env = {
-        "PATH": f"{venv / 'bin'}:{os.environ.get('PATH', '')}",
-        "PYTHONPATH": sysconfig.get_paths()["purelib"],
-        "HOME": str(tmp_path),
-        "NO_COLOR": "1",
-    }
+    # The dependencies from this venv, after the clean venv's own site-packages (a .pth line is
+    # appended to sys.path), so the wheel's package and metadata are found first; the .pth files
+    # of that directory (this checkout's editable install) are not read from there.
+    [site] = list((venv / "lib").glob("python*/site-packages"))
+    (site / "dependencies-from-the-test-venv.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    env = {"PATH": f"{venv / 'bin'}:{os.environ.get('PATH', '')}", "HOME": str(tmp_path), "NO_COLOR": "1"}
     where = _run([str(python), "-c", "import reconciler; print(reconciler.__file__)"], cwd=tmp_path, env=env)
     assert where.startswith(str(venv)), where
     assert (
