@@ -263,7 +263,7 @@ def test_apply_report_says_per_node_what_failed_once_and_what_waits_on_whom() ->
     )
     assert render_apply_report(after_failure) == (
         "\n"
-        "Apply: 1 done, 1 failed, 1 waiting, 0 not started, 1 held back.\n"
+        "Apply: 1 done, 1 failed, 1 waiting, 0 not started, 1 held back, 0 blocked.\n"
         "  district_a: failed: + replication set approved (insert,update,delete): boom\n"
         "  district_a: not run after that failure: 1 action(s)\n"
         "      + table public.t in set approved filter=(approved) IS NOT FALSE\n"

@@ -131,10 +131,12 @@ def subscriber_checks(
         providers.setdefault(edge.subscriber, []).append(edge.provider)
         sets[edge.subscriber] = tuple(sorted(set(sets.get(edge.subscriber, ())) | set(edge.sets)))
     # A middle-tier node left without children (its last one moved away) still
-    # holds their rows: it is checked too, every row there is one no provider passes.
-    bottom = state.levels[0] if state.levels else None
+    # holds their rows: it is checked too, every row there is one no provider
+    # passes, but only when the caller names it in `scope` (apply, after that
+    # move). A childless node is otherwise a source like any leaf, whatever its
+    # level: its own rows are never "stale".
     for name, decl in state.nodes.items():
-        if name not in providers and decl.upstream is not None and decl.level != bottom:
+        if scope is not None and name in scope and name not in providers and decl.upstream is not None:
             providers[name] = []
     selected = set(providers)
     if nodes:
