@@ -34,11 +34,12 @@ from pathlib import Path
 import psycopg
 
 from reconciler import db
-from reconciler.actions import Action
+from reconciler.actions import Action, CreateSubscription, ReplaceSubscription
 from reconciler.apply import locks
 from reconciler.apply import log as apply_log
 from reconciler.apply.graph import dependencies, provider_of
 from reconciler.apply.rows import RowScope, row_scope
+from reconciler.diff.network import SLOT_MISSING
 from reconciler.engines import engine_for
 from reconciler.engines.migrations import CONTEXT as migration_context
 from reconciler.errors import ApplyError, ConnectError
@@ -56,6 +57,8 @@ WATCHDOG_MARGIN = 5.0
 SESSION_GRACE = 2.0
 # How often the walk looks for an interrupt while actions run.
 POLL_SECONDS = 0.2
+# How long a re-read waits for the slots of subscriptions made by this apply (see _reread).
+SLOT_START_WAIT = 15.0
 
 
 class Status(StrEnum):
@@ -689,12 +692,48 @@ def _finish_records(
 def _reread(
     state: DesiredState, directory: Path, touched: Sequence[str], options: ApplyOptions, report: ApplyReport
 ) -> None:
-    """Re-read what was touched: whatever still differs is reported, not guessed."""
-    after = compute_plan(
-        state, directory, nodes=touched, parallelism=options.parallelism, timeout=options.timeout
+    """Re-read what was touched: whatever still differs is reported, not guessed.
+
+    pglogical creates a new subscription's slot on its provider when the
+    subscription's worker starts, moments after create_subscription returned:
+    a re-read that only finds such slots missing is made again, for at most
+    SLOT_START_WAIT seconds, before it is believed.
+    """
+    made = {
+        name
+        for o in report.outcomes
+        if o.status is Status.DONE and (name := _created_subscription(o.action)) is not None
+    }
+    deadline = time.monotonic() + SLOT_START_WAIT
+    while True:
+        after = compute_plan(
+            state, directory, nodes=touched, parallelism=options.parallelism, timeout=options.timeout
+        )
+        report.remaining = list(after.plan.actions)
+        report.unreachable_after = dict(after.plan.unreachable)
+        starting = [a for a in report.remaining if _waits_for_its_slot(a, made)]
+        if not starting or len(starting) < len(report.remaining) or time.monotonic() > deadline:
+            return
+        time.sleep(POLL_SECONDS * 2)
+
+
+def _created_subscription(action: Action) -> str | None:
+    """The subscription a done action created (and whose slot its worker creates), if any."""
+    if isinstance(action, CreateSubscription):
+        return action.subscription.name
+    if isinstance(action, ReplaceSubscription):
+        return action.after.name
+    return None
+
+
+def _waits_for_its_slot(action: Action, made: set[str]) -> bool:
+    """A replace the re-read plans only because a subscription made just now has no slot yet."""
+    return (
+        isinstance(action, ReplaceSubscription)
+        and action.after.name in made
+        and action.reason is not None
+        and SLOT_MISSING in action.reason
     )
-    report.remaining = list(after.plan.actions)
-    report.unreachable_after = dict(after.plan.unreachable)
 
 
 def _converge_rows(

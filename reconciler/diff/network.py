@@ -18,6 +18,9 @@ from reconciler.actions import (
 from reconciler.diff.desired import Desired
 from reconciler.live import LiveNode, SlotStatus
 
+# How a replace's reason says the provider holds no slot for it (apply/executor.py reads it).
+SLOT_MISSING = "is missing on"
+
 
 def broken_subscriptions(desired: Desired, live: Mapping[str, LiveNode]) -> dict[tuple[str, str], str]:
     """(subscriber, subscription) -> why it cannot replicate although its catalog is in sync.
@@ -41,7 +44,7 @@ def broken_subscriptions(desired: Desired, live: Mapping[str, LiveNode]) -> dict
             status = provider.slots.get(facts.slot)
             if status is None:
                 broken[(subscriber, name)] = (
-                    f"slot {facts.slot} is missing on {sub.provider_node}: re-copy needed"
+                    f"slot {facts.slot} {SLOT_MISSING} {sub.provider_node}: re-copy needed"
                 )
             elif status is SlotStatus.LOST:
                 broken[(subscriber, name)] = (
