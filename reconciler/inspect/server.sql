@@ -21,29 +21,42 @@ SELECT current_setting('server_version') AS server_version,
        array_to_string(current_schemas(true), ',') AS search_path,
        (SELECT extversion FROM pg_extension WHERE extname = 'pglogical') AS pglogical_version,
        (SELECT oid FROM pg_database WHERE datname = current_database()) AS database_oid,
-       -- The newest apply record's result (reconcile.apply_log does not exist before the
-       -- first apply, and a read-only review role may not read it: query_to_xml runs its
-       -- query only when it exists and may be read, so this never fails).
-       CASE WHEN has_table_privilege(to_regclass('reconcile.apply_log'), 'SELECT') THEN
-         (xpath('/row/result/text()', query_to_xml(
-           'SELECT result FROM reconcile.apply_log ORDER BY id DESC LIMIT 1', false, true, '')))[1]::text
-       END AS last_apply_result,
-       -- The schema migrations this database ran (apply's record), as JSON {name: checksum};
-       -- NULL before the first one (the same query_to_xml guard as above).
-       CASE WHEN to_regclass('reconcile.schema_migrations') IS NOT NULL THEN
-         (xpath('/row/m/text()', query_to_xml(
-           'SELECT coalesce(json_object_agg(name, checksum ORDER BY id), ''{}'')::text AS m'
-           ' FROM reconcile.schema_migrations', false, true, '')))[1]::text
-       END AS schema_migrations,
+       -- The tool's own records: the newest apply's result and the schema migrations this
+       -- database ran, as JSON {name: checksum}. The tables do not exist before the first apply,
+       -- and a read-only review role may not read them: query_to_xml runs its one query only
+       -- on those that exist and may be read, so this never fails (an empty answer is no XML: NULL).
+       r.last_apply_result,
+       r.schema_migrations,
        -- Whether an apply holds this node's lock now (apply/locks.py's key, as pg_locks shows a
-       -- bigint advisory key): a `running` record without it is an interrupted apply.
-       EXISTS (SELECT 1 FROM pg_locks l
-               WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %(lock_classid)s
-                 AND l.objid = %(lock_objid)s AND l.objsubid = 1
-                 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
-         AS apply_lock_held,
+       -- bigint advisory key): a `running` record without it is an interrupted apply. Read only
+       -- for a `running` record (pg_locks is the dearest read of a new backend).
+       CASE WHEN r.last_apply_result = 'running' THEN
+         EXISTS (SELECT 1 FROM pg_locks l
+                 WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %(lock_classid)s
+                   AND l.objid = %(lock_objid)s AND l.objsubid = 1
+                   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
+       END AS apply_lock_held,
        -- May this role read the server log (inspect/pglogical/worker_log.sql)?
        has_function_privilege('pg_catalog.pg_current_logfile()', 'EXECUTE')
          AND has_function_privilege('pg_catalog.pg_stat_file(text, boolean)', 'EXECUTE')
          AND has_function_privilege('pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)', 'EXECUTE')
          AS log_readable
+  FROM (SELECT (xpath('/row/a/text()', x))[1]::text AS last_apply_result,
+               (xpath('/row/m/text()', x))[1]::text AS schema_migrations
+          FROM (SELECT CASE WHEN q.log OR q.migrations THEN
+                         nullif(query_to_xml(
+                           'SELECT '
+                           || CASE WHEN q.log
+                                   THEN '(SELECT result FROM reconcile.apply_log ORDER BY id DESC LIMIT 1)'
+                                   ELSE 'NULL' END
+                           || ' AS a, '
+                           || CASE WHEN q.migrations
+                                   THEN '(SELECT coalesce(json_object_agg(name, checksum ORDER BY id), ''{}'')::text'
+                                        ' FROM reconcile.schema_migrations)'
+                                   ELSE 'NULL' END
+                           || ' AS m', false, true, '')::text, '')::xml
+                       END AS x
+                  FROM (SELECT coalesce(has_table_privilege(to_regclass('reconcile.apply_log'), 'SELECT'),
+                                        false) AS log,
+                               coalesce(has_table_privilege(to_regclass('reconcile.schema_migrations'), 'SELECT'),
+                                        false) AS migrations) AS q) AS answer) AS r
