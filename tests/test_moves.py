@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
+
+from ruamel.yaml import YAML
 
 from reconciler.diff import diff
+from reconciler.load import load_desired_state
 from reconciler.model import NodeCatalog, Subscription
 from reconciler.moves import moves, retirements
 from reconciler.plan import Plan
 from reconciler.render.plan_json import render_json
 from reconciler.render.plan_markdown import render_markdown
 from reconciler.render.plan_text import render_text
+from reconciler.verify.targets import moved_from, subscriber_checks
+
+SETS = Path(__file__).resolve().parent.parent / "desired-state" / "replication.yaml"
 
 
 def _sub(subscriber: str, provider: str, forward: tuple[str, ...]) -> Subscription:
@@ -88,3 +96,30 @@ def test_a_node_no_longer_declared_is_retired_and_the_plan_says_its_rows_stay() 
     # A declared provider left out of the plan (--node) is not retired; a plan without the list guesses nothing.
     assert moves(actions) == [] and retirements(actions, (*declared, "b")) == []
     assert "retire" not in render_text(Plan(actions=tuple(actions), tool_version="test"))
+
+
+def test_a_woreda_moved_to_a_zone_of_another_region_is_elsewhere_for_its_old_zone(tmp_path: Path) -> None:
+    # fed > r1, r2; z1, z3 under r1, z2 under r2; w moved z1 -> z2. Z1 still holds w's
+    # history: w's rows reach fed (Z1's grandparent) without passing Z1, so they are
+    # moved rows at Z1 (pruned without replicating), never stale rows to DELETE there.
+    parents = {"fed": None, "r1": "fed", "r2": "fed", "z1": "r1", "z3": "r1", "z2": "r2"}
+    parents |= {"w": "z2", "w1": "z1", "w3": "z3"}
+    levels = ("woreda", "zone", "region", "federal")
+    depth = {"fed": 3, "r1": 2, "r2": 2, "z1": 1, "z2": 1, "z3": 1}
+    nodes: dict[str, dict[str, str]] = {}
+    for name, up in parents.items():
+        nodes[name] = {"level": levels[depth.get(name, 0)], "dsn": f"host=h{depth.get(name, 0)} dbname={name}"}
+        if up is not None:
+            nodes[name]["upstream"] = up
+    yaml = YAML(typ="safe")
+    with (tmp_path / "topology.yaml").open("w") as out:
+        yaml.dump({"version": 1, "engine": "pglogical", "levels": list(levels), "nodes": nodes}, out)
+    shutil.copy(SETS, tmp_path / "replication.yaml")
+    state = load_desired_state(tmp_path)
+    assert "w" in moved_from(state, "z1")
+    assert "w1" not in moved_from(state, "z1")  # its own child is a provider, not elsewhere
+    assert set(moved_from(state, "z1")) == {"w", "w3"}  # lower levels only, not under z1
+    assert {"w", "z2"} <= set(moved_from(state, "r1")) and "w1" not in moved_from(state, "r1")
+    assert moved_from(state, "fed") == ()
+    elsewhere = {c.subscriber: c.elsewhere for c in subscriber_checks(state)}
+    assert "w" in elsewhere["z1"]

@@ -39,31 +39,40 @@ class SubscriberCheck:
     level: int
     providers: tuple[str, ...]
     tables: tuple[TableCheck, ...]
-    # Nodes one level down that feed the tier above by another path (children
-    # of its siblings): a row here that no provider passes but one of these
-    # holds is a moved node's history, not a stale row (see moved_from).
+    # Nodes below its level, not under it, whose chain reaches one of its
+    # ancestors by another path: a row here that no provider passes but one
+    # of these holds is a moved node's history, not a stale row (see moved_from).
     elsewhere: tuple[str, ...] = ()
 
 
 def moved_from(state: DesiredState, subscriber: str) -> tuple[str, ...]:
     """The nodes whose rows may sit at `subscriber` from before they moved to another parent.
 
-    Those one level below it, under another parent, whose own chain reaches
-    the subscriber's upstream: their rows reach that tier without passing
-    here. A top node has none (nothing above it could hold a row twice).
+    Those at any level below it, not under it, whose own chain reaches ANY
+    ancestor of the subscriber: their rows reach that tier without passing
+    here (a woreda moved from zone Z1 to zone Z2 of another region reaches
+    the nation, Z1's grandparent, not Z1's region). A top node has none
+    (nothing above it could hold a row twice).
     """
     node = state.nodes[subscriber]
     if node.upstream is None:
         return ()
-    below = state.level_index(node.level) - 1
+    ancestors: set[str] = set()
+    up: str | None = node.upstream
+    while up is not None and up not in ancestors and up in state.nodes:
+        ancestors.add(up)
+        up = state.nodes[up].upstream
+    level = state.level_index(node.level)
     found = []
     for name, other in sorted(state.nodes.items()):
-        if state.level_index(other.level) != below or other.upstream in (None, subscriber):
+        if state.level_index(other.level) >= level or other.upstream is None:
             continue
+        seen: set[str] = set()
         chain: str | None = other.upstream
-        while chain is not None and chain != node.upstream:
+        while chain is not None and chain not in seen and chain != subscriber and chain not in ancestors:
+            seen.add(chain)
             chain = state.nodes[chain].upstream if chain in state.nodes else None
-        if chain == node.upstream:
+        if chain is not None and chain in ancestors:
             found.append(name)
     return tuple(found)
 
