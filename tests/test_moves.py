@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import pytest
+from psycopg import sql
 from ruamel.yaml import YAML
 
 from reconciler.diff import diff
 from reconciler.load import load_desired_state
-from reconciler.model import NodeCatalog, Subscription
+from reconciler.model import Engine, NodeCatalog, Subscription
 from reconciler.moves import moves, retirements
 from reconciler.plan import Plan
 from reconciler.render.plan_json import render_json
 from reconciler.render.plan_markdown import render_markdown
 from reconciler.render.plan_text import render_text
+from reconciler.verify.node import TableSide
+from reconciler.verify.prune import PruneRefused, delete_moved
 from reconciler.verify.targets import moved_from, subscriber_checks
 
 SETS = Path(__file__).resolve().parent.parent / "desired-state" / "replication.yaml"
@@ -123,3 +130,46 @@ def test_a_woreda_moved_to_a_zone_of_another_region_is_elsewhere_for_its_old_zon
     assert moved_from(state, "fed") == ()
     elsewhere = {c.subscriber: c.elsewhere for c in subscriber_checks(state)}
     assert "w" in elsewhere["z1"]
+
+
+class _FakeSession:
+    """Records each statement's text; the set membership reads back `reads` in turn."""
+
+    node = "r1"
+
+    def __init__(self, reads: list[list[tuple[str, None, None]]]) -> None:
+        self.reads = reads
+        self.log: list[str] = []
+        self.conn = self
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.log.append("BEGIN")
+        try:
+            yield
+        except Exception:
+            self.log.append("ROLLBACK")
+            raise
+        self.log.append("COMMIT")
+
+    def execute(self, query: Any, params: Any = None) -> list[tuple[Any, ...]]:
+        text = query.as_string(None) if hasattr(query, "as_string") else str(query)
+        self.log.append(text)
+        if "replication_set_table" in text and "set_att_list" in text:
+            return list(self.reads.pop(0))
+        return [("k",)] if "DELETE FROM" in text else []
+
+
+def test_prune_locks_then_reads_the_sets_in_its_transaction_and_rolls_back_when_they_read_back_changed() -> None:
+    session = _FakeSession([[("approved", None, None)], [("approved", None, None)]])
+    side = TableSide(session, "public.technology", "id", ("id",), sql.SQL("true"))  # type: ignore[arg-type]
+    delete_moved(side, ["k"], Engine.PGLOGICAL)
+    lock = next(i for i, s in enumerate(session.log) if s.startswith("LOCK TABLE"))
+    reads = [i for i, s in enumerate(session.log) if "set_att_list" in s]
+    assert session.log[0] == "BEGIN" and session.log[-1] == "COMMIT"
+    assert "SHARE ROW EXCLUSIVE" in session.log[lock] and lock < reads[0] and len(reads) == 2
+    changed = _FakeSession([[("approved", None, None)], []])
+    side = TableSide(changed, "public.technology", "id", ("id",), sql.SQL("true"))  # type: ignore[arg-type]
+    with pytest.raises(PruneRefused, match="read back"):
+        delete_moved(side, ["k"], Engine.PGLOGICAL)
+    assert changed.log[-1] == "ROLLBACK"

@@ -11,7 +11,12 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 from support import cli, wait_for
+
+from reconciler.model import Engine
+from reconciler.verify.node import NodeSession, TableSide
+from reconciler.verify.prune import PruneRefused, delete_moved
 
 pytestmark = pytest.mark.server
 
@@ -185,3 +190,47 @@ def test_a_retired_district_leaves_no_slot_and_its_rows_stay_upstream(network: A
     status = cli("status", "-d", str(net.dir))
     assert status.exit_code == 0, status.output
     assert "No changes." in cli("plan", "-d", str(net.dir)).output
+
+
+def test_prune_refuses_a_table_a_delete_would_reach_beyond_and_deletes_nothing(network: Any) -> None:
+    net = network({"nation": None, "r1": "nation", "b": "r1"})
+    assert cli("apply", "-d", str(net.dir), "--auto-approve", "--allow-dirty").exit_code == 0
+    key = str(uuid.uuid4())
+    net.execute(
+        "r1",
+        "INSERT INTO public.technology (id, title, district, approved) VALUES (%s, 'm', 'b', true)",
+        (key,),
+    )
+    session = NodeSession("r1", net.dsn("r1"), timeout=10, statement_timeout=30, writable=True)
+    side = TableSide(session, "public.technology", "id", ("id",), sql.SQL("true"))
+    try:
+        # A cascading foreign key: its rows stay in their sets, their deletes would replicate.
+        net.execute(
+            "r1",
+            "CREATE TABLE public.note (id uuid PRIMARY KEY REFERENCES public.technology ON DELETE CASCADE)",
+        )
+        net.execute("r1", "INSERT INTO public.note VALUES (%s)", (key,))
+        with pytest.raises(
+            PruneRefused, match=r"public\.technology.*foreign key note_id_fkey of (public\.)?note"
+        ):
+            delete_moved(side, [key], Engine.PGLOGICAL)
+        net.execute("r1", "DROP TABLE public.note")
+        # An enabled user trigger may write elsewhere; a disabled one is no reason to refuse.
+        net.execute(
+            "r1", "CREATE FUNCTION public.noop() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN OLD; END'"
+        )
+        net.execute(
+            "r1",
+            "CREATE TRIGGER audit BEFORE DELETE ON public.technology FOR EACH ROW EXECUTE FUNCTION public.noop()",
+        )
+        with pytest.raises(PruneRefused, match=r"public\.technology.*trigger audit"):
+            delete_moved(side, [key], Engine.PGLOGICAL)
+        assert _keys(net, "r1", f"id = '{key}'") == {key}
+        sets = "SELECT count(*) FROM pglogical.replication_set_table WHERE set_reloid = 'public.technology'::regclass"
+        before = net.execute("r1", sets)[0][0]
+        assert before
+        net.execute("r1", "ALTER TABLE public.technology DISABLE TRIGGER audit")
+        assert delete_moved(side, [key], Engine.PGLOGICAL) == 1
+        assert not _keys(net, "r1", f"id = '{key}'") and net.execute("r1", sets)[0][0] == before
+    finally:
+        session.close()

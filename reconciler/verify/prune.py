@@ -32,6 +32,10 @@ BATCH = 500
 LOCK_TIMEOUT = "5s"
 
 
+class PruneRefused(Exception):
+    """Moved rows left in place: the delete could reach other rows, or the sets did not read back."""
+
+
 def can_prune(engine: Engine) -> bool:
     """Whether moved rows can be deleted here without the delete replicating (pglogical only)."""
     return engine is Engine.PGLOGICAL
@@ -47,16 +51,26 @@ def delete_moved(side: TableSide, keys: Sequence[str], engine: Engine, batch: in
     if not keys or not can_prune(engine):
         return 0
     session = side.session
-    member = [
-        (str(name), list(columns) if columns is not None else None, None if f is None else str(f))
-        for name, columns, f in session.execute(statement("set_membership"), {"table": side.table})
-    ]
     delete = statement("delete").format(table=table_identifier(side.table), key=sql.Identifier(side.key))
     deleted = 0
     for start in range(0, len(keys), batch):
         chunk = list(keys[start : start + batch])
         with session.conn.transaction():
             session.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)))
+            # The lock replication_set_add_table takes: no set change, new
+            # trigger or foreign key to the table lands between the reads
+            # below and the commit.
+            session.execute(
+                sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(table_identifier(side.table))
+            )
+            found = session.execute(statement("prune_blockers"), {"table": side.table})
+            blockers = [str(r[0]) for r in found]
+            if blockers:
+                raise PruneRefused(
+                    f"{side.table}: moved rows not removed at {session.node}: a delete here would reach "
+                    f"other rows through {', '.join(blockers)}; nothing deleted"
+                )
+            member = _membership(side)
             for name, _, _ in member:
                 session.execute(statement("set_remove_table"), {"set": name, "table": side.table})
             deleted += len(session.execute(delete, {"keys": chunk}))
@@ -65,4 +79,22 @@ def delete_moved(side: TableSide, keys: Sequence[str], engine: Engine, batch: in
                     statement("set_add_table"),
                     {"set": name, "table": side.table, "columns": columns, "row_filter": row_filter},
                 )
+            back = _membership(side)
+            if back != member:
+                # Raised inside the transaction: it rolls back, deletes included.
+                raise PruneRefused(
+                    f"{side.table}: moved rows not removed at {session.node}: its set membership read "
+                    f"back as {back!r}, not {member!r}; rolled back"
+                )
     return deleted
+
+
+Membership = list[tuple[str, list[str] | None, str | None]]
+
+
+def _membership(side: TableSide) -> Membership:
+    """The sets holding the table here, each with its column list and row filter (sorted by set)."""
+    return [
+        (str(name), list(columns) if columns is not None else None, None if f is None else str(f))
+        for name, columns, f in side.session.execute(statement("set_membership"), {"table": side.table})
+    ]

@@ -14,6 +14,7 @@ from reconciler.db import short_reason
 from reconciler.model import DesiredState, Engine
 from reconciler.verify.compare import Outcome, compare
 from reconciler.verify.node import NodeSession, NodeUnreachable, TableSide, passes, read_columns, statement
+from reconciler.verify.prune import PruneRefused
 from reconciler.verify.repair import RepairResult, repair
 from reconciler.verify.targets import SubscriberCheck, TableCheck, subscriber_checks
 
@@ -199,7 +200,7 @@ def _check_table(
                 mine, theirs, report.found, delete_stale=delete_stale, moved=moved, engine=engine
             )
             report.after = _moved(compare(mine, theirs), moved)
-    except CheckError as exc:
+    except (CheckError, PruneRefused) as exc:
         report.status, report.reason = Status.ERROR, str(exc)
     except psycopg.DatabaseError as exc:
         report.status = Status.ERROR
