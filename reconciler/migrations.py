@@ -14,12 +14,12 @@ import hashlib
 import os
 import re
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pglast
 from pglast import ast
-from pglast.enums import ConstrType
+from pglast.enums import AlterTableType, ConstrType, DropBehavior, ObjectType
 from pglast.parser import ParseError
 
 from reconciler.errors import Location, Problem
@@ -159,6 +159,15 @@ def _at(path: str, before: str) -> Location:
     return Location(path, line, len(before) - (before.rfind("\n") + 1) + 1)
 
 
+_LEAD = re.compile(rb"(?:\s+|--[^\n]*)*")
+
+
+def _start(raw: bytes, offset: int) -> int:
+    """Where the statement the parser places at `offset` begins: after the space and comments before it."""
+    lead = _LEAD.match(raw, offset)
+    return lead.end() if lead is not None else offset
+
+
 def _parse_one(
     path: str, name: str, number: int, text: str, raw: bytes
 ) -> tuple[Migration | None, list[Problem]]:
@@ -190,19 +199,31 @@ def _parse_one(
         return None, [Problem(_at(path, before), f"SQL syntax error: {message}")]
     if not parsed:
         return None, [Problem(Location(path, 1, 1), "the migration holds no statement")]
+    if len(parsed) > MAX_STATEMENTS:
+        return None, [
+            Problem(
+                Location(path, 1, 1),
+                f"the migration holds {len(parsed)} statements, more than {MAX_STATEMENTS}",
+            )
+        ]
     creates: list[str] = []
     keys: dict[str, tuple[str, ...]] = {}
     for raw_stmt in parsed:
         stmt = raw_stmt.stmt
-        where = _at(path, raw[: raw_stmt.stmt_location or 0].decode("utf-8", "replace"))
+        where = _at(path, raw[: _start(raw, raw_stmt.stmt_location or 0)].decode("utf-8", "replace"))
         refusal = _refusal(stmt)
+        if refusal is None and stmt is not None:
+            refusal = _statement_refusal(stmt)
         if refusal is not None:
             problems.append(Problem(where, refusal))
-        relation = stmt.relation if isinstance(stmt, ast.CreateStmt | ast.AlterTableStmt) else None
-        if relation is not None and not relation.schemaname:
-            # apply runs it with search_path pg_catalog, pg_temp (db.PINNED), as all of the tool's SQL.
-            problems.append(Problem(where, f"schema-qualify the table name ({relation.relname})"))
-        elif isinstance(stmt, ast.CreateStmt) and relation is not None:
+            continue
+        # apply runs it with search_path pg_catalog, pg_temp (db.PINNED), as all of the tool's SQL:
+        # every table named must be schema-qualified and outside the tool's and pglogical's schemas.
+        for offset, why in _tree_refusals(stmt) if stmt is not None else ():
+            at = where if offset is None else _at(path, raw[:offset].decode("utf-8", "replace"))
+            problems.append(Problem(at, why))
+        relation = stmt.relation if isinstance(stmt, ast.CreateStmt) else None
+        if relation is not None and relation.schemaname:
             creates.append(f"{relation.schemaname}.{relation.relname}")
             key = _primary_key(stmt)
             if key:
@@ -256,3 +277,149 @@ def _refusal(stmt: ast.Node | None) -> str | None:
     if isinstance(stmt, ast.VacuumStmt | ast.CreatedbStmt | ast.DropdbStmt | ast.CreateTableSpaceStmt):
         return "this statement cannot run inside the migration's transaction"
     return None
+
+
+# The offline check is an allowlist: a migration holds what a schema release
+# needs and nothing else, and every function it calls is a pure one of
+# pg_catalog (search_path is pg_catalog, pg_temp when it runs). What is not
+# named here is refused, so a new kind of statement is refused until added.
+MAX_STATEMENTS = 200
+_RESERVED_SCHEMAS = frozenset({"reconcile", "pglogical", "information_schema"})
+_ALLOWED_STATEMENTS: tuple[type[ast.Node], ...] = (
+    ast.CreateStmt, ast.AlterTableStmt, ast.IndexStmt, ast.DropStmt, ast.CommentStmt, ast.ViewStmt,
+    ast.CreateSeqStmt, ast.AlterSeqStmt, ast.CreateEnumStmt, ast.AlterEnumStmt, ast.CompositeTypeStmt,
+    ast.RenameStmt, ast.UpdateStmt, ast.InsertStmt, ast.DeleteStmt,
+)
+_ALTER_TABLE = frozenset({
+    AlterTableType.AT_AddColumn, AlterTableType.AT_ColumnDefault, AlterTableType.AT_DropNotNull,
+    AlterTableType.AT_SetNotNull, AlterTableType.AT_DropColumn, AlterTableType.AT_AddConstraint,
+    AlterTableType.AT_ValidateConstraint, AlterTableType.AT_DropConstraint, AlterTableType.AT_AlterColumnType,
+})
+_DROPPABLE = frozenset({
+    ObjectType.OBJECT_TABLE, ObjectType.OBJECT_INDEX, ObjectType.OBJECT_VIEW, ObjectType.OBJECT_SEQUENCE,
+    ObjectType.OBJECT_TYPE,
+})
+_COMMENTABLE = frozenset({
+    ObjectType.OBJECT_TABLE, ObjectType.OBJECT_COLUMN, ObjectType.OBJECT_INDEX, ObjectType.OBJECT_VIEW,
+    ObjectType.OBJECT_SEQUENCE, ObjectType.OBJECT_TYPE,
+})
+_RENAMABLE = frozenset({ObjectType.OBJECT_TABLE, ObjectType.OBJECT_COLUMN})
+# Pure functions of pg_catalog (some reached through SQL syntax: EXTRACT, TRIM, AT TIME ZONE, POSITION).
+_FUNCTIONS = frozenset({
+    "lower", "upper", "initcap", "coalesce", "nullif", "now", "gen_random_uuid", "length", "char_length",
+    "octet_length", "substring", "substr", "btrim", "ltrim", "rtrim", "trim", "replace", "concat",
+    "concat_ws", "left", "right", "split_part", "strpos", "position", "date_trunc", "date_part", "extract",
+    "timezone", "to_char", "to_date", "to_timestamp", "to_number", "abs", "round", "trunc", "ceil", "floor",
+    "greatest", "least", "md5", "jsonb_build_object", "jsonb_build_array", "json_build_object",
+    "json_build_array", "to_jsonb", "to_json", "jsonb_typeof", "jsonb_strip_nulls", "array_length",
+    "array_to_string", "string_to_array", "cardinality", "regexp_replace", "make_date", "make_interval",
+    "age", "statement_timestamp", "transaction_timestamp", "clock_timestamp", "mod", "sign", "translate",
+    "reverse", "encode", "decode", "sha256", "format", "quote_ident", "quote_literal",
+})
+
+
+def _qualified(names: tuple[str, ...]) -> str:
+    return ".".join(names)
+
+
+def _reserved(schema: str | None) -> bool:
+    return schema is not None and (schema in _RESERVED_SCHEMAS or schema.startswith("pg_"))
+
+
+def _names(value: object) -> tuple[str, ...]:
+    """The parts of a qualified name (a list of String, or a TypeName)."""
+    if isinstance(value, ast.TypeName):
+        value = value.names
+    if isinstance(value, ast.String):
+        return (str(value.sval),)
+    if isinstance(value, list | tuple):
+        return tuple(str(v.sval) for v in value if isinstance(v, ast.String))
+    return ()
+
+
+def _object_refusal(names: tuple[str, ...], what: str) -> str | None:
+    if len(names) < 2:
+        return f"schema-qualify the {what} name ({_qualified(names)})"
+    if _reserved(names[0]):
+        return f"the {what} {_qualified(names)} is in schema {names[0]}, which a migration may not touch"
+    return None
+
+
+def _statement_refusal(stmt: ast.Node) -> str | None:
+    """Why this top-level statement is outside what a schema release needs, or None."""
+    kind = type(stmt).__name__
+    if not isinstance(stmt, _ALLOWED_STATEMENTS):
+        return (
+            f"{kind} is not allowed in a migration: only tables, columns, constraints, indexes, views,"
+            " sequences, types, comments, renames and backfills (INSERT/UPDATE/DELETE) are"
+        )
+    if isinstance(stmt, ast.AlterTableStmt):
+        if stmt.objtype != ObjectType.OBJECT_TABLE:
+            return "only ALTER TABLE is allowed (not ALTER INDEX, VIEW, SEQUENCE or other relations)"
+        for cmd in stmt.cmds or ():
+            if isinstance(cmd, ast.AlterTableCmd) and cmd.subtype not in _ALTER_TABLE:
+                return (
+                    f"ALTER TABLE {AlterTableType(cmd.subtype).name[3:]} is not allowed: only columns,"
+                    " defaults, NOT NULL, types and constraints may change"
+                )
+    if isinstance(stmt, ast.IndexStmt) and stmt.concurrent:
+        return "CREATE INDEX CONCURRENTLY cannot run inside the migration's transaction"
+    if isinstance(stmt, ast.DropStmt):
+        if stmt.removeType not in _DROPPABLE:
+            return (
+                f"DROP {ObjectType(stmt.removeType).name[7:]} is not allowed: only tables, indexes,"
+                " views, sequences and types"
+            )
+        if stmt.behavior == DropBehavior.DROP_CASCADE:
+            return "DROP ... CASCADE is not allowed: drop the dependent objects by name"
+        for obj in stmt.objects or ():
+            refusal = _object_refusal(_names(obj), "dropped object")
+            if refusal is not None:
+                return refusal
+    if isinstance(stmt, ast.CommentStmt):
+        if stmt.objtype not in _COMMENTABLE:
+            return "COMMENT is allowed only on tables, columns, indexes, views, sequences and types"
+        return _object_refusal(_names(stmt.object), "commented object")
+    if isinstance(stmt, ast.RenameStmt) and stmt.renameType not in _RENAMABLE:
+        return "only tables and columns may be renamed"
+    if isinstance(stmt, ast.CreateEnumStmt | ast.AlterEnumStmt):
+        return _object_refusal(_names(stmt.typeName), "type")
+    return None
+
+
+def _walk(node: object) -> Iterator[ast.Node]:
+    """Every node of a parse tree, the root first."""
+    if isinstance(node, ast.Node):
+        yield node
+        for slot in type(node).__slots__:
+            yield from _walk(getattr(node, slot, None))
+    elif isinstance(node, list | tuple):
+        for item in node:
+            yield from _walk(item)
+
+
+def _tree_refusals(stmt: ast.Node) -> list[tuple[int | None, str]]:
+    """Why parts of the statement are refused, each with its byte offset when the parser kept one."""
+    found: list[tuple[int | None, str]] = []
+    nodes = list(_walk(stmt))
+    ctes = {str(n.ctename) for n in nodes if isinstance(n, ast.CommonTableExpr)}
+    for node in nodes:
+        location = getattr(node, "location", None)
+        at = location if isinstance(location, int) and location >= 0 else None
+        if isinstance(node, ast.FuncCall):
+            names = _names(node.funcname)
+            schema = names[:-1]
+            pure = bool(names) and names[-1] in _FUNCTIONS and schema in ((), ("pg_catalog",))
+            if not pure:
+                found.append(
+                    (at, f"the function {_qualified(names)}() is not allowed in a migration: only pure"
+                     " pg_catalog functions (lower, coalesce, now, date_trunc, ...) are")
+                )
+        elif isinstance(node, ast.RangeVar):
+            if node.schemaname is None and str(node.relname) in ctes:
+                continue
+            names = tuple(str(n) for n in (node.schemaname, node.relname) if n)
+            refusal = _object_refusal(names, "table")
+            if refusal is not None:
+                found.append((at, refusal))
+    return found

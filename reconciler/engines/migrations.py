@@ -138,7 +138,11 @@ def _wait_confirmed(pconn: psycopg.Connection[Any], provider: str, slot: str) ->
     while True:
         found = pconn.execute(query, (row[0], slot)).fetchone()
         if found is None:
-            return  # no such slot: nothing queued for this node to decode
+            # Fail closed: a slot that is not there cannot confirm the old shape's last change.
+            raise ApplyError(
+                f"slot {slot} is not on {provider}: it cannot confirm that no change of the old shape is"
+                " still queued for this node, so the leaves-first migration waits"
+            )
         if found[0]:
             return
         if time.monotonic() > deadline:
