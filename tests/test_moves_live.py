@@ -118,8 +118,14 @@ def test_a_district_moved_with_a_writer_running_leaves_every_tier_exact(
         stop.set()
         for t in threads:
             t.join(10)
-    assert result.exit_code == 0, result.output
-    assert "converged: catalogs and rows" in result.output, result.output
+    # The catalogs always converge. The rows may not, at the moment apply ends: the
+    # writer flips approvals throughout, and pglogical carries no withdrawal
+    # (REPLICATION-NOTES), so a row withdrawn before r2's copy can be left at the
+    # nation; apply then says so and exits 1, and the verify --repair below closes it.
+    assert result.exit_code in (0, 1), result.output
+    assert "converged: catalogs and rows" in result.output or (
+        result.exit_code == 1 and "catalogs converged; rows: verified" in result.output
+    ), result.output
     assert lowest[0] == len(history), f"the nation lacked {len(history) - lowest[0]} of b's rows during apply"
     # The old parent holds none of b's history any more: removed there, not at the nation.
     assert not _keys(net, "r1") & set(history), result.output
