@@ -92,6 +92,28 @@ def _port_base() -> int:
     return DEFAULT_PORT_BASE
 
 
+# Lines of the session servers' logs saying a backend or worker crashed: printed
+# at the end of the run (pytest_terminal_summary), since a crash restarts the
+# whole server and the failing test only sees a lost connection.
+SERVER_CRASHES: list[str] = []
+
+
+def _crashes(pgdata: Path) -> list[str]:
+    found: list[str] = []
+    for log in sorted((pgdata / "log").glob("*.log")):
+        for line in log.read_text(errors="replace").splitlines():
+            if "was terminated by signal" in line or "PANIC:" in line:
+                found.append(f"{pgdata.name}: {line}")
+    return found[:20]
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if SERVER_CRASHES:
+        terminalreporter.section("PostgreSQL server crashes during the run")
+        for line in SERVER_CRASHES:
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture(scope="session")
 def pg_servers() -> Iterator[PgServers]:
     base = _port_base()
@@ -106,6 +128,7 @@ def pg_servers() -> Iterator[PgServers]:
         yield PgServers(ports=ports, data_dir=root)
     finally:
         for pgdata in dirs:
+            SERVER_CRASHES.extend(_crashes(pgdata))
             try:
                 remove_server(pgdata)
             except SandboxError as exc:  # keep stopping the others

@@ -27,6 +27,7 @@ from reconciler.actions import (
     DropSubscription,
     ReplaceSubscription,
     RunMigration,
+    SwitchSubscription,
 )
 from reconciler.apply.graph import dependencies, provider_of
 from reconciler.apply.rows import row_scope
@@ -85,6 +86,10 @@ def test_any_order_the_graph_allows_converges(
                 # The same migration, on a node the diff put before this one (a tier above, or below).
                 assert a.migration == b.migration and a.node in b.after, (a, b)
                 continue
+            if isinstance(a, SwitchSubscription) and isinstance(b, SwitchSubscription):
+                # Engine switch, subscribers first: b's node is a's provider.
+                assert provider_of(a) == b.node and a.step < b.step, (a, b)
+                continue
             if a.node != b.node:
                 # A subscription waits on its provider; a provider's action on a subscriber's subscription.
                 nodes = {x.node for x in actions}
@@ -93,7 +98,11 @@ def test_any_order_the_graph_allows_converges(
                 moved = a.kind == "drop_subscription" and aliases.get(pa or "", pa) == aliases.get(
                     pb or "", pb
                 )
-                assert aliases.get(pb or "", pb) == a.node or aliases.get(pa or "", pa) == b.node or moved, (
+                # A drop_node waits for every drop of a subscription to its name (two clones may hold it).
+                by_name = isinstance(b, DropNode) and a.kind == "drop_subscription" and pa == b.name
+                assert (
+                    aliases.get(pb or "", pb) == a.node or aliases.get(pa or "", pa) == b.node or moved or by_name
+                ), (
                     a,
                     b,
                 )
@@ -150,3 +159,44 @@ def test_a_moved_node_gets_its_new_path_only_after_the_old_one_is_gone() -> None
     actions = order([new, old])
     waits = dependencies(actions)
     assert [actions[w] for w in waits[actions.index(new)]] == [old]
+
+
+def test_an_engine_switch_goes_subscribers_first_whatever_the_names() -> None:
+    """A pglogical subscriber must not see its provider's changes arrive there through a native
+    subscription (pglogical 2.4 crashes on the forwarded origin name): the top switches first."""
+    from reconciler.diff.desired import DesiredNode
+    from reconciler.model import NodeCatalog
+
+    def sub(subscriber: str, provider: str, origins: tuple[str, ...]) -> Subscription:
+        return _sub(subscriber, provider).model_copy(update={"forward_origins": origins})
+
+    # "z_nation" <- "a_region" <- "m_district": name order is not tier order.
+    edges = {"z_nation": "a_region", "a_region": "m_district"}
+    upstream = {"a_region": "z_nation", "m_district": "a_region"}
+    desired = Desired(
+        engine=Engine.NATIVE,
+        nodes={
+            n: DesiredNode(
+                catalog=NodeCatalog(
+                    subscriptions={f"{n}_from_{p}": sub(n, p, ("all",)) for p in edges.get(n, "").split()}
+                ),
+                upstream=upstream.get(n),
+            )
+            for n in ("z_nation", "a_region", "m_district")
+        },
+    )
+    live = {
+        n: LiveNode(
+            catalog=NodeCatalog(
+                legacy_subscriptions={f"{n}_from_{p}": sub(n, p, ()) for p in edges.get(n, "").split()}
+            )
+        )
+        for n in desired.nodes
+    }
+    actions = [a for a in changes(desired, live) if isinstance(a, SwitchSubscription)]
+    assert [(a.node, a.step) for a in actions] == [("z_nation", 0), ("a_region", 1)]
+    everything = changes(desired, live)
+    waits = dependencies(everything)
+    region = next(i for i, a in enumerate(everything) if a.kind == "switch_subscription" and a.node == "a_region")
+    nation = next(i for i, a in enumerate(everything) if a.kind == "switch_subscription" and a.node == "z_nation")
+    assert nation in waits[region]

@@ -184,6 +184,13 @@ class SwitchSubscription(ActionBase):
     kind: Literal["switch_subscription"] = "switch_subscription"
     before: Subscription
     after: Subscription
+    # Tiers above this node: subscribers switch before their providers
+    # (engines/native_switch.py, _create_disabled, says why).
+    step: int = 0
+
+    @property
+    def rank(self) -> tuple[int, ...]:
+        return (self.step,)
 
     @property
     def change(self) -> ChangeKind:

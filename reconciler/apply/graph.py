@@ -132,7 +132,10 @@ def dependencies(actions: Sequence[Action]) -> list[tuple[int, ...]]:
     a new or replaced one for the other subscribers' drops of subscriptions
     to that provider (a move: never two paths up at once); any other action
     waits for the earlier-phase subscription actions whose provider it runs
-    on (a slot, set or node drop after the subscriber let go).
+    on (a slot, set or node drop after the subscriber let go). An engine
+    switch of a node's subscription waits for the switches of its own
+    subscribers' subscriptions to it (subscribers first, as plan order has
+    them).
     One session runs a node's actions one at a time, in plan order where
     nothing holds one back.
     """
@@ -148,11 +151,14 @@ def dependencies(actions: Sequence[Action]) -> list[tuple[int, ...]]:
 
     on_node: dict[str, list[int]] = {}
     subscribing: dict[str, list[int]] = {}  # provider -> its subscribers' subscription actions
+    dropped_to: dict[str, list[int]] = {}  # pglogical node name -> drops of subscriptions to it
     for index, action in enumerate(actions):
         on_node.setdefault(action.node, []).append(index)
         other = provider(action)
         if other is not None and other != action.node:
             subscribing.setdefault(other, []).append(index)
+        if isinstance(action, DropSubscription):
+            dropped_to.setdefault(action.provider_node, []).append(index)
     same_node = _same_node_waits(actions, on_node)
     migration_runs = {
         (a.migration.id, a.node): i for i, a in enumerate(actions) if isinstance(a, RunMigration)
@@ -182,6 +188,24 @@ def dependencies(actions: Sequence[Action]) -> list[tuple[int, ...]]:
         elif other is None:
             waits.update(
                 i for i in subscribing.get(action.node, ()) if i < index and _phase(actions[i]) < phase
+            )
+        if isinstance(action, DropNode):
+            # Two databases may hold a node of one name (a restored clone): a
+            # subscription to that name may be either's, so its drop goes first.
+            waits.update(
+                i
+                for i in dropped_to.get(action.name, ())
+                if i < index and actions[i].node != action.node
+            )
+        if isinstance(action, SwitchSubscription):
+            # Engine switch, subscribers first (from the top): a node's own
+            # subscriptions turn native only once its subscribers' ones to it
+            # did (native_switch._create_disabled says what happens otherwise).
+            # Plan order has them first already (SwitchSubscription.step).
+            waits.update(
+                i
+                for i in subscribing.get(action.node, ())
+                if i < index and actions[i].kind == "switch_subscription"
             )
         if isinstance(action, RunMigration):
             # Tier by tier: the same migration on the nodes the diff put before it

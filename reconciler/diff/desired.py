@@ -11,7 +11,7 @@ class DesiredNode(Frozen):
     # As inspection normalised it (row filters in the node's own normal form),
     # so that `desired == live` means in sync.
     catalog: NodeCatalog = Field(default_factory=NodeCatalog)
-    upstream: str | None = None  # the node this one subscribes to, by the topology
+    upstream: str | None = None  # the node its rows flow to (its parent, which subscribes to it)
     max_slot_wal_keep_size: str | None = None  # None: not declared, left as it is
 
 
@@ -26,3 +26,12 @@ class Desired(Frozen):
     migrations: tuple[Migration, ...] = ()
     # monitoring.heartbeat: every node holds the tool's reconcile.heartbeat table.
     heartbeat: bool = False
+
+    def above(self, node: str) -> list[str]:
+        """The nodes above `node`, nearest first (bounded: the loader refuses cycles)."""
+        found: list[str] = []
+        current = self.nodes[node].upstream
+        while current is not None and current in self.nodes and current not in found:
+            found.append(current)
+            current = self.nodes[current].upstream
+        return found

@@ -29,19 +29,9 @@ class Rollout:
     drifted: dict[str, tuple[str, ...]] = field(default_factory=dict)  # migration -> nodes, other checksum
 
 
-def _chain(desired: Desired, node: str) -> list[str]:
-    """The nodes above `node`, nearest first (bounded: the loader refuses cycles)."""
-    above: list[str] = []
-    current = desired.nodes[node].upstream
-    while current is not None and current in desired.nodes and current not in above:
-        above.append(current)
-        current = desired.nodes[current].upstream
-    return above
-
-
 def rollout(desired: Desired, live: Mapping[str, LiveNode]) -> Rollout:
     """Every pending migration of every read node, in rollout order, and what waits and why."""
-    ancestors = {n: _chain(desired, n) for n in desired.nodes}
+    ancestors = {n: desired.above(n) for n in desired.nodes}
     descendants: dict[str, list[str]] = {n: [] for n in desired.nodes}
     for node, above in ancestors.items():
         for a in above:

@@ -14,6 +14,7 @@ from reconciler.actions import (
     DropSubscription,
     RefreshSubscription,
     ReplaceSubscription,
+    SwitchSubscription,
 )
 from reconciler.diff.desired import Desired
 from reconciler.live import LiveNode, SlotStatus
@@ -146,6 +147,9 @@ def native_across_nodes(
         if isinstance(a, AlterSubscription)
         else a.model_copy(update={"synchronize_data": False})
         if isinstance(a, AddTable)
+        # An engine switch goes tier by tier from the top: subscribers first.
+        else a.model_copy(update={"step": len(desired.above(a.node))})
+        if isinstance(a, SwitchSubscription) and a.node in desired.nodes
         else a
         for a in actions
     ]

@@ -12,10 +12,16 @@ from psycopg import sql
 from reconciler.actions import DropSubscription, SwitchSubscription
 from reconciler.engines import ALREADY, Outcome, ProviderConn, Result, run
 from reconciler.engines import pglogical as pglogical_engine
-from reconciler.engines.native_statements import advance_origin_sql, create_subscription_sql, enable_sql
+from reconciler.engines.native_statements import (
+    advance_origin_sql,
+    create_subscription_sql,
+    drop_subscription_sql,
+    enable_sql,
+)
 from reconciler.errors import ApplyError
 from reconciler.inspect import native_point as live
 from reconciler.inspect import pglogical_point
+from reconciler.model import Subscription
 
 Conn = psycopg.Connection[Any]
 
@@ -64,10 +70,19 @@ def switch(conn: Conn, action: SwitchSubscription, provider_conn: ProviderConn |
     if pconn is None:
         raise ApplyError(f"provider {wanted.provider_node} is unreachable: the switch needs it")
     if current is None:
-        run(conn, [create_subscription_sql(wanted, copy_data=False, enabled=False)])
-        current = live.subscription(conn, wanted.name)
-        if current is None:
-            raise ApplyError(f"subscription {wanted.name!r} vanished after creation")
+        current = _create_disabled(conn, wanted)
+    remade = ""
+    if live.origin_exists(pconn, current.origin):
+        # Made again under a new oid: see _create_disabled.
+        remade = f"; made again, {current.origin} being an origin name on {wanted.provider_node}"
+        run(conn, [drop_subscription_sql(wanted.name)])
+        current = _create_disabled(conn, wanted)
+        if live.origin_exists(pconn, current.origin):
+            raise ApplyError(
+                f"{wanted.provider_node} holds a replication origin named {current.origin}, like the new"
+                f" subscription {wanted.name!r}: pglogical would forward changes under that name and crash"
+                " this server; nothing was switched on"
+            )
     native_slot = live.slot_position(pconn, current.slot_name or wanted.name)
     if native_slot is None or native_slot.confirmed_flush_lsn is None:
         raise ApplyError(f"slot {current.slot_name} is missing on {wanted.provider_node}")
@@ -91,8 +106,27 @@ def switch(conn: Conn, action: SwitchSubscription, provider_conn: ProviderConn |
     pglogical_engine.execute(
         conn, DropSubscription(node=action.node, name=old.name, provider_node=old.provider_node)
     )
-    note = f" (native starts after {position or start}; pglogical applied everything before)"
+    note = f" (native starts after {position or start}; pglogical applied everything before{remade})"
     return Outcome(Result.DONE, note)
+
+
+def _create_disabled(conn: Conn, wanted: Subscription) -> live.NativeSubscription:
+    """The edge's native subscription, disabled, without copy; its origin is pg_<its oid>.
+
+    While this node's pglogical subscription still runs, its provider forwards
+    every change under the name of the origin it came through there. A name
+    equal to this subscription's origin makes pglogical 2.4's apply worker
+    advance that origin outside a transaction (pglogical_apply.c,
+    handle_commit) and crash with signal 11, restarting this whole server
+    again and again (measured). Switching subscribers before their providers
+    (apply/graph.py) keeps pg_* names away from pglogical; the caller checks
+    the provider's origins all the same (a network left half-switched).
+    """
+    run(conn, [create_subscription_sql(wanted, copy_data=False, enabled=False)])
+    current = live.subscription(conn, wanted.name)
+    if current is None:
+        raise ApplyError(f"subscription {wanted.name!r} vanished after creation")
+    return current
 
 
 def _pglogical_call(function: str, name: str) -> sql.Composed:

@@ -104,6 +104,11 @@ def origin_lsn(conn: Conn, origin: str) -> str | None:
     return None if r is None else r["remote_lsn"]
 
 
+def origin_exists(conn: Conn, origin: str) -> bool:
+    r = _one(conn, "origin_exists", {"origin": origin})
+    return bool(r and r["present"])
+
+
 def slot_position(conn: Conn, slot: str) -> SlotPosition | None:
     r = _one(conn, "slot_position", {"slot": slot})
     return (
