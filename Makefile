@@ -61,7 +61,7 @@ demo: install
 	$(RECONCILE) plan --detailed-exitcode
 
 test: install
-	$(PY) -m pytest -q
+	HYPOTHESIS_PROFILE=repeatable $(PY) -m pytest -q
 
 lint: install
 	$(PY) -m ruff check reconciler tests

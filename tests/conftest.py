@@ -24,6 +24,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from hypothesis import settings
 from psycopg.abc import Params, Query
 from ruamel.yaml import YAML
 
@@ -91,6 +92,12 @@ def _port_base() -> int:
             return base
     return DEFAULT_PORT_BASE
 
+
+# `make test` (and so CI) runs each property test on the same examples every
+# time (HYPOTHESIS_PROFILE=repeatable): a fresh clone's run is reproducible.
+# Run pytest directly to explore new examples (the default profile).
+settings.register_profile("repeatable", derandomize=True, database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 # Lines of the session servers' logs saying a backend or worker crashed: printed
 # at the end of the run (pytest_terminal_summary), since a crash restarts the
