@@ -140,6 +140,10 @@ class Plan(Frozen):
     # Nodes whose newest apply record is not ok (failed, interrupted, running):
     # the next apply that completes there supersedes it.
     unsettled: dict[str, str] = pydantic.Field(default_factory=dict)
+    # Subscribers that still owe rows of these declared tables (reconcile.pending_rows: an
+    # earlier apply's repair did not finish): apply verifies and repairs them, and the plan
+    # is not converged until it did.
+    pending_rows: dict[str, tuple[str, ...]] = pydantic.Field(default_factory=dict)
     # Schema migrations: nodes whose pending migrations wait (on a tier not read,
     # or itself waiting), and migrations a node ran that the desired state does
     # not know (drift: a newer branch applied, or a file removed).

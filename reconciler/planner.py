@@ -78,6 +78,7 @@ def compute_plan(
     }
     desired = desired.model_copy(update={"nodes": {**desired.nodes, **unread}})
     live = {name: f.state for name, f in facts.items()}
+    state_tables = {t for s in state.replication_sets.values() for t in s.tables}
     actions = changes(desired, live)
     migrations = rollout(desired, live)
     plan = Plan(
@@ -99,6 +100,11 @@ def compute_plan(
             name: str(f.last_apply)
             for name, f in sorted(facts.items())
             if f.last_apply is not None and f.last_apply != "ok"
+        },
+        pending_rows={
+            name: tuple(sorted(t for t in f.pending_rows if t in state_tables))
+            for name, f in sorted(facts.items())
+            if name in state.nodes and any(t in state_tables for t in f.pending_rows)
         },
     )
     return PlanRun(plan=plan, inspection=inspection)

@@ -94,7 +94,7 @@ class AddTable(ActionBase):
         if self.synced_at:
             text += (
                 f" (no copy to {','.join(self.synced_at)}: the table is already marked synced there;"
-                " run verify --repair)"
+                " apply copies its rows by key)"
             )
         return text
 

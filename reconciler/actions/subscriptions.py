@@ -37,7 +37,7 @@ class CreateSubscription(ActionBase):
             f" forward_origins={{{','.join(s.forward_origins)}}}"
         )
         if not self.copy_data:
-            text += " (no initial copy: the subscriber's tables hold rows; run verify --repair)"
+            text += " (no initial copy: the subscriber's tables hold rows; apply copies its rows by key)"
         return text
 
 

@@ -33,12 +33,12 @@ from pathlib import Path
 
 import psycopg
 
-from reconciler import db
+from reconciler import db, pending_rows
 from reconciler.actions import Action, CreateSubscription, ReplaceSubscription
 from reconciler.apply import locks
 from reconciler.apply import log as apply_log
 from reconciler.apply.graph import dependencies, provider_of
-from reconciler.apply.rows import RowScope, row_scope
+from reconciler.apply.rows import RowScope, owed, row_scope
 from reconciler.diff.network import SLOT_MISSING
 from reconciler.engines import engine_for
 from reconciler.engines.migrations import CONTEXT as migration_context
@@ -57,6 +57,8 @@ WATCHDOG_MARGIN = 5.0
 SESSION_GRACE = 2.0
 # How often the walk looks for an interrupt while actions run.
 POLL_SECONDS = 0.2
+# At most one progress line per table this often while a repair copies rows.
+PROGRESS_SECONDS = 2.0
 # How long a re-read waits for the slots of subscriptions made by this apply (see _reread).
 SLOT_START_WAIT = 15.0
 
@@ -306,9 +308,10 @@ def apply_plan(
         outcomes=[Outcome(a, Status.HELD_BACK) for a in held]
         + [Outcome(a, Status.BLOCKED, edge_blockers[(a.node, provider_of(a) or "")]) for a in blocked]
     )
-    if not runnable:
+    if not runnable and not plan.pending_rows:
         return report
-    touched = sorted({a.node for a in runnable})
+    # Subscribers that still owe rows are locked too: their repair runs under the locks.
+    touched = sorted({a.node for a in runnable} | set(plan.pending_rows))
     user = getpass.getuser()
     host = socket.gethostname()
     commit = plan.desired_commit
@@ -335,7 +338,7 @@ def apply_plan(
         # Still under the locks: no other apply (or skip) writes while the
         # result is read back and the rows are repaired.
         _reread(state, directory, touched, options, report)
-        _converge_rows(state, report, options, progress)
+        _converge_rows(state, plan, report, options, progress)
     finally:
         sessions.close()
     # Nodes this plan does not change at all, whose last apply had not completed.
@@ -498,6 +501,7 @@ def _run(
             return pconn
 
         started = time.monotonic()
+        _record_owed(state, action, conn, options)
         # Past the deadline the provider connections it waits on are shut
         # first; the node's own session (and its lock) only if that did not
         # end the action: a silent provider must not cost the subscriber its session.
@@ -736,11 +740,101 @@ def _waits_for_its_slot(action: Action, made: set[str]) -> bool:
     )
 
 
-def _converge_rows(
-    state: DesiredState, report: ApplyReport, options: ApplyOptions, progress: Progress
+def _record_owed(
+    state: DesiredState, action: Action, conn: psycopg.Connection, options: ApplyOptions
 ) -> None:
-    """Verify and repair exactly the tables, on exactly the subscribers, the done actions may leave wrong."""
-    report.rows = row_scope(state, [o.action for o in report.outcomes if o.status is Status.DONE])
+    """Before an action that may leave subscribers owing rows: say so in each one's pending_rows.
+
+    The action's own node in its session; another subscriber (a provider's
+    table added again) in a short connection of its own, if it answers: if it
+    does not, its rows cannot be repaired by this apply anyway, and the
+    report says what to run.
+    """
+    because = f"{action.node}: {action.symbol} {action.describe()}"
+    for subscriber, tables in sorted(owed(state, action).items()):
+        try:
+            if subscriber == action.node:
+                pending_rows.record(conn, tables, because)
+                continue
+            with db.connect(
+                state.nodes[subscriber].connect_dsn,
+                timeout=options.timeout,
+                writes=True,
+                statement_timeout=options.statement_timeout,
+            ) as other:
+                pending_rows.record(other, tables, because)
+        except (ConnectError, psycopg.Error):
+            continue
+
+
+def _settle_owed(state: DesiredState, plan: Plan, report: ApplyReport, options: ApplyOptions) -> None:
+    """Tables verified whole at a subscriber: their pending_rows records go (best effort: a record
+    left behind only makes the next apply verify that table again)."""
+    if report.verify is None:
+        return
+    # Only where a record may be: this apply's actions wrote them, or an earlier one did.
+    owing = set(plan.pending_rows) | {s for o in report.outcomes for s in owed(state, o.action)}
+    whole: dict[str, set[str]] = {}
+    for t in report.verify.tables:
+        if t.subscriber in owing and rows_whole(t):
+            whole.setdefault(t.subscriber, set()).add(t.table)
+
+    def settle(node: str) -> bool:
+        try:
+            with db.connect(
+                state.nodes[node].connect_dsn,
+                timeout=options.timeout,
+                writes=True,
+                statement_timeout=options.statement_timeout,
+            ) as conn:
+                pending_rows.settled(conn, whole[node])
+        except (ConnectError, psycopg.Error):
+            return False
+        return True
+
+    db.fan_out(sorted(whole), settle, options.parallelism, name="reconcile-settle-rows")
+
+
+class _CopyReporter:
+    """A repair's progress as apply events: the first and last batch of each table, and at most
+    one line every PROGRESS_SECONDS in between."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.last: dict[tuple[str, str], float] = {}
+
+    def __call__(self, p: verify_run.CopyProgress) -> None:
+        now = time.monotonic()
+        key = (p.subscriber, p.table)
+        done = p.rows_copied >= p.rows_to_copy
+        if not done and p.rows_copied and now - self.last.get(key, 0.0) < PROGRESS_SECONDS:
+            return
+        self.last[key] = now
+        self.progress(Event(p.subscriber, copy_line(p)))
+
+
+def copy_line(p: verify_run.CopyProgress) -> str:
+    """`public.t: 2,000 of 3,000 rows, 412 kB, ETA 12 s` (a repair's progress, for people)."""
+    eta = p.eta_seconds
+    tail = f", ETA {eta:.0f} s" if eta is not None and p.rows_copied < p.rows_to_copy else ""
+    return f"{p.table}: {p.rows_copied:,} of {p.rows_to_copy:,} rows, {_size(p.bytes_copied)}{tail}"
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
+def _converge_rows(
+    state: DesiredState, plan: Plan, report: ApplyReport, options: ApplyOptions, progress: Progress
+) -> None:
+    """Verify and repair exactly the tables, on exactly the subscribers, the done actions may leave
+    wrong, and those an earlier apply left owing rows (pending_rows.py)."""
+    report.rows = row_scope(
+        state, [o.action for o in report.outcomes if o.status is Status.DONE], plan.pending_rows
+    )
     if not report.rows.tables:
         return
     if not options.repair:
@@ -760,5 +854,8 @@ def _converge_rows(
             # tier above must keep. Stale rows are reported instead.
             delete_stale=False,
             catch_up_first=True,
+            record_progress=True,
         ),
+        on_copy=_CopyReporter(progress),
     )
+    _settle_owed(state, plan, report, options)

@@ -11,7 +11,7 @@ and on the tiers above them (the repaired rows travel on up).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import assert_never
 
@@ -57,7 +57,7 @@ def _set_tables(state: DesiredState, sets: Iterable[str]) -> set[str]:
     return {t for s in sets if s in state.replication_sets for t in state.replication_sets[s].tables}
 
 
-def _affected(state: DesiredState, action: Action) -> dict[str, set[str]]:
+def affected(state: DesiredState, action: Action) -> dict[str, set[str]]:
     """Subscriber -> tables for one action (empty when it leaves no rows behind)."""
     if action.data_movement is not DataMovement.RESYNC_NEEDED:
         return {}
@@ -101,16 +101,34 @@ def _affected(state: DesiredState, action: Action) -> dict[str, set[str]]:
             assert_never(action)
 
 
-def row_scope(state: DesiredState, done: Iterable[Action]) -> RowScope:
-    """The tables to verify on each subscriber after `done` ran; only declared subscribers and tables."""
+def owed(state: DesiredState, action: Action) -> dict[str, set[str]]:
+    """Declared subscriber -> tables `action` may leave owing rows (pending_rows.py records them)."""
+    return {s: t for s, t in affected(state, action).items() if s in state.nodes and t}
+
+
+def row_scope(
+    state: DesiredState, done: Iterable[Action], pending: Mapping[str, Iterable[str]] | None = None
+) -> RowScope:
+    """The tables to verify on each subscriber after `done` ran; only declared subscribers and tables.
+
+    `pending`: tables subscribers still owe rows of from an earlier apply (the plan's pending_rows).
+    """
     tables: dict[str, set[str]] = {}
     because: list[str] = []
+    declared = {t for s in state.replication_sets.values() for t in s.tables}
+    for subscriber, names in sorted((pending or {}).items()):
+        still = {t for t in names if t in declared}
+        if subscriber in state.nodes and still:
+            because.append(
+                f"{subscriber}: rows still owed since an earlier apply ({', '.join(sorted(still))})"
+            )
+            tables.setdefault(subscriber, set()).update(still)
     for action in done:
-        affected = {s: t for s, t in _affected(state, action).items() if s in state.nodes and t}
-        if not affected:
+        owing = owed(state, action)
+        if not owing:
             continue
         because.append(f"{action.node}: {action.symbol} {action.describe()}")
-        for subscriber, names in affected.items():
+        for subscriber, names in owing.items():
             tables.setdefault(subscriber, set()).update(names)
     # Rows a repair writes at a subscriber replicate on up its chain: the tiers
     # above are checked too (lowest first, after their slots caught up).

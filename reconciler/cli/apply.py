@@ -182,7 +182,7 @@ def apply_command(
     # Blockers of single edges hold back those edges' actions only (apply_plan reports them).
     if plan.unreachable and not set(plan.nodes) - set(plan.unreachable):
         raise fail("no node answered, so nothing can be applied; nothing was done.")
-    if not plan.actions:
+    if not plan.actions and not plan.pending_rows:
         settled = settle_records(
             state,
             sorted(plan.unsettled),

@@ -32,7 +32,7 @@ def for_plan(plan: Plan, detailed: bool) -> ExitCode:
         return ExitCode.ERROR
     if plan.unreachable:
         return ExitCode.UNREACHABLE
-    if detailed and (plan.actions or plan.migrations_unknown):
+    if detailed and (plan.actions or plan.migrations_unknown or plan.pending_rows):
         return ExitCode.CHANGES
     return ExitCode.OK
 

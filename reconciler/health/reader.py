@@ -17,7 +17,7 @@ from reconciler import db
 from reconciler.apply import log as apply_log
 from reconciler.db import short_reason
 from reconciler.errors import ConnectError
-from reconciler.health.readings import ApplySummary, NodeReading, SlotReading, WorkerReading
+from reconciler.health.readings import ApplySummary, NodeReading, PendingRows, SlotReading, WorkerReading
 from reconciler.inspect import server_log
 from reconciler.inspect.read import quote_table
 from reconciler.inspect.request import expected_slots
@@ -208,6 +208,32 @@ def schema_migration(conn: Conn) -> int:
     return int(row[0]) if row is not None else 0
 
 
+def pending(conn: Conn) -> tuple[PendingRows, ...]:
+    """The tables this node still owes rows of, with the progress of their repair (none: no table,
+    or a role that may not read it)."""
+    readable = conn.execute(
+        "SELECT coalesce(has_table_privilege(to_regclass('reconcile.pending_rows'), 'SELECT'), false)"
+    ).fetchone()
+    if readable is None or not readable[0]:
+        return ()
+    found = conn.execute(
+        "SELECT table_name, since, rows_to_copy, rows_copied, bytes_copied, copy_started, updated_at"
+        " FROM reconcile.pending_rows ORDER BY table_name LIMIT 1000"
+    ).fetchall()
+    return tuple(
+        PendingRows(
+            table=r[0],
+            since=r[1],
+            rows_to_copy=r[2],
+            rows_copied=r[3],
+            bytes_copied=r[4],
+            copy_started=r[5],
+            updated_at=r[6],
+        )
+        for r in found
+    )
+
+
 def _workers(found: list[dict[str, Any]], logs: dict[str, server_log.WorkerLog]) -> dict[str, WorkerReading]:
     return {
         r["subscription"]: WorkerReading(
@@ -269,6 +295,7 @@ def read_node(state: DesiredState, node: str, timeout: float) -> NodeReading:
                 logs, log_problem, read_at = read_log(conn, found)
             columns = read_columns(conn, state)
             migration = schema_migration(conn)
+            owed = pending(conn)
     except psycopg.DatabaseError as exc:
         reason = short_reason(f"{exc.diag.sqlstate or ''} {exc.diag.message_primary or exc}".strip(), dsn)
         return NodeReading(
@@ -289,6 +316,7 @@ def read_node(state: DesiredState, node: str, timeout: float) -> NodeReading:
         log_problem=log_problem,
         read_at=read_at,
         schema_migration=migration,
+        pending_rows=owed,
     )
 
 

@@ -53,6 +53,28 @@ class WorkerReading(Frozen):
     log: WorkerLog | None = None  # None: the log was not read, or says nothing of it
 
 
+class PendingRows(Frozen):
+    """A table this subscriber still owes rows of (reconcile.pending_rows), and its repair's progress."""
+
+    table: str
+    since: datetime
+    rows_to_copy: int | None = None  # None: no repair of it has begun
+    rows_copied: int = 0
+    bytes_copied: int = 0
+    copy_started: datetime | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def eta_seconds(self) -> float | None:
+        """Time left at the rate of the repair so far (None without a rate)."""
+        if self.rows_to_copy is None or self.copy_started is None or self.updated_at is None:
+            return None
+        seconds = (self.updated_at - self.copy_started).total_seconds()
+        if self.rows_copied <= 0 or seconds <= 0:
+            return None
+        return max(0.0, (self.rows_to_copy - self.rows_copied) * seconds / self.rows_copied)
+
+
 class NodeReading(Frozen):
     """One node as read: reachable or not (with the reason), versions, slots, subscriptions."""
 
@@ -74,3 +96,4 @@ class NodeReading(Frozen):
     read_at: datetime | None = None  # the server's clock when it was read (log times compare with it)
     # The newest schema migration recorded (reconcile.schema_migrations), 0 when none.
     schema_migration: int = 0
+    pending_rows: tuple[PendingRows, ...] = ()

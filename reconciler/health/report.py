@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from reconciler.health.readings import ApplySummary
+from reconciler.health.readings import ApplySummary, PendingRows
 from reconciler.model import Frozen, Monitoring
 
 
@@ -45,6 +45,8 @@ class NodeHealth(Frozen):
     findings: tuple[Finding, ...]
     # Newest schema migration recorded here (reconcile.schema_migrations), 0 none; None: not read.
     schema_migration: int | None = None
+    # Tables this node still owes rows of (reconcile.pending_rows), with their repair's progress.
+    pending_rows: tuple[PendingRows, ...] = ()
 
 
 class EdgeHealth(Frozen):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from reconciler.capacity import Capacity
 from reconciler.live import LiveNode
 from reconciler.model import Frozen, NodeCatalog
@@ -64,6 +66,8 @@ class NodeFacts(Frozen):
     output_plugin_libraries: str | None = None  # None: the server has no such setting
     # The newest apply record's result (ok, failed, interrupted, running); None: never applied.
     last_apply: str | None = None
+    # Tables this subscriber still owes rows (reconcile.pending_rows): table -> because.
+    pending_rows: dict[str, str] = Field(default_factory=dict)
     # The server's worker, slot and walsender settings (capacity.py); None: not read.
     capacity: Capacity | None = None
 

@@ -169,6 +169,7 @@ NOT_CATALOG = frozenset(
     {
         "last_apply_result",
         "apply_lock_held",
+        "pending_rows",
         "log_readable",
         # Server settings read for the capacity check: a restart with more
         # workers must not make a saved plan stale.
@@ -298,6 +299,7 @@ def node_facts(
         filter_problems=problems,
         fingerprint=fingerprint(live, server, tables),
         last_apply=last_apply(server),
+        pending_rows=dict(sorted(json.loads(server.get("pending_rows") or "{}").items())),
         stats=stats,
         output_plugin_libraries=server["output_plugin_libraries"],
         capacity=Capacity(

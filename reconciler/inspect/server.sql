@@ -27,6 +27,8 @@ SELECT current_setting('server_version') AS server_version,
        -- on those that exist and may be read, so this never fails (an empty answer is no XML: NULL).
        r.last_apply_result,
        r.schema_migrations,
+       -- Tables this subscriber still owes rows (pending_rows.py), as JSON {table: because}.
+       r.pending_rows,
        -- Whether an apply holds this node's lock now (apply/locks.py's key, as pg_locks shows a
        -- bigint advisory key): a `running` record without it is an interrupted apply. Read only
        -- for a `running` record (pg_locks is the dearest read of a new backend).
@@ -42,8 +44,9 @@ SELECT current_setting('server_version') AS server_version,
          AND has_function_privilege('pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)', 'EXECUTE')
          AS log_readable
   FROM (SELECT (xpath('/row/a/text()', x))[1]::text AS last_apply_result,
-               (xpath('/row/m/text()', x))[1]::text AS schema_migrations
-          FROM (SELECT CASE WHEN q.log OR q.migrations THEN
+               (xpath('/row/m/text()', x))[1]::text AS schema_migrations,
+               (xpath('/row/p/text()', x))[1]::text AS pending_rows
+          FROM (SELECT CASE WHEN q.log OR q.migrations OR q.pending THEN
                          nullif(query_to_xml(
                            'SELECT '
                            || CASE WHEN q.log
@@ -54,9 +57,16 @@ SELECT current_setting('server_version') AS server_version,
                                    THEN '(SELECT coalesce(json_object_agg(name, checksum ORDER BY id), ''{}'')::text'
                                         ' FROM reconcile.schema_migrations)'
                                    ELSE 'NULL' END
-                           || ' AS m', false, true, '')::text, '')::xml
+                           || ' AS m, '
+                           || CASE WHEN q.pending
+                                   THEN '(SELECT coalesce(json_object_agg(table_name, because ORDER BY table_name), ''{}'')::text'
+                                        ' FROM reconcile.pending_rows)'
+                                   ELSE 'NULL' END
+                           || ' AS p', false, true, '')::text, '')::xml
                        END AS x
                   FROM (SELECT coalesce(has_table_privilege(to_regclass('reconcile.apply_log'), 'SELECT'),
                                         false) AS log,
                                coalesce(has_table_privilege(to_regclass('reconcile.schema_migrations'), 'SELECT'),
-                                        false) AS migrations) AS q) AS answer) AS r
+                                        false) AS migrations,
+                               coalesce(has_table_privilege(to_regclass('reconcile.pending_rows'), 'SELECT'),
+                                        false) AS pending) AS q) AS answer) AS r

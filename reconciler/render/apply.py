@@ -51,7 +51,11 @@ def _rows_line(report: ApplyReport) -> str:
     bad = [t for t in report.verify.tables if not rows_whole(t)]
     text = f"rows: verified {where}, {repaired} row(s) repaired"
     if bad:
-        text += "; still different: " + ", ".join(f"{t.table} at {t.subscriber}" for t in bad)
+        text += (
+            "; still different: "
+            + ", ".join(f"{t.table} at {t.subscriber}" + (f" ({t.reason})" if t.reason else "") for t in bad)
+            + " (kept as owed: the next `reconcile apply` resumes the repair)"
+        )
     stale = [(t, stale_kept(t)) for t in report.verify.tables if stale_kept(t)]
     if stale:
         text += (
@@ -93,8 +97,8 @@ def render_apply_report(report: ApplyReport) -> str:
         )
         if any(a.data_movement is DataMovement.RESYNC_NEEDED for a in report.done_actions):
             lines.append(
-                "  rows: NOT verified (interrupted): the rerun plans no change for them; run"
-                " `reconcile verify --repair` after it"
+                "  rows: NOT verified (interrupted): the subscribers keep them as owed"
+                " (reconcile.pending_rows); the rerun verifies and repairs them"
             )
         return "\n".join(lines) + "\n"
     for node, reason in sorted(report.unreachable_after.items()):

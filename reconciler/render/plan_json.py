@@ -21,6 +21,7 @@ Schema, format_version 1 (keys sorted, two-space indent, one trailing newline)::
       "fingerprints": {"<node>": "<sha256 of its live catalog>"},
       "migrations_waiting": {"<node>": "<why its schema migrations wait>"},
       "migrations_unknown": {"<node>": ["<migration it ran that the desired state lacks>"]},
+      "pending_rows": {"<node>": ["<table it still owes rows of: apply repairs it>"]},
       "moves": [{"node": str, "from": str, "to": str, "description": "move <node>: <from> -> <to>",
                  "steps": [int, ...]}],                  # indices into "actions", in order
       "retirements": [{"node": str, "parent": str, "description": str, "steps": [int, ...],
@@ -81,6 +82,7 @@ def plan_document(plan: Plan) -> dict[str, Any]:
         "fingerprints": dict(sorted(plan.fingerprints.items())),
         "migrations_waiting": dict(sorted(plan.migrations_waiting.items())),
         "migrations_unknown": {n: list(m) for n, m in sorted(plan.migrations_unknown.items())},
+        "pending_rows": {n: list(t) for n, t in sorted(plan.pending_rows.items())},
         "moves": [
             {"node": m.node, "from": m.old, "to": m.new, "description": m.describe(), "steps": list(m.steps)}
             for m in moves(plan.actions)

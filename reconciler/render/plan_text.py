@@ -42,7 +42,12 @@ def render_text(plan: Plan) -> str:
         lines.append("")
         lines.extend(migrations)
 
-    if not plan.actions and not blockers and not plan.unreachable and not migrations:
+    pending = _pending(plan)
+    if pending:
+        lines.append("")
+        lines.extend(pending)
+
+    if not plan.actions and not blockers and not plan.unreachable and not migrations and not pending:
         return NO_CHANGES + "\n" + "".join(line + "\n" for line in _unsettled(plan))
 
     notes = _notes(plan)
@@ -85,6 +90,15 @@ def _moves(plan: Plan) -> list[str]:
             f"  its rows stay at {retired.parent} and the tiers above; `reconcile verify` reports them at"
             f" {retired.parent} as stale, `reconcile verify --repair` withdraws them from every tier"
         )
+    return lines
+
+
+def _pending(plan: Plan) -> list[str]:
+    """Rows an earlier apply's repair left owed (reconcile.pending_rows): the next apply repairs them."""
+    if not plan.pending_rows:
+        return []
+    lines = ["Rows still owed (an earlier apply did not finish its repair): apply verifies and repairs them:"]
+    lines += [f"  {node}: {', '.join(tables)}" for node, tables in sorted(plan.pending_rows.items())]
     return lines
 
 

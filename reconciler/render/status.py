@@ -14,7 +14,10 @@ JSON schema, format_version 1 (keys sorted, two-space indent, one trailing newli
       "nodes": [{"node", "level_name", "reachable", "reason", "server_version",
                  "pglogical_version", "last_apply": {...}|null, "drift": int|null,
                  "level", "findings": [{"level", "message"}],
-                 "schema_migration": int|null}],   # newest migration recorded, 0 none; null not read
+                 "schema_migration": int|null,   # newest migration recorded, 0 none; null not read
+                 # tables it still owes rows of (reconcile.pending_rows) and their repair's progress
+                 "pending_rows": [{"table", "since", "rows_to_copy": int|null, "rows_copied",
+                                   "bytes_copied", "copy_started", "updated_at"}]}],
       "edges": [{"subscriber", "provider", "subscription", "status", "slot",
                  "slot_active", "lag_bytes", "lag_seconds", "level", "findings",
                  # null while it replicates; cause is one of health.causes.Cause

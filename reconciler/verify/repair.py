@@ -9,7 +9,7 @@ TRUNCATE: a region table holds the rows of every district that feeds it
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from psycopg import sql
@@ -76,6 +76,8 @@ def repair(
     delete_stale: bool = True,
     moved: Mapping[str, TableSide] | None = None,
     engine: Engine = Engine.PGLOGICAL,
+    started: Callable[[int], None] | None = None,
+    copied: Callable[[int, int], None] | None = None,
 ) -> RepairResult:
     """Make the subscriber hold exactly the providers' passing rows found different in `outcome`.
 
@@ -88,11 +90,18 @@ def repair(
     Moved rows (`outcome.moved`, the sides of the nodes that moved in
     `moved`) are deleted by prune.delete_moved, which sends nothing upstream,
     once re-checked: still passed by no provider, still held by the moved node.
+    `started(n)` is told the rows to write before the first batch and
+    `copied(rows, bytes)` each batch written (apply's progress, pending_rows.py).
     """
     inserted = updated = deleted = spared = 0
     upsert = upsert_statement(subscriber.table, subscriber.key, subscriber.columns)
-    for provider in sorted(providers):
-        keys = sorted(set(outcome.missing.get(provider, ())) | set(outcome.differing.get(provider, ())))
+    todo = {
+        provider: sorted(set(outcome.missing.get(provider, ())) | set(outcome.differing.get(provider, ())))
+        for provider in sorted(providers)
+    }
+    if started is not None:
+        started(sum(len(keys) for keys in todo.values()))
+    for provider, keys in todo.items():
         for chunk in _chunks(keys, batch):
             rows = providers[provider].fetch(chunk)
             if not rows:
@@ -103,6 +112,8 @@ def repair(
                     inserted += 1
                 else:
                     updated += 1
+            if copied is not None:
+                copied(len(rows), len(document.encode()))
     delete = delete_statement(subscriber.table, subscriber.key)
     for chunk in _chunks(list(outcome.stale) if delete_stale else [], batch):
         passing: set[str] = set()

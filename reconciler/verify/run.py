@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 import psycopg
 from psycopg import sql
 
+from reconciler import pending_rows
 from reconciler.db import short_reason
 from reconciler.model import DesiredState, Engine
 from reconciler.verify.compare import Outcome, compare
@@ -63,6 +64,68 @@ class Options:
     # the repair, would make the native apply worker fail on its key).
     delete_stale: bool = True
     catch_up_first: bool = False
+    # Apply's repair: keep each table's progress in the subscriber's
+    # reconcile.pending_rows record, where there is one (pending_rows.py).
+    record_progress: bool = False
+
+
+@dataclass(frozen=True)
+class CopyProgress:
+    """How far a repair of one subscriber table has come."""
+
+    subscriber: str
+    table: str
+    rows_to_copy: int
+    rows_copied: int
+    bytes_copied: int
+    seconds: float  # since the repair of this table began
+
+    @property
+    def eta_seconds(self) -> float | None:
+        """Time left at the rate so far (None before the first batch)."""
+        if self.rows_copied <= 0 or self.seconds <= 0:
+            return None
+        rate = self.rows_copied / self.seconds
+        return max(0.0, (self.rows_to_copy - self.rows_copied) / rate)
+
+
+OnCopy = Callable[[CopyProgress], None]
+
+
+class _Tracker:
+    """One table's repair progress: told to `on_copy`, and kept in its pending_rows record."""
+
+    def __init__(self, session: NodeSession, table: str, record: bool, on_copy: OnCopy | None) -> None:
+        self.session, self.table, self.on_copy = session, table, on_copy
+        self.record = record and pending_rows.exists(session.conn)
+        self.to_copy = self.rows = self.size = 0
+        self.began = time.monotonic()
+
+    def started(self, to_copy: int) -> None:
+        self.to_copy, self.began = to_copy, time.monotonic()
+        if self.record:
+            pending_rows.copy_started(self.session.conn, self.table, to_copy)
+        self._tell()
+
+    def copied(self, rows: int, size: int) -> None:
+        self.rows += rows
+        self.size += size
+        if self.record:
+            pending_rows.copied(self.session.conn, self.table, rows, size)
+        self._tell()
+
+    def _tell(self) -> None:
+        if self.on_copy is not None:
+            self.on_copy(
+                CopyProgress(
+                    self.session.node,
+                    self.table,
+                    self.to_copy,
+                    self.rows,
+                    self.size,
+                    time.monotonic() - self.began,
+                )
+            )
 
 
 POLL_SECONDS = 0.2
@@ -139,9 +202,7 @@ def _layout(check: TableCheck, sessions: dict[str, NodeSession]) -> tuple[str, t
     return key, compared
 
 
-def _moved(
-    outcome: Outcome, elsewhere: Mapping[str, TableSide], batch: int = MOVED_BATCH
-) -> Outcome:
+def _moved(outcome: Outcome, elsewhere: Mapping[str, TableSide], batch: int = MOVED_BATCH) -> Outcome:
     """Take out of `stale` the keys a node outside the providers holds (a moved node's history)."""
     if not outcome.stale or not elsewhere:
         return outcome
@@ -161,6 +222,8 @@ def _check_table(
     do_repair: bool,
     delete_stale: bool = True,
     engine: Engine = Engine.PGLOGICAL,
+    record_progress: bool = False,
+    on_copy: OnCopy | None = None,
 ) -> TableReport:
     report = TableReport(sub.subscriber, check.table, sub.providers, Status.UNDECIDED)
     subscriber = sessions.get(sub.subscriber)
@@ -196,8 +259,16 @@ def _check_table(
             delete_stale = False
             report.reason = f"unreachable: {', '.join(unsure)}: stale rows may be a moved node's, kept"
         if do_repair and not report.found.consistent:
+            tracker = _Tracker(subscriber, check.table, record_progress, on_copy)
             report.repaired = repair(
-                mine, theirs, report.found, delete_stale=delete_stale, moved=moved, engine=engine
+                mine,
+                theirs,
+                report.found,
+                delete_stale=delete_stale,
+                moved=moved,
+                engine=engine,
+                started=tracker.started,
+                copied=tracker.copied,
             )
             report.after = _moved(compare(mine, theirs), moved)
     except (CheckError, PruneRefused) as exc:
@@ -229,6 +300,7 @@ def run_verify(
     scope: Mapping[str, Collection[str]] | None = None,
     do_repair: bool = False,
     options: Options | None = None,
+    on_copy: OnCopy | None = None,
 ) -> VerifyReport:
     """Compare (and with `do_repair`, repair) every selected subscriber table.
 
@@ -255,7 +327,14 @@ def run_verify(
             for sub in (c for c in checks if c.level == level):
                 for check in sub.tables:
                     table_report = _check_table(
-                        sub, check, sessions, do_repair, opts.delete_stale, state.engine
+                        sub,
+                        check,
+                        sessions,
+                        do_repair,
+                        opts.delete_stale,
+                        state.engine,
+                        opts.record_progress,
+                        on_copy,
                     )
                     report.tables.append(table_report)
                     if table_report.repaired and table_report.repaired.writes and sub.subscriber not in wrote:
