@@ -116,7 +116,9 @@ def test_engine_switch_never_gives_a_subscription_an_origin_name_its_provider_fo
     apply(net)
     wait_for(lambda: pglogical_replicating(net), "pglogical replicating")
     use_engine(net, "native")
-    switch = next(a for a in plan_json(net)["actions"] if a["kind"] == "switch_subscription" and a["node"] == "nation")
+    switch = next(
+        a for a in plan_json(net)["actions"] if a["kind"] == "switch_subscription" and a["node"] == "nation"
+    )
     dsn = switch["after"]["provider_dsn"]
     # The region's server gets an origin of the same name from a subscription in another
     # database (origins, like subscription oids, are per server); OIDs are made to meet.
@@ -160,7 +162,9 @@ def _same_oid_subscriptions(net: Any, region_server: psycopg.Connection[Any], ds
             "CREATE SUBSCRIPTION reconcile_test_clash CONNECTION 'dbname=nowhere' PUBLICATION p"
             " WITH (connect = false, slot_name = NONE)"
         )
-        ((got,),) = region_server.execute("SELECT oid FROM pg_subscription WHERE subname = 'reconcile_test_clash'")
+        ((got,),) = region_server.execute(
+            "SELECT oid FROM pg_subscription WHERE subname = 'reconcile_test_clash'"
+        )
         if got == wanted:
             return f"pg_{wanted}"
         region_server.execute("DROP SUBSCRIPTION reconcile_test_clash")
@@ -189,3 +193,35 @@ def pglogical_replicating(net: Any) -> bool:
         for node in ("region", "nation")
         for (status,) in net.execute(node, "SELECT status FROM pglogical.show_subscription_status()")
     )
+
+
+@pytest.mark.server
+def test_a_provider_does_not_turn_native_while_a_pglogical_subscriber_streams_from_it(network: Any) -> None:
+    """`apply --node region` would switch the region's own subscriptions while the nation still
+    subscribes through pglogical: refused, nothing changed there; the whole apply then converges."""
+    net = network(parents=SMALL)
+    apply(net)
+    wait_for(lambda: pglogical_replicating(net), "pglogical replicating")
+    use_engine(net, "native")
+    result = cli(
+        "apply",
+        "-d",
+        str(net.dir),
+        "--auto-approve",
+        "--allow-dirty",
+        "--allow-destroy",
+        "--node",
+        "region",
+        "--node",
+        "d1",
+        "--node",
+        "d2",
+    )
+    assert result.exit_code == 1, result.output
+    assert "region still feeds pglogical subscriber(s)" in result.output, result.output
+    assert net.execute("region", "SELECT count(*) FROM pg_subscription") == [(0,)]
+    assert net.execute("region", "SELECT count(*) FROM pglogical.subscription") == [(2,)]
+    apply(net, "--allow-destroy")
+    key = tech(net, "d1", "after the switch", approved=True)
+    wait_for(lambda: has_row(net, "nation", key), "a new row to reach the nation natively")
+    assert net.execute("region", "SELECT count(*) FROM pglogical.subscription") == [(0,)]

@@ -62,7 +62,7 @@ from reconciler.engines.native_statements import (
     statements,
     unsupported,
 )
-from reconciler.engines.native_switch import switch
+from reconciler.engines.native_switch import refuse_under_pglogical, switch
 from reconciler.engines.pglogical_subscriptions import drop_slot
 from reconciler.engines.settings import set_wal_keep_size
 from reconciler.errors import ApplyError
@@ -234,6 +234,7 @@ def _create_subscription(conn: Conn, action: CreateSubscription) -> Outcome:
         raise ApplyError(
             f"subscription {wanted.name!r} exists with other attributes; the next plan shows how"
         )
+    refuse_under_pglogical(conn, action.node)
     # Not in a transaction block: CREATE SUBSCRIPTION creates the provider's slot.
     run(conn, statements(action))
     return DONE
@@ -259,6 +260,7 @@ def _replace_subscription(
         and not alter_subscription_sql(as_model(current, action.after), action.after)
     ):
         return ALREADY
+    refuse_under_pglogical(conn, action.node)
     *drops, create = statements(action)
     notes = []
     for name, drop in zip(sorted({action.before.name, action.after.name}), drops, strict=True):

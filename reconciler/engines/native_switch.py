@@ -53,6 +53,7 @@ def switch(conn: Conn, action: SwitchSubscription, provider_conn: ProviderConn |
     current = live.subscription(conn, wanted.name)
     if pgl is None:
         if current is None:
+            refuse_under_pglogical(conn, action.node)
             run(conn, [create_subscription_sql(wanted, copy_data=False)])
             return Outcome(Result.DONE, " (no pglogical subscription left)")
         return ALREADY
@@ -69,10 +70,18 @@ def switch(conn: Conn, action: SwitchSubscription, provider_conn: ProviderConn |
     pconn = provider_conn(wanted.provider_node) if provider_conn is not None else None
     if pconn is None:
         raise ApplyError(f"provider {wanted.provider_node} is unreachable: the switch needs it")
+    refuse_under_pglogical(conn, action.node)
     if current is None:
         current = _create_disabled(conn, wanted)
     remade = ""
     if live.origin_exists(pconn, current.origin):
+        if live.origin_lsn(conn, current.origin) not in (None, "0/0"):
+            # It applied changes once: made again, it would forget how far.
+            raise ApplyError(
+                f"{wanted.provider_node} holds a replication origin named {current.origin}, like the"
+                f" disabled subscription {wanted.name!r}, which has applied changes before: drop one of"
+                " them by hand, then run verify; nothing was switched on"
+            )
         # Made again under a new oid: see _create_disabled.
         remade = f"; made again, {current.origin} being an origin name on {wanted.provider_node}"
         run(conn, [drop_subscription_sql(wanted.name)])
@@ -108,6 +117,26 @@ def switch(conn: Conn, action: SwitchSubscription, provider_conn: ProviderConn |
     )
     note = f" (native starts after {position or start}; pglogical applied everything before{remade})"
     return Outcome(Result.DONE, note)
+
+
+def refuse_under_pglogical(conn: Conn, node: str) -> None:
+    """No native subscription in a database that pglogical subscribers still stream from.
+
+    Changes it applied would be forwarded to them under its origin's name
+    (pg_<oid>), and a pglogical 2.4 subscriber whose server has an origin of
+    that name crashes (see _create_disabled). Engine switches go top down
+    for that reason (apply/graph.py); this check holds when they cannot (an
+    apply limited with --node, a subscriber's switch that failed or was held
+    back, a new edge planned with the switch). Raises before anything changed.
+    """
+    slots = live.pglogical_subscriber_slots(conn)
+    if slots:
+        raise ApplyError(
+            f"{node} still feeds pglogical subscriber(s) (slot {', '.join(slots)}): a native subscription"
+            " here would have pglogical forward its changes under a pg_<oid> origin name, which crashes"
+            " pglogical's apply worker on a server holding that name; switch the subscribers of"
+            f" {node} first (apply their nodes too), then rerun"
+        )
 
 
 def _create_disabled(conn: Conn, wanted: Subscription) -> live.NativeSubscription:

@@ -109,6 +109,10 @@ def origin_exists(conn: Conn, origin: str) -> bool:
     return bool(r and r["present"])
 
 
+def pglogical_subscriber_slots(conn: Conn) -> list[str]:
+    return [r["slot_name"] for r in _rows(conn, "pglogical_subscribers")]
+
+
 def slot_position(conn: Conn, slot: str) -> SlotPosition | None:
     r = _one(conn, "slot_position", {"slot": slot})
     return (
