@@ -35,6 +35,8 @@ from reconciler.model import Subscription
 SLOT_RELEASE_TIMEOUT = 10.0
 # A stopped apply worker exits at its next latch wake-up: well under a second.
 WORKER_STOP_TIMEOUT = 30.0
+# How long a subscription made without a copy waits for its provider's own initial copies.
+PROVIDER_COPY_TIMEOUT = 30.0
 
 
 def _same_subscription(a: Subscription, b: Subscription) -> bool:
@@ -60,6 +62,8 @@ def create_subscription(
         )
     note = _check_stale_provider_record(conn, wanted)
     _check_provider_sets(provider_conn, wanted.provider_node, wanted.replication_sets)
+    if not action.copy_data:
+        _wait_for_provider_copies(provider_conn, wanted.provider_node)
     run(conn, statements(action), transaction=True)
     return Outcome(Result.DONE, note)
 
@@ -109,6 +113,35 @@ def _check_provider_sets(provider_conn: ProviderConn | None, provider: str, sets
         )
 
 
+def _wait_for_provider_copies(provider_conn: ProviderConn | None, provider: str) -> None:
+    """Wait (bounded) until the provider's own subscriptions finished their initial copies.
+
+    A subscription made without a copy (a replace, or a subscriber that
+    already holds rows) starts at its new slot. Rows the provider's copies
+    write after that slot exists arrive here as inserts of rows this node
+    may hold already (pglogical resolves them by rewriting the row: a flood
+    of updates); rows they write before it never arrive, and the closing
+    verify --repair finds them only if the provider holds them when it reads.
+    A region rebuilt from an empty server copies its districts' rows while
+    the nation's subscription to it is replaced in the same apply: the
+    replace waits for those copies, then the repair brings exactly the rows
+    the nation lacks. Past PROVIDER_COPY_TIMEOUT nothing was changed here.
+    """
+    pconn = provider_conn(provider) if provider_conn is not None else None
+    if pconn is None:
+        return  # _check_provider_sets already refused an unreachable provider when it is asked
+    deadline = time.monotonic() + PROVIDER_COPY_TIMEOUT
+    while running := live.copies_running(pconn):
+        if time.monotonic() > deadline:
+            raise ApplyError(
+                f"provider {provider} is still copying the initial data of subscription(s)"
+                f" {', '.join(running)} after {PROVIDER_COPY_TIMEOUT:g} s; nothing was changed for this"
+                " subscription (made now, it would receive those copies as rows it may already hold):"
+                " run apply again once they replicate"
+            )
+        time.sleep(0.2)
+
+
 def alter_subscription(conn: Conn, action: AlterSubscription, provider_conn: ProviderConn | None) -> Outcome:
     wanted = action.after
     current = live.subscription(conn, wanted.name)
@@ -140,6 +173,7 @@ def replace_subscription(
     # The provider must offer the sets before anything is dropped: a replace
     # that fails half-way must not leave the subscriber without its subscription.
     _check_provider_sets(provider_conn, action.after.provider_node, action.after.replication_sets)
+    _wait_for_provider_copies(provider_conn, action.after.provider_node)
     dropped = {name: live.subscription(conn, name) for name in {action.before.name, action.after.name}}
     dropping = sum(
         1 for d in dropped.values() if d is not None and d.provider_node == action.after.provider_node

@@ -118,6 +118,11 @@ def running_apply_workers(conn: Conn, names: list[str]) -> list[str]:
     return [r["sub_name"] for r in _rows(conn, "apply_workers", {"names": names})]
 
 
+def copies_running(conn: Conn) -> list[str]:
+    """This node's enabled subscriptions whose initial copy has not finished yet."""
+    return [r["sub_name"] for r in _rows(conn, "copies_running")]
+
+
 def provider_sets(conn: Conn, sets: tuple[str, ...]) -> list[str]:
     return [r["set_name"] for r in _rows(conn, "provider_sets", {"sets": list(sets)})]
 
