@@ -240,3 +240,25 @@ def test_prune_refuses_a_table_a_delete_would_reach_beyond_and_deletes_nothing(n
         assert not _keys(net, "r1", f"id = '{key}'") and net.execute("r1", sets)[0][0] == before
     finally:
         session.close()
+
+
+def test_a_move_without_allow_destroy_waits_whole_and_never_opens_a_second_path(network: Any) -> None:
+    """The old path's drop is destructive: held back without --allow-destroy, and the new path's
+    creation waits with it (two paths up would carry every new row of b to the nation twice)."""
+    net = network(KEEPS)
+    assert cli("apply", "-d", str(net.dir), "--auto-approve", "--allow-dirty").exit_code == 0
+    _move(net, "b", "r1", "r2")
+    result = cli("apply", "-d", str(net.dir), "--auto-approve", "--allow-dirty")
+    assert result.exit_code == 0, result.output
+    assert "waits with move b: r1 -> r2" in result.output, result.output
+    assert net.execute("r2", "SELECT count(*) FROM pglogical.subscription WHERE sub_name = 'r2_from_b'") == [
+        (0,)
+    ]
+    assert net.execute("r1", "SELECT count(*) FROM pglogical.subscription WHERE sub_name = 'r1_from_b'") == [
+        (1,)
+    ]
+    moved = cli("apply", "-d", str(net.dir), "--auto-approve", "--allow-dirty", "--allow-destroy")
+    assert moved.exit_code == 0, moved.output
+    assert net.execute("r2", "SELECT count(*) FROM pglogical.subscription WHERE sub_name = 'r2_from_b'") == [
+        (1,)
+    ]

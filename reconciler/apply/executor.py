@@ -39,6 +39,7 @@ from reconciler.apply import locks
 from reconciler.apply import log as apply_log
 from reconciler.apply.graph import dependencies, provider_of
 from reconciler.apply.rows import RowScope, owed, row_scope
+from reconciler.moves import moves
 from reconciler.diff.network import SLOT_MISSING
 from reconciler.engines import engine_for
 from reconciler.engines.migrations import CONTEXT as migration_context
@@ -301,12 +302,22 @@ def apply_plan(
         if b.provider is not None:
             edge_blockers.setdefault((b.node, b.provider), b.message)
     runnable = plan.runnable(options.allow_destroy)
-    blocked = [a for a in runnable if (a.node, provider_of(a) or "") in edge_blockers]
-    runnable = tuple(a for a in runnable if a not in blocked)
-    held = plan.held_back(options.allow_destroy)
+    why = {
+        id(a): edge_blockers[(a.node, provider_of(a) or "")]
+        for a in runnable
+        if (a.node, provider_of(a) or "") in edge_blockers
+    }
+    with_move = _with_their_moves(plan, runnable, why)
+    why.update({k: reason for k, (reason, status) in with_move.items() if status is Status.BLOCKED})
+    blocked = [a for a in runnable if id(a) in why]
+    held = [
+        *plan.held_back(options.allow_destroy),
+        *(a for a in runnable if id(a) in with_move and id(a) not in why),
+    ]
+    runnable = tuple(a for a in runnable if id(a) not in why and id(a) not in with_move)
     report = ApplyReport(
-        outcomes=[Outcome(a, Status.HELD_BACK) for a in held]
-        + [Outcome(a, Status.BLOCKED, edge_blockers[(a.node, provider_of(a) or "")]) for a in blocked]
+        outcomes=[Outcome(a, Status.HELD_BACK, with_move.get(id(a), ("", Status.HELD_BACK))[0]) for a in held]
+        + [Outcome(a, Status.BLOCKED, why[id(a)]) for a in blocked]
     )
     if not runnable and not plan.pending_rows:
         return report
@@ -345,6 +356,29 @@ def apply_plan(
     untouched = set(plan.unsettled) - {a.node for a in plan.actions}
     settle_records(state, sorted(untouched), plan, options)
     return report
+
+
+def _with_their_moves(
+    plan: Plan, runnable: Sequence[Action], why: dict[int, str]
+) -> dict[int, tuple[str, Status]]:
+    """The other steps of a move one of whose steps cannot run: blocked with a blocked step, held
+    back with a held-back one (a drop without --allow-destroy).
+
+    A move is one operation: its old path going alone would cut the node off
+    from every tier above, its new path alone would carry its rows up twice.
+    """
+    able = {id(a) for a in runnable}
+    more: dict[int, tuple[str, Status]] = {}
+    for move in moves(plan.actions):
+        steps = [plan.actions[i] for i in move.steps]
+        stuck = [a for a in steps if id(a) not in able or id(a) in why]
+        if not stuck:
+            continue
+        first = stuck[0]
+        status = Status.BLOCKED if id(first) in why else Status.HELD_BACK
+        reason = f"waits with {move.describe()}: its step on {first.node} ({first.subject}) cannot run"
+        more.update({id(a): (reason, status) for a in steps if id(a) in able and id(a) not in why})
+    return more
 
 
 def settle_records(state: DesiredState, nodes: Sequence[str], plan: Plan, options: ApplyOptions) -> list[str]:

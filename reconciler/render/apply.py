@@ -88,7 +88,10 @@ def render_apply_report(report: ApplyReport) -> str:
     for node, mine in sorted(per_node.items()):
         lines += _node_lines(node, mine)
     for o in (o for o in report.outcomes if o.status is Status.HELD_BACK):
-        lines.append(f"  held back (needs --allow-destroy): {o.action.node}: {_line(o)}")
+        lines.append(
+            f"  held back (needs --allow-destroy): {o.action.node}: {_line(o)}"
+            + (f": {o.detail}" if o.detail else "")
+        )
     for o in (o for o in report.outcomes if o.status is Status.BLOCKED):
         lines.append(f"  blocked: {o.action.node}: {_line(o)}: {o.detail}")
     if report.interrupted:
