@@ -262,3 +262,54 @@ def test_a_move_without_allow_destroy_waits_whole_and_never_opens_a_second_path(
     assert net.execute("r2", "SELECT count(*) FROM pglogical.subscription WHERE sub_name = 'r2_from_b'") == [
         (1,)
     ]
+
+
+def test_a_native_move_removes_the_old_parents_copy_without_a_delete_reaching_the_nation(
+    network: Any,
+) -> None:
+    """Native engine: the moved district's history goes from its old region by deletes no
+    publication publishes (deletes off for that one transaction); the nation sees no delete."""
+    net = network(KEEPS)
+    topology = net.dir / "topology.yaml"
+    text = topology.read_text()
+    assert "engine: pglogical" in text
+    topology.write_text(text.replace("engine: pglogical", "engine: native"))
+    assert cli("apply", "-d", str(net.dir), "--auto-approve", "--allow-dirty").exit_code == 0
+    history = [str(uuid.uuid4()) for _ in range(30)]
+    with psycopg.connect(net.dsn("b"), autocommit=True) as conn:
+        for key in history:
+            conn.execute(
+                "INSERT INTO public.technology (id, title, district, approved) VALUES (%s, 'h', 'b', true)",
+                (key,),
+            )
+    wait_for(lambda: set(history) <= _keys(net, "nation"), "b's history at the nation", 60)
+    # Every delete the nation's apply worker makes is noted (an ALWAYS trigger fires for it).
+    for statement in (
+        "CREATE TABLE public.deleted_here (id uuid)",
+        "CREATE FUNCTION public.note_delete() RETURNS trigger LANGUAGE plpgsql AS"
+        " $$BEGIN INSERT INTO public.deleted_here VALUES (OLD.id); RETURN OLD; END$$",
+        "CREATE TRIGGER note_delete BEFORE DELETE ON public.technology FOR EACH ROW"
+        " EXECUTE FUNCTION public.note_delete()",
+        "ALTER TABLE public.technology ENABLE ALWAYS TRIGGER note_delete",
+    ):
+        net.execute("nation", statement)
+    _move(net, "b", "r1", "r2")
+    result = cli("apply", "-d", str(net.dir), "--auto-approve", "--allow-dirty", "--allow-destroy")
+    assert result.exit_code == 0, result.output
+    assert not _keys(net, "r1") & set(history), result.output
+    wait_for(lambda: set(history) <= _keys(net, "r2"), "b's history at r2", 30)
+    # A delete that had reached the nation would be noted by now (r1 replicates within ms).
+    key = str(uuid.uuid4())
+    net.execute(
+        "a",
+        "INSERT INTO public.technology (id, title, district, approved) VALUES (%s, 'probe', 'a', true)",
+        (key,),
+    )
+    wait_for(
+        lambda: key in {r[0] for r in net.execute("nation", "SELECT id::text FROM public.technology")},
+        "r1's next change at the nation",
+        30,
+    )
+    assert net.execute("nation", "SELECT count(*) FROM public.deleted_here") == [(0,)]
+    assert set(history) <= _keys(net, "nation")
+    assert cli("verify", "-d", str(net.dir)).exit_code == 0

@@ -12,8 +12,12 @@ sends nothing for those deletes, and every other transaction, before or
 after, sees the table in its sets as always. The transaction is kept short
 (one batch of keys) because the set change takes a lock on the table.
 
-The native engine's publications have no such route here: its moved rows
-are reported and kept (rows_kept), never deleted with an ordinary DELETE.
+The native engine's route is the same in spirit: pgoutput, too, decodes a
+change with the catalog as of that change, so the publications that hold
+the table stop publishing deletes, the rows are deleted and the
+publications publish deletes again, in ONE transaction: nothing is sent for
+those deletes (measured, tests/test_moves_live.py), and no other
+transaction sees the publications changed.
 """
 
 from __future__ import annotations
@@ -37,8 +41,8 @@ class PruneRefused(Exception):
 
 
 def can_prune(engine: Engine) -> bool:
-    """Whether moved rows can be deleted here without the delete replicating (pglogical only)."""
-    return engine is Engine.PGLOGICAL
+    """Whether moved rows can be deleted here without the delete replicating (both engines can)."""
+    return engine in (Engine.PGLOGICAL, Engine.NATIVE)
 
 
 def delete_moved(side: TableSide, keys: Sequence[str], engine: Engine, batch: int = BATCH) -> int:
@@ -70,6 +74,9 @@ def delete_moved(side: TableSide, keys: Sequence[str], engine: Engine, batch: in
                     f"{side.table}: moved rows not removed at {session.node}: a delete here would reach "
                     f"other rows through {', '.join(blockers)}; nothing deleted"
                 )
+            if engine is Engine.NATIVE:
+                deleted += _delete_unpublished(side, delete, chunk)
+                continue
             member = _membership(side)
             for name, _, _ in member:
                 session.execute(statement("set_remove_table"), {"set": name, "table": side.table})
@@ -87,6 +94,46 @@ def delete_moved(side: TableSide, keys: Sequence[str], engine: Engine, batch: in
                     f"back as {back!r}, not {member!r}; rolled back"
                 )
     return deleted
+
+
+Flags = list[tuple[str, bool, bool, bool, bool]]
+
+
+def _delete_unpublished(side: TableSide, delete: sql.Composed, keys: list[str]) -> int:
+    """Native, inside the caller's transaction: the deletes of `keys` with no publication publishing
+    deletes meanwhile; every publication's operations read back as they were, or all rolls back."""
+    session = side.session
+    flags = _publication_flags(side)
+    for name, insert, update, _, truncate in flags:
+        session.execute(_publish(name, insert, update, False, truncate))
+    deleted = len(session.execute(delete, {"keys": keys}))
+    for name, insert, update, remove, truncate in flags:
+        session.execute(_publish(name, insert, update, remove, truncate))
+    back = _publication_flags(side)
+    if back != flags:
+        raise PruneRefused(
+            f"{side.table}: moved rows not removed at {session.node}: its publications read back as"
+            f" {back!r}, not {flags!r}; rolled back"
+        )
+    return deleted
+
+
+def _publish(name: str, insert: bool, update: bool, remove: bool, truncate: bool) -> sql.Composed:
+    operations = [
+        op
+        for op, on in (("insert", insert), ("update", update), ("delete", remove), ("truncate", truncate))
+        if on
+    ]
+    return sql.SQL("ALTER PUBLICATION {} SET (publish = {})").format(
+        sql.Identifier(name), sql.Literal(", ".join(operations))
+    )
+
+
+def _publication_flags(side: TableSide) -> Flags:
+    return [
+        (str(name), bool(i), bool(u), bool(d), bool(t))
+        for name, i, u, d, t in side.session.execute(statement("publication_flags"), {"table": side.table})
+    ]
 
 
 Membership = list[tuple[str, list[str] | None, str | None]]
