@@ -100,8 +100,8 @@ settings.register_profile("repeatable", derandomize=True, database=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 # Lines of the session servers' logs saying a backend or worker crashed: printed
-# at the end of the run (pytest_terminal_summary), since a crash restarts the
-# whole server and the failing test only sees a lost connection.
+# at the end of the run (pytest_terminal_summary), and the run fails, since a
+# crash restarts the whole server and a test may only see a lost connection.
 SERVER_CRASHES: list[str] = []
 
 
@@ -112,6 +112,12 @@ def _crashes(pgdata: Path) -> list[str]:
             if "was terminated by signal" in line or "PANIC:" in line:
                 found.append(f"{pgdata.name}: {line}")
     return found[:20]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # A crash restarts a whole server: never a passing run, whatever the tests saw.
+    if SERVER_CRASHES and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
