@@ -39,12 +39,12 @@ from reconciler.apply import locks
 from reconciler.apply import log as apply_log
 from reconciler.apply.graph import dependencies, provider_of
 from reconciler.apply.rows import RowScope, owed, row_scope
-from reconciler.moves import moves
 from reconciler.diff.network import SLOT_MISSING
 from reconciler.engines import engine_for
 from reconciler.engines.migrations import CONTEXT as migration_context
 from reconciler.errors import ApplyError, ConnectError
 from reconciler.model import DesiredState
+from reconciler.moves import moves
 from reconciler.plan import Plan
 from reconciler.planner import compute_plan
 from reconciler.secrets import redact

@@ -160,7 +160,9 @@ def read_log(
             ),
             access["read_at"],
         )
-    answer = rows(conn, "server_log", {"tail": server_log.LOG_TAIL_BYTES})[0]
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(db.sql_file("reconciler.inspect", "server_log_tail"), {"tail": server_log.LOG_TAIL_BYTES})
+        answer = cur.fetchall()[0]
     if answer["logfile"] is None:
         return (
             {},

@@ -109,7 +109,7 @@ def _inspect(
             raw.filters.update(read_probes(conn, dsn, request, stale, trace_fd))
             round_trips += 1
         if needs_worker_log(raw):
-            raw.rows["pglogical/worker_log"] = read_worker_log(conn, dsn, trace_fd)
+            raw.rows["server_log_tail"] = read_worker_log(conn, dsn, trace_fd)
             round_trips += 1
     for probe, answer in remembered.items():
         if answer is not None and probe not in stale:

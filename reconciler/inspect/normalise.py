@@ -207,15 +207,17 @@ def fingerprint(live: NodeCatalog, server: dict[str, Any], tables: dict[str, Tab
 def worker_facts(raw: RawAnswer) -> dict[str, dict[str, Any]]:
     """Per pglogical subscription: worker_running, down_seconds and last_error (SubscriptionFacts' fields).
 
-    The log was read (pglogical/worker_log.sql) only when some enabled
+    The log was read (server_log_tail.sql) only when some enabled
     subscription has no worker; its times are the server's, as is read_at.
     """
-    logged = raw.rows.get("pglogical/worker_log") or []
+    logged = raw.rows.get("server_log_tail") or []
     lines: list[server_log.LogLine] = []
     read_at: datetime | None = None
-    if logged and logged[0][2] is not None:
-        read_at = logged[0][0]
-        lines = server_log.tail_lines(logged[0][2], logged[0][1])
+    if logged:
+        _logfile, _collector, log_timezone, read_at_server, tail = logged[0]
+        if tail is not None:
+            read_at = read_at_server
+            lines = server_log.tail_lines(tail, log_timezone)
     oldest = next((line.at for line in lines if line.at is not None), None)
     found: dict[str, dict[str, Any]] = {}
     for name, sub_id, database_oid, running, _enabled in raw.rows.get("pglogical/workers") or []:

@@ -213,11 +213,11 @@ def needs_worker_log(answer: RawAnswer) -> bool:
 def read_worker_log(
     conn: psycopg.Connection[Any], dsn: str, trace_fd: int | None = None
 ) -> list[tuple[Any, ...]]:
-    """A second round trip, only when needs_worker_log: the log's tail (worker_log.sql's row)."""
-    rows, _, _, error = _run(conn, [_step("pglogical/worker_log", {"tail": LOG_TAIL_BYTES})], trace_fd)
+    """A second round trip, only when needs_worker_log: the log's tail (server_log_tail.sql's row)."""
+    rows, _, _, error = _run(conn, [_step("server_log_tail", {"tail": LOG_TAIL_BYTES})], trace_fd)
     if error is not None:
         raise InspectError(short_reason(_database_error(error), dsn)) from None
-    return rows["pglogical/worker_log"]
+    return rows["server_log_tail"]
 
 
 def read_probes(

@@ -38,7 +38,7 @@ SELECT current_setting('server_version') AS server_version,
                    AND l.objid = %(lock_objid)s AND l.objsubid = 1
                    AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
        END AS apply_lock_held,
-       -- May this role read the server log (inspect/pglogical/worker_log.sql)?
+       -- May this role read the server log (inspect/server_log_tail.sql)?
        has_function_privilege('pg_catalog.pg_current_logfile()', 'EXECUTE')
          AND has_function_privilege('pg_catalog.pg_stat_file(text, boolean)', 'EXECUTE')
          AND has_function_privilege('pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)', 'EXECUTE')
