@@ -313,3 +313,36 @@ def test_a_native_move_removes_the_old_parents_copy_without_a_delete_reaching_th
     assert net.execute("nation", "SELECT count(*) FROM public.deleted_here") == [(0,)]
     assert set(history) <= _keys(net, "nation")
     assert cli("verify", "-d", str(net.dir)).exit_code == 0
+
+
+def test_a_move_applied_without_its_repair_is_finished_by_the_next_apply(network: Any) -> None:
+    """The rows a move leaves to settle (here b's history to remove at r1) are recorded before it
+    runs: an apply that stops short of its repair (here --no-repair, as an interrupted one) leaves
+    them owed, and the next apply, with no action to run, settles them."""
+    net = network(KEEPS)
+    assert cli("apply", "-d", str(net.dir), "--auto-approve", "--allow-dirty").exit_code == 0
+    history = [str(uuid.uuid4()) for _ in range(20)]
+    with psycopg.connect(net.dsn("b"), autocommit=True) as conn:
+        for key in history:
+            conn.execute(
+                "INSERT INTO public.technology (id, title, district, approved) VALUES (%s, 'h', 'b', true)",
+                (key,),
+            )
+    wait_for(lambda: set(history) <= _keys(net, "nation"), "b's history at the nation", 60)
+    _move(net, "b", "r1", "r2")
+    args = ("apply", "-d", str(net.dir), "--auto-approve", "--allow-dirty", "--allow-destroy")
+    first = cli(*args, "--no-repair")
+    assert first.exit_code == 0, first.output
+    assert set(history) <= _keys(net, "r1")  # not removed yet
+    plan = cli("plan", "-d", str(net.dir), "--detailed-exitcode")
+    assert plan.exit_code == 2, plan.output
+    # r2 held no rows: its subscription copied b's rows; r1 still holds b's history.
+    assert "Rows still owed" in plan.output and "r1: public.approach, public.technology" in plan.output, (
+        plan.output
+    )
+    second = cli(*args)
+    assert second.exit_code == 0, second.output
+    assert not _keys(net, "r1") & set(history), second.output
+    assert set(history) <= _keys(net, "r2") and set(history) <= _keys(net, "nation")
+    assert cli("plan", "-d", str(net.dir), "--detailed-exitcode").exit_code == 0
+    assert cli("verify", "-d", str(net.dir)).exit_code == 0

@@ -102,8 +102,20 @@ def affected(state: DesiredState, action: Action) -> dict[str, set[str]]:
 
 
 def owed(state: DesiredState, action: Action) -> dict[str, set[str]]:
-    """Declared subscriber -> tables `action` may leave owing rows (pending_rows.py records them)."""
-    return {s: t for s, t in affected(state, action).items() if s in state.nodes and t}
+    """Declared subscriber -> tables `action` may leave wrong (pending_rows.py records them): rows
+    it owes, or, for the old parent of a moved node, the moved node's history it still holds."""
+    found = {s: t for s, t in affected(state, action).items() if s in state.nodes and t}
+    found.update(_moved_away(state, action))
+    return found
+
+
+def _moved_away(state: DesiredState, action: Action) -> dict[str, set[str]]:
+    """The old parent's drop of its subscription to a node that moved: every declared table there."""
+    if isinstance(action, DropSubscription) and action.node in state.nodes:
+        moved = state.nodes.get(action.provider_node)
+        if moved is not None and moved.upstream not in (None, action.node):
+            return {action.node: {t for s in state.replication_sets.values() for t in s.tables}}
+    return {}
 
 
 def row_scope(
@@ -124,7 +136,7 @@ def row_scope(
             )
             tables.setdefault(subscriber, set()).update(still)
     for action in done:
-        owing = owed(state, action)
+        owing = {s: t for s, t in affected(state, action).items() if s in state.nodes and t}
         if not owing:
             continue
         because.append(f"{action.node}: {action.symbol} {action.describe()}")
@@ -141,13 +153,12 @@ def row_scope(
     # old parent is checked too, and its moved rows are removed there by a
     # delete that does not replicate (verify/prune.py), so a full verify is clean.
     for action in done:
-        if isinstance(action, DropSubscription) and action.node in state.nodes:
-            moved = state.nodes.get(action.provider_node)
-            if moved is not None and moved.upstream not in (None, action.node):
-                because.append(f"{action.node}: {action.provider_node} moved to {moved.upstream}")
-                tables.setdefault(action.node, set()).update(
-                    t for s in state.replication_sets.values() for t in s.tables
-                )
+        if not isinstance(action, DropSubscription):
+            continue
+        for old_parent, names in _moved_away(state, action).items():
+            new_parent = state.nodes[action.provider_node].upstream
+            because.append(f"{old_parent}: {action.provider_node} moved to {new_parent}")
+            tables.setdefault(old_parent, set()).update(names)
     return RowScope(
         tables={s: frozenset(t) for s, t in sorted(tables.items())},
         because=tuple(because),
