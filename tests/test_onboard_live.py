@@ -4,6 +4,7 @@ a link cut half-way through leaves the rest owed, and the next apply resumes wit
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -137,4 +138,32 @@ def test_onboarding_a_district_with_data_resumes_after_a_cut_link_and_sends_noth
     wait_for(lambda: _d2_keys(net, "nation") == approved, "d2's approved rows at the nation", 60)
     assert not net.execute("region", "SELECT * FROM reconcile.pending_rows")
     assert cli("verify", "-d", str(net.dir)).exit_code == 0
+    assert cli("plan", "-d", str(net.dir), "--detailed-exitcode").exit_code == 0
+
+
+def test_a_hostile_pending_rows_table_never_makes_a_node_unreadable(network: Any) -> None:
+    """Anyone who may write reconcile.pending_rows may write anything there: plan and status
+    read only declared names, finite times and clamped counts, and stay bounded."""
+    net = network({"nation": None, "region": "nation", "d1": "region"})
+    assert _apply(net).exit_code == 0
+    from reconciler import pending_rows
+
+    with psycopg.connect(net.dsn("region"), autocommit=True) as conn:
+        pending_rows.record(conn, ["public.technology"], "x" * 10_000)
+        conn.execute(
+            "INSERT INTO reconcile.pending_rows (table_name, because, since, rows_to_copy, rows_copied)"
+            " VALUES (%s, %s, 'infinity', -5, 99999999999999999), (%s, 'ok', now(), 1, 1)",
+            ("public.\ufffe\x1b[31mred", "\ufffe" * 1000, "no_such.table"),
+        )
+        conn.execute("UPDATE reconcile.pending_rows SET since = 'infinity', updated_at = '-infinity'")
+    plan = cli("plan", "-d", str(net.dir), "--format", "json", "--detailed-exitcode")
+    assert plan.exit_code == 2, plan.output
+    assert json.loads(plan.stdout)["pending_rows"] == {"region": ["public.technology"]}, plan.output
+    status = cli("status", "-d", str(net.dir))
+    assert "unreadable" not in status.output and "\x1b[31m" not in status.output, status.output
+    assert "owes rows of public.technology since an unknown time" in status.output, status.output
+    assert "no_such.table" not in status.output
+    # The next apply verifies the table, finds it whole, and the record goes (the others, not
+    # declared, are left alone and never read).
+    assert _apply(net).exit_code == 0
     assert cli("plan", "-d", str(net.dir), "--detailed-exitcode").exit_code == 0

@@ -358,6 +358,18 @@ def apply_plan(
     return report
 
 
+def _move_groups(plan: Plan) -> list[tuple[str, list[Action]]]:
+    """Each move's steps; moves that share a step (the tier above's replace) as one group."""
+    groups: list[tuple[list[str], set[int]]] = []
+    for move in moves(plan.actions):
+        names, steps = [move.describe()], set(move.steps)
+        for other in [g for g in groups if g[1] & steps]:
+            groups.remove(other)
+            names, steps = other[0] + names, other[1] | steps
+        groups.append((names, steps))
+    return [("; ".join(names), [plan.actions[i] for i in sorted(steps)]) for names, steps in groups]
+
+
 def _with_their_moves(
     plan: Plan, runnable: Sequence[Action], why: dict[int, str]
 ) -> dict[int, tuple[str, Status]]:
@@ -369,16 +381,26 @@ def _with_their_moves(
     """
     able = {id(a) for a in runnable}
     more: dict[int, tuple[str, Status]] = {}
-    for move in moves(plan.actions):
-        steps = [plan.actions[i] for i in move.steps]
+    for name, steps in _move_groups(plan):
         stuck = [a for a in steps if id(a) not in able or id(a) in why]
         if not stuck:
             continue
         first = stuck[0]
         status = Status.BLOCKED if id(first) in why else Status.HELD_BACK
-        reason = f"waits with {move.describe()}: its step on {first.node} ({first.subject}) cannot run"
+        reason = f"waits with {name}: its step on {first.node} ({first.subject}) cannot run"
         more.update({id(a): (reason, status) for a in steps if id(a) in able and id(a) not in why})
     return more
+
+
+def _moves_cut_off(plan: Plan, unreachable: Mapping[str, str]) -> dict[int, tuple[str, str]]:
+    """Steps of a move with a step on a node that did not answer at the start: they wait with it."""
+    held: dict[int, tuple[str, str]] = {}
+    for name, steps in _move_groups(plan):
+        silent = sorted({a.node for a in steps if a.node in unreachable})
+        if silent:
+            reason = f"waits with {name}: {silent[0]} did not answer"
+            held.update({id(a): (reason, silent[0]) for a in steps if a.node not in unreachable})
+    return held
 
 
 def settle_records(state: DesiredState, nodes: Sequence[str], plan: Plan, options: ApplyOptions) -> list[str]:
@@ -515,6 +537,7 @@ def _run(
     )
     engine = engine_for(state.engine)
     deadline = options.statement_timeout + WATCHDOG_MARGIN
+    held_with_moves = _moves_cut_off(plan, report.unreachable_at_start)
 
     def run_one(action: Action) -> Outcome:
         if action.node in report.unreachable_at_start:
@@ -534,8 +557,15 @@ def _run(
                 used.append(pconn)
             return pconn
 
+        moving = held_with_moves.get(id(action))
+        if moving is not None:
+            return Outcome(action, Status.WAITING, moving[0], waiting_on=moving[1])
         started = time.monotonic()
-        _record_owed(state, action, conn, options)
+        unrecorded = _record_owed(state, action, conn, options)
+        if unrecorded is not None:
+            outcome = Outcome(action, Status.FAILED, unrecorded, started=started, ended=time.monotonic())
+            progress(Event(action.node, f"failed: {unrecorded}", action, Status.FAILED))
+            return outcome
         # Past the deadline the provider connections it waits on are shut
         # first; the node's own session (and its lock) only if that did not
         # end the action: a silent provider must not cost the subscriber its session.
@@ -776,13 +806,13 @@ def _waits_for_its_slot(action: Action, made: set[str]) -> bool:
 
 def _record_owed(
     state: DesiredState, action: Action, conn: psycopg.Connection, options: ApplyOptions
-) -> None:
+) -> str | None:
     """Before an action that may leave subscribers owing rows: say so in each one's pending_rows.
 
     The action's own node in its session; another subscriber (a provider's
-    table added again) in a short connection of its own, if it answers: if it
-    does not, its rows cannot be repaired by this apply anyway, and the
-    report says what to run.
+    table added again) in a short connection of its own. Returns why a record
+    could not be written (then the action must not run: nothing would remember
+    the rows it leaves owed), or None.
     """
     because = f"{action.node}: {action.symbol} {action.describe()}"
     for subscriber, tables in sorted(owed(state, action).items()):
@@ -797,8 +827,14 @@ def _record_owed(
                 statement_timeout=options.statement_timeout,
             ) as other:
                 pending_rows.record(other, tables, because)
-        except (ConnectError, psycopg.Error):
-            continue
+        except (ConnectError, psycopg.Error) as exc:
+            dsn = state.nodes[subscriber].connect_dsn
+            reason = str(exc) if isinstance(exc, ConnectError) else db.short_reason(str(exc), dsn)
+            return (
+                f"not run: the rows it leaves {subscriber} owing could not be recorded there ({reason});"
+                f" rerun once {subscriber} answers"
+            )
+    return None
 
 
 def _settle_owed(state: DesiredState, plan: Plan, report: ApplyReport, options: ApplyOptions) -> None:
@@ -812,6 +848,13 @@ def _settle_owed(state: DesiredState, plan: Plan, report: ApplyReport, options: 
     for t in report.verify.tables:
         if t.subscriber in owing and rows_whole(t):
             whole.setdefault(t.subscriber, set()).add(t.table)
+    # A table in scope that verify has nothing to compare with (the node has no
+    # declared provider of it any more) owes nothing: its record goes too.
+    checked = {(t.subscriber, t.table) for t in report.verify.tables}
+    for node in sorted(owing - set(report.verify.unreachable)):
+        for table in report.rows.tables.get(node, ()):
+            if (node, table) not in checked:
+                whole.setdefault(node, set()).add(table)
 
     def settle(node: str) -> bool:
         try:

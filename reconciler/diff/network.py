@@ -105,6 +105,12 @@ def across_nodes(desired: Desired, live: Mapping[str, LiveNode], actions: list[A
         upstream = desired.nodes[action.node].upstream
         if isinstance(action, DropSet | DropSlot) and upstream is not None and upstream not in live:
             continue
+        # The old parent's drop of a moved node's subscription goes only with the new
+        # parent's creation: with the new parent not read, the node would be cut off.
+        if isinstance(action, DropSubscription):
+            moved = desired.nodes.get(action.provider_node)
+            if moved is not None and moved.upstream not in (None, action.node) and moved.upstream not in live:
+                continue
         # A COPY onto rows already there fails on their keys and leaves the
         # subscription broken for good; the older rows come by verify --repair.
         if isinstance(action, CreateSubscription) and live[action.node].holds_rows:

@@ -198,7 +198,7 @@ def judge_edge(edge: Edge, readings: Mapping[str, NodeReading], state: DesiredSt
 
 def owed_message(p: PendingRows) -> str:
     """`owes rows of public.t: repair copying 2,000 of 3,000 rows (412 kB), ETA 12 s`."""
-    since = p.since.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+    since = p.since.strftime("%Y-%m-%d %H:%M:%S %Z").strip() if p.since is not None else "an unknown time"
     if p.rows_to_copy is None:
         return f"owes rows of {p.table} since {since}: the next `reconcile apply` repairs them"
     eta = p.eta_seconds

@@ -210,25 +210,35 @@ def schema_migration(conn: Conn) -> int:
     return int(row[0]) if row is not None else 0
 
 
-def pending(conn: Conn) -> tuple[PendingRows, ...]:
-    """The tables this node still owes rows of, with the progress of their repair (none: no table,
-    or a role that may not read it)."""
+def pending(conn: Conn, state: DesiredState) -> tuple[PendingRows, ...]:
+    """The declared tables this node still owes rows of, with the progress of their repair (none:
+    no table, or a role that may not read it). Anyone who may write the table may write anything
+    there: names are matched against the declared tables, times read only when finite, counts
+    clamped, at most 200 rows."""
     readable = conn.execute(
         "SELECT coalesce(has_table_privilege(to_regclass('reconcile.pending_rows'), 'SELECT'), false)"
     ).fetchone()
     if readable is None or not readable[0]:
         return ()
+    declared = sorted({t for s in state.replication_sets.values() for t in s.tables})
     found = conn.execute(
-        "SELECT table_name, since, rows_to_copy, rows_copied, bytes_copied, copy_started, updated_at"
-        " FROM reconcile.pending_rows ORDER BY table_name LIMIT 1000"
+        "SELECT table_name,"
+        " CASE WHEN isfinite(since) THEN since END,"
+        " least(greatest(rows_to_copy, 0), 1000000000000000),"
+        " least(greatest(rows_copied, 0), 1000000000000000),"
+        " least(greatest(bytes_copied, 0), 1000000000000000),"
+        " CASE WHEN isfinite(copy_started) THEN copy_started END,"
+        " CASE WHEN isfinite(updated_at) THEN updated_at END"
+        " FROM reconcile.pending_rows WHERE table_name = ANY(%s) ORDER BY table_name LIMIT 200",
+        (declared,),
     ).fetchall()
     return tuple(
         PendingRows(
             table=r[0],
             since=r[1],
             rows_to_copy=r[2],
-            rows_copied=r[3],
-            bytes_copied=r[4],
+            rows_copied=r[3] or 0,
+            bytes_copied=r[4] or 0,
             copy_started=r[5],
             updated_at=r[6],
         )
@@ -297,7 +307,7 @@ def read_node(state: DesiredState, node: str, timeout: float) -> NodeReading:
                 logs, log_problem, read_at = read_log(conn, found)
             columns = read_columns(conn, state)
             migration = schema_migration(conn)
-            owed = pending(conn)
+            owed = pending(conn, state)
     except psycopg.DatabaseError as exc:
         reason = short_reason(f"{exc.diag.sqlstate or ''} {exc.diag.message_primary or exc}".strip(), dsn)
         return NodeReading(

@@ -57,7 +57,7 @@ class PendingRows(Frozen):
     """A table this subscriber still owes rows of (reconcile.pending_rows), and its repair's progress."""
 
     table: str
-    since: datetime
+    since: datetime | None = None  # None: not a finite time
     rows_to_copy: int | None = None  # None: no repair of it has begun
     rows_copied: int = 0
     bytes_copied: int = 0

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pydantic import Field
-
 from reconciler.capacity import Capacity
 from reconciler.live import LiveNode
 from reconciler.model import Frozen, NodeCatalog
@@ -66,8 +64,8 @@ class NodeFacts(Frozen):
     output_plugin_libraries: str | None = None  # None: the server has no such setting
     # The newest apply record's result (ok, failed, interrupted, running); None: never applied.
     last_apply: str | None = None
-    # Tables this subscriber still owes rows (reconcile.pending_rows): table -> because.
-    pending_rows: dict[str, str] = Field(default_factory=dict)
+    # Tables this subscriber still owes rows of (reconcile.pending_rows).
+    pending_rows: tuple[str, ...] = ()
     # The server's worker, slot and walsender settings (capacity.py); None: not read.
     capacity: Capacity | None = None
 

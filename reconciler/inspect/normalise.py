@@ -180,6 +180,17 @@ NOT_CATALOG = frozenset(
 )
 
 
+def pending_tables(text: str | None) -> tuple[str, ...]:
+    """server.sql's JSON array of the tables a node owes rows of; anything else reads as none."""
+    try:
+        found = json.loads(text or "[]")
+    except ValueError:
+        return ()
+    if not isinstance(found, list):
+        return ()
+    return tuple(sorted({t for t in found if isinstance(t, str)}))
+
+
 def last_apply(server: dict[str, Any]) -> str | None:
     """The newest apply record's result; `running` without the apply lock held reads `interrupted`."""
     result = server.get("last_apply_result")
@@ -301,7 +312,7 @@ def node_facts(
         filter_problems=problems,
         fingerprint=fingerprint(live, server, tables),
         last_apply=last_apply(server),
-        pending_rows=dict(sorted(json.loads(server.get("pending_rows") or "{}").items())),
+        pending_rows=pending_tables(server.get("pending_rows")),
         stats=stats,
         output_plugin_libraries=server["output_plugin_libraries"],
         capacity=Capacity(

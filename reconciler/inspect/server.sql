@@ -27,7 +27,8 @@ SELECT current_setting('server_version') AS server_version,
        -- on those that exist and may be read, so this never fails (an empty answer is no XML: NULL).
        r.last_apply_result,
        r.schema_migrations,
-       -- Tables this subscriber still owes rows (pending_rows.py), as JSON {table: because}.
+       -- Tables this subscriber still owes rows (pending_rows.py), as a JSON array: only names
+       -- shaped like schema.table, at most 200 (anyone who may write the table may write anything).
        r.pending_rows,
        -- Whether an apply holds this node's lock now (apply/locks.py's key, as pg_locks shows a
        -- bigint advisory key): a `running` record without it is an interrupted apply. Read only
@@ -59,8 +60,10 @@ SELECT current_setting('server_version') AS server_version,
                                    ELSE 'NULL' END
                            || ' AS m, '
                            || CASE WHEN q.pending
-                                   THEN '(SELECT coalesce(json_object_agg(table_name, because ORDER BY table_name), ''{}'')::text'
-                                        ' FROM reconcile.pending_rows)'
+                                   THEN '(SELECT coalesce(json_agg(n ORDER BY n), ''[]'')::text FROM'
+                                        ' (SELECT table_name AS n FROM reconcile.pending_rows'
+                                        '   WHERE table_name ~ ''^[A-Za-z_][A-Za-z0-9_$]*[.][A-Za-z_][A-Za-z0-9_$]*$'''
+                                        '   ORDER BY 1 LIMIT 200) AS t)'
                                    ELSE 'NULL' END
                            || ' AS p', false, true, '')::text, '')::xml
                        END AS x

@@ -104,15 +104,23 @@ class _Tracker:
     def started(self, to_copy: int) -> None:
         self.to_copy, self.began = to_copy, time.monotonic()
         if self.record:
-            pending_rows.copy_started(self.session.conn, self.table, to_copy)
+            self._keep(lambda: pending_rows.copy_started(self.session.conn, self.table, to_copy))
         self._tell()
 
     def copied(self, rows: int, size: int) -> None:
         self.rows += rows
         self.size += size
         if self.record:
-            pending_rows.copied(self.session.conn, self.table, rows, size)
+            self._keep(lambda: pending_rows.copied(self.session.conn, self.table, rows, size))
         self._tell()
+
+    def _keep(self, write: Callable[[], None]) -> None:
+        """Progress is bookkeeping: a write of it that fails (a lock, a privilege) stops the
+        bookkeeping, never the repair (the session is autocommit: nothing else is undone)."""
+        try:
+            write()
+        except psycopg.Error:
+            self.record = False
 
     def _tell(self) -> None:
         if self.on_copy is not None:
