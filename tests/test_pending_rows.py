@@ -32,3 +32,40 @@ def test_an_action_whose_owed_rows_cannot_be_recorded_is_refused() -> None:
     assert reason is not None and reason.startswith(
         "not run: the rows it leaves region_east owing could not be recorded"
     )
+
+
+def test_moves_that_share_a_step_wait_together() -> None:
+    """b: r1 -> r2 and d: r3 -> r2 share the nation's replace of its subscription to r2 (r2 gains
+    its first children): d's new edge blocked holds back b's steps too."""
+    from reconciler.actions import CreateSubscription, DropSubscription, ReplaceSubscription
+    from reconciler.apply.executor import Status, _with_their_moves
+    from reconciler.model import Subscription
+    from reconciler.plan import Plan, order
+
+    def sub(subscriber: str, provider: str, origins: tuple[str, ...] = ()) -> Subscription:
+        return Subscription(
+            name=f"{subscriber}_from_{provider}",
+            provider_node=provider,
+            provider_dsn=f"host={provider}",
+            replication_sets=("approved",),
+            forward_origins=origins,
+        )
+
+    create_d = CreateSubscription(node="r2", subscription=sub("r2", "d"))
+    actions = order(
+        [
+            DropSubscription(node="r1", name="r1_from_b", provider_node="b"),
+            CreateSubscription(node="r2", subscription=sub("r2", "b")),
+            DropSubscription(node="r3", name="r3_from_d", provider_node="d"),
+            create_d,
+            ReplaceSubscription(
+                node="nation", before=sub("nation", "r2"), after=sub("nation", "r2", ("all",))
+            ),
+        ]
+    )
+    plan = Plan(tool_version="test", actions=tuple(actions))
+    blocked = next(a for a in plan.actions if a == create_d)
+    held = _with_their_moves(plan, plan.actions, {id(blocked): "blocked edge"})
+    assert len(held) == 4  # every other step of both moves
+    assert all(status is Status.BLOCKED for _, status in held.values())
+    assert all("move b: r1 -> r2" in reason and "move d: r3 -> r2" in reason for reason, _ in held.values())
