@@ -17,7 +17,15 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import apply_bench, filter_bench, latency_bench, plan_bench, scale_bench, verify_figure
+from bench import (
+    apply_bench,
+    filter_bench,
+    latency_bench,
+    onboard_bench,
+    plan_bench,
+    scale_bench,
+    verify_figure,
+)
 from bench.common import RESULTS, Figure, machine, table, write_results
 
 GROUPS: dict[str, Callable[[argparse.Namespace], list[Figure]]] = {
@@ -27,6 +35,7 @@ GROUPS: dict[str, Callable[[argparse.Namespace], list[Figure]]] = {
     "filter": lambda a: filter_bench.run(a.port_base + 20, a.rows),
     "latency": lambda a: latency_bench.run(a.port_base + 30, a.latency_seconds),
     "verify": lambda a: verify_figure.run(a.verify_rows),
+    "onboard": lambda a: onboard_bench.run(a.port_base + 80, a.onboard_rows),
 }
 
 
@@ -38,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=100_000, help="rows for the filter figure")
     parser.add_argument("--latency-seconds", type=float, default=30.0)
     parser.add_argument("--verify-rows", type=int, default=1_000_000)
+    parser.add_argument(
+        "--onboard-rows", type=int, default=onboard_bench.DEFAULT_ROWS, help="rows of the onboarded district"
+    )
     parser.add_argument("--out", default=str(RESULTS), help="results file")
     args = parser.parse_args(argv)
     where = machine()
