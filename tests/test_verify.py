@@ -305,7 +305,9 @@ def test_verify_sessions_get_their_limits_from_the_one_connect(network: Any) -> 
     plain = NodeSession("nation", net.dsn("nation"), timeout=5, statement_timeout=1.5)
     writer = NodeSession("nation", net.dsn("nation"), timeout=5, statement_timeout=30, writable=True)
     try:
-        shown = sql.SQL("SELECT current_setting('statement_timeout'), current_setting('transaction_read_only')")
+        shown = sql.SQL(
+            "SELECT current_setting('statement_timeout'), current_setting('transaction_read_only')"
+        )
         assert plain.execute(shown) == [("1500ms", "on")]
         assert writer.execute(shown) == [("30s", "off")]
         # Rows print the same on every node: the pins of db.connect hold here too.
@@ -313,3 +315,57 @@ def test_verify_sessions_get_their_limits_from_the_one_connect(network: Any) -> 
     finally:
         plain.conn.close()
         writer.conn.close()
+
+
+@pytest.mark.server
+def test_a_fetched_row_travels_as_values_and_is_written_back_exactly_even_when_wide(network: Any) -> None:
+    """fetch.sql sends a row as a JSON array of its values (no column names), upsert.sql names them
+    again; PostgreSQL takes at most 100 function arguments, so 130 columns travel in pieces."""
+    from psycopg import sql as psql
+
+    from reconciler.verify.node import values_array
+
+    net = network(parents={"nation": None, "d1": "nation"})
+    kinds = [
+        "integer",
+        "text",
+        "boolean",
+        "timestamptz",
+        "numeric",
+        "jsonb",
+        "date",
+        "uuid",
+        "double precision",
+    ]
+    columns = ["id", *(f"c{i}" for i in range(129))]
+    types = ["uuid", *(kinds[i % len(kinds)] for i in range(129))]
+    defs = ", ".join(
+        f"{c} {t}" + (" PRIMARY KEY" if c == "id" else "") for c, t in zip(columns, types, strict=True)
+    )
+    values = {
+        "integer": "-7",
+        "text": '$$it\'s "quoted" \\ ok$$',
+        "boolean": "true",
+        "timestamptz": "'2026-12-01 12:34:56.789+00'",
+        "numeric": "12345678901234567890.123",
+        "jsonb": '\'{"a": [1, "x"]}\'',
+        "date": "'2026-02-28'",
+        "uuid": "gen_random_uuid()",
+        "double precision": "0.1",
+    }
+    net.execute("d1", f"CREATE TABLE public.wide ({defs})")
+    net.execute("d1", f"CREATE TABLE public.wide_copy ({defs})")
+    net.execute(
+        "d1",
+        f"INSERT INTO public.wide VALUES ({', '.join(values[t] for t in types)})",
+    )
+    net.execute("d1", "INSERT INTO public.wide (id) VALUES (gen_random_uuid())")  # NULLs travel too
+    query = psql.SQL("SELECT ({})::text FROM public.wide AS t ORDER BY t.id").format(values_array(columns))
+    rows = [r[0] for r in net.execute("d1", query)]
+    assert all(r.startswith("[") for r in rows)
+    written = net.execute(
+        "d1", upsert_statement("public.wide_copy", "id", tuple(columns)), {"rows": "[" + ",".join(rows) + "]"}
+    )
+    assert written == [(True,), (True,)]
+    same = "SELECT count(*) FROM (SELECT * FROM public.wide EXCEPT SELECT * FROM public.wide_copy) AS d"
+    assert net.execute("d1", same) == [(0,)]

@@ -102,6 +102,34 @@ def read_columns(session: NodeSession, table: str) -> list[Column]:
     return [Column(str(name), str(type_), bool(is_key)) for name, type_, is_key in rows]
 
 
+# PostgreSQL passes at most 100 arguments to a function: wide rows are built in
+# pieces, joined with || (jsonb arrays and objects both concatenate).
+ARGUMENTS = 90
+
+
+def values_array(columns: Sequence[str]) -> sql.Composed:
+    """`jsonb_build_array(t.a, t.b, ...)`: a row's values in the order of `columns`."""
+    pieces = [
+        sql.SQL("pg_catalog.jsonb_build_array({})").format(
+            sql.SQL(", ").join(sql.Identifier("t", c) for c in columns[i : i + ARGUMENTS])
+        )
+        for i in range(0, len(columns), ARGUMENTS)
+    ]
+    return sql.SQL(" || ").join(pieces)
+
+
+def values_record(columns: Sequence[str], array: sql.Composable) -> sql.Composed:
+    """`jsonb_build_object('a', v->0, 'b', v->1, ...)`: the object values_array's array stands for."""
+    pairs = [
+        sql.SQL("{}, {} -> {}").format(sql.Literal(c), array, sql.Literal(i)) for i, c in enumerate(columns)
+    ]
+    pieces = [
+        sql.SQL("pg_catalog.jsonb_build_object({})").format(sql.SQL(", ").join(pairs[i : i + ARGUMENTS // 2]))
+        for i in range(0, len(pairs), ARGUMENTS // 2)
+    ]
+    return sql.SQL(" || ").join(pieces)
+
+
 def table_identifier(table: str) -> sql.Identifier:
     schema, _, name = table.partition(".")
     return sql.Identifier(schema, name)
@@ -163,7 +191,7 @@ class TableSide:
         query = statement("fetch").format(
             table=table_identifier(self.table),
             key=sql.Identifier(self.key),
-            columns=sql.SQL(", ").join(sql.Identifier("t", c) for c in self.columns),
+            values=values_array(self.columns),
             filter=self.where,
         )
         return [str(row[0]) for row in self.session.execute(query, {"keys": list(keys)})]

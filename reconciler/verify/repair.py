@@ -17,7 +17,7 @@ from psycopg import sql
 from reconciler.model import Engine
 from reconciler.verify import prune
 from reconciler.verify.compare import Outcome
-from reconciler.verify.node import TableSide, statement, table_identifier
+from reconciler.verify.node import TableSide, statement, table_identifier, values_record
 
 BATCH = 200
 
@@ -60,6 +60,8 @@ def upsert_statement(table: str, key: str, columns: Sequence[str]) -> sql.Compos
         table=table_identifier(table),
         key=sql.Identifier(key),
         columns=sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+        selected=sql.SQL(", ").join(sql.Identifier("r", c) for c in columns),
+        record=values_record(columns, sql.Identifier("reconcile_row", "v")),
         conflict=conflict,
     )
 
