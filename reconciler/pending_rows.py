@@ -21,6 +21,9 @@ from psycopg import sql
 
 Conn = psycopg.Connection[Any]
 
+# Serialises the creation of the table (an advisory lock of its own, apart from apply's).
+DDL_LOCK_KEY = 0x7265636F6E70656E  # "reconpen": not the apply lock (db.APPLY_LOCK_KEY)
+
 _DDL = [
     sql.SQL("CREATE SCHEMA IF NOT EXISTS reconcile"),
     sql.SQL(
@@ -43,6 +46,9 @@ def record(conn: Conn, tables: Iterable[str], because: str) -> None:
     if not names:
         return
     with conn.transaction():
+        # Two applies' actions (or two of one apply, from two providers) may record
+        # here at once: CREATE ... IF NOT EXISTS is not safe against itself.
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK_KEY,))
         for statement in _DDL:
             conn.execute(statement)
         for name in names:

@@ -832,7 +832,7 @@ def _record_owed(
             reason = str(exc) if isinstance(exc, ConnectError) else db.short_reason(str(exc), dsn)
             return (
                 f"not run: the rows it leaves {subscriber} owing could not be recorded there ({reason});"
-                f" rerun once {subscriber} answers"
+                " nothing was changed: rerun `reconcile apply`"
             )
     return None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -279,12 +280,25 @@ def _check_table(
                 copied=tracker.copied,
             )
             report.after = _moved(compare(mine, theirs), moved)
+        if do_repair and _whole(report.final):
+            _settle(subscriber, check.table)
     except (CheckError, PruneRefused) as exc:
         report.status, report.reason = Status.ERROR, str(exc)
     except psycopg.DatabaseError as exc:
         report.status = Status.ERROR
         report.reason = short_reason(str(exc), subscriber.dsn)
     return report
+
+
+def _whole(found: Outcome | None) -> bool:
+    return found is not None and not any(found.missing.values()) and not any(found.differing.values())
+
+
+def _settle(session: NodeSession, table: str) -> None:
+    """A table found whole by a repairing verify owes nothing: its pending_rows record goes (best
+    effort: one left behind only makes the next apply verify the table again)."""
+    with contextlib.suppress(psycopg.Error):
+        pending_rows.settled(session.conn, [table])
 
 
 def _wait_for_subscribers(session: NodeSession, seconds: float) -> bool:
