@@ -413,12 +413,7 @@ def settle_records(state: DesiredState, nodes: Sequence[str], plan: Plan, option
 
     def settle(node: str) -> bool:
         try:
-            conn = db.connect(
-                state.nodes[node].connect_dsn,
-                timeout=options.timeout,
-                writes=True,
-                statement_timeout=options.statement_timeout,
-            )
+            conn = _short_session(state, node, options)
         except ConnectError:
             return False
         with conn, db.deadline(options.statement_timeout + WATCHDOG_MARGIN, lambda: [conn]):
@@ -804,6 +799,16 @@ def _waits_for_its_slot(action: Action, made: set[str]) -> bool:
     )
 
 
+def _short_session(state: DesiredState, node: str, options: ApplyOptions) -> psycopg.Connection:
+    """A writing connection of its own to `node`, outside the apply's locked sessions."""
+    return db.connect(
+        state.nodes[node].connect_dsn,
+        timeout=options.timeout,
+        writes=True,
+        statement_timeout=options.statement_timeout,
+    )
+
+
 def _record_owed(
     state: DesiredState, action: Action, conn: psycopg.Connection, options: ApplyOptions
 ) -> str | None:
@@ -820,12 +825,7 @@ def _record_owed(
             if subscriber == action.node:
                 pending_rows.record(conn, tables, because)
                 continue
-            with db.connect(
-                state.nodes[subscriber].connect_dsn,
-                timeout=options.timeout,
-                writes=True,
-                statement_timeout=options.statement_timeout,
-            ) as other:
+            with _short_session(state, subscriber, options) as other:
                 pending_rows.record(other, tables, because)
         except (ConnectError, psycopg.Error) as exc:
             dsn = state.nodes[subscriber].connect_dsn
@@ -858,12 +858,7 @@ def _settle_owed(state: DesiredState, plan: Plan, report: ApplyReport, options: 
 
     def settle(node: str) -> bool:
         try:
-            with db.connect(
-                state.nodes[node].connect_dsn,
-                timeout=options.timeout,
-                writes=True,
-                statement_timeout=options.statement_timeout,
-            ) as conn:
+            with _short_session(state, node, options) as conn:
                 pending_rows.settled(conn, whole[node])
         except (ConnectError, psycopg.Error):
             return False
