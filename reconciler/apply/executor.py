@@ -838,19 +838,16 @@ def _record_owed(
 
 
 def _settle_owed(state: DesiredState, plan: Plan, report: ApplyReport, options: ApplyOptions) -> None:
-    """Tables verified whole at a subscriber: their pending_rows records go (best effort: a record
-    left behind only makes the next apply verify that table again)."""
+    """Records verify cannot settle itself: a table in scope that it has nothing to compare with
+    (the node has no declared provider of it any more) owes nothing, so its record goes too.
+    (A table verify found whole is settled by verify, in its own session.) Best effort: a record
+    left behind only makes the next apply look at that table again."""
     if report.verify is None:
         return
     # Only where a record may be: this apply's actions wrote them, or an earlier one did.
     owing = set(plan.pending_rows) | {s for o in report.outcomes for s in owed(state, o.action)}
-    whole: dict[str, set[str]] = {}
-    for t in report.verify.tables:
-        if t.subscriber in owing and rows_whole(t):
-            whole.setdefault(t.subscriber, set()).add(t.table)
-    # A table in scope that verify has nothing to compare with (the node has no
-    # declared provider of it any more) owes nothing: its record goes too.
     checked = {(t.subscriber, t.table) for t in report.verify.tables}
+    whole: dict[str, set[str]] = {}
     for node in sorted(owing - set(report.verify.unreachable)):
         for table in report.rows.tables.get(node, ()):
             if (node, table) not in checked:
